@@ -1,0 +1,35 @@
+# Sirene Mirror: developer entry points. Every target works on a fresh machine:
+# `install` creates .venv and installs the package with its dev tools.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.install-stamp
+SCALE  ?= 100000
+DEMO_SCALE ?= 20000
+
+.PHONY: install test lint demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check mirror tests
+	$(BIN)/ruff format --check mirror tests
+
+demo: install
+	$(BIN)/python -m mirror.demo --scale $(DEMO_SCALE)
+
+bench: install
+	$(BIN)/python -m mirror.bench --scale $(SCALE)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,45 @@
+"""SIREN / SIRET validity (Luhn, La Poste exception) and the French intra-EU VAT number."""
+
+from __future__ import annotations
+
+LA_POSTE_SIREN = "356000000"
+
+
+def luhn_ok(digits: str) -> bool:
+    """True when the digit string passes the Luhn check (every second digit from the right doubled)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def luhn_check_digit(partial: str) -> str:
+    """The digit to append to `partial` so that the result passes Luhn."""
+    for d in "0123456789":
+        if luhn_ok(partial + d):
+            return d
+    raise AssertionError("unreachable")
+
+
+def is_valid_siren(value: str) -> bool:
+    return len(value) == 9 and value.isdigit() and value.isascii() and luhn_ok(value)
+
+
+def is_valid_siret(value: str) -> bool:
+    """14 digits passing Luhn; La Poste établissements (356000000...) may instead have a digit sum % 5 == 0."""
+    if not (len(value) == 14 and value.isdigit() and value.isascii()):
+        return False
+    if luhn_ok(value):
+        return True
+    return value.startswith(LA_POSTE_SIREN) and sum(ord(c) - 48 for c in value) % 5 == 0
+
+
+def tva_intracommunautaire(siren: str) -> str:
+    """FR + 2-digit key + SIREN, key = (12 + 3 * (siren % 97)) % 97."""
+    key = (12 + 3 * (int(siren) % 97)) % 97
+    return f"FR{key:02d}{siren}"
