@@ -1,0 +1,107 @@
+-- API Entreprise v3 documents (documents helper, issue 5; reference api-entreprise-json.md sections 5, 6.2, 8).
+-- Each view has two rows per unit: `diffusibles` false (the protected endpoint) and true (the /diffusibles/
+-- endpoint, where the fields of a partially diffusible (P) resource become "[ND]", section 8.4). Filter on it.
+-- /unites_legales/{siren}/siege_social has the établissement document of the siège (documents_v3_sieges).
+
+CREATE OR REPLACE VIEW documents_v3_unites_legales AS
+SELECT siren, diffusibles, statut_diffusion,
+    json_object(
+        'data', json_object(
+            'siren', siren, 'rna', rna, 'siret_siege_social', siret_siege,
+            'categorie_entreprise', categorie_entreprise, 'status_diffusion', status_diffusion,
+            'diffusable_commercialement', diffusable_v3, 'type', type,
+            'personne_morale_attributs',
+                CASE WHEN nd AND type IS DISTINCT FROM 'personne_physique' THEN pm_attributs_nd ELSE pm_attributs END,
+            'personne_physique_attributs',
+                CASE WHEN nd AND type = 'personne_physique' THEN pp_attributs_nd ELSE pp_attributs END,
+            'forme_juridique', forme_juridique_json, 'activite_principale', activite_v3,
+            'tranche_effectif_salarie', tranche, 'etat_administratif', etat,
+            'economie_sociale_et_solidaire', ess, 'date_cessation', date_cessation_v3,
+            'date_creation', date_creation_ts_v3),
+        'links', json_object(
+            'siege_social', url_siege,
+            'siege_social_adresse', url_siege || '/adresse'),
+        'meta', json_object('date_derniere_mise_a_jour', date_mise_a_jour_v3, 'redirect_from_siren', NULL)
+    ) AS document
+FROM (
+    SELECT u.*, v.diffusibles, v.diffusibles AND u.partiel AS nd,
+        'https://entreprise.api.gouv.fr/v3/insee/sirene/etablissements/'
+            || CASE WHEN v.diffusibles THEN 'diffusibles/' ELSE '' END || u.siret_siege AS url_siege,
+        CASE WHEN u.etat = 'C'
+             THEN epoch(CAST(c.date_cessation AS TIMESTAMP) AT TIME ZONE 'Europe/Paris')::BIGINT END AS date_cessation_v3
+    FROM doc_unites_legales u
+    CROSS JOIN (VALUES (false), (true)) v(diffusibles)
+    LEFT JOIN doc_unites_legales_cessation c ON c.siren = u.siren
+);
+
+-- Établissement with its v3 `adresse` object (plain or masked) and the masking decisions.
+CREATE OR REPLACE VIEW doc_etablissements_variants AS
+SELECT *,
+    json_object(
+        'complement_adresse', CASE WHEN nd THEN '[ND]' ELSE complement_adresse END,
+        'numero_voie', CASE WHEN nd THEN '[ND]' ELSE numero_voie END,
+        'status_diffusion', status_diffusion,
+        'indice_repetition_voie', CASE WHEN nd THEN '[ND]' ELSE indice_repetition_v3 END,
+        'type_voie', CASE WHEN nd THEN '[ND]' ELSE type_voie_v3 END,
+        'libelle_voie', CASE WHEN nd THEN '[ND]' ELSE libelle_voie END,
+        'code_postal', CASE WHEN nd THEN '[ND]' ELSE code_postal END,
+        'libelle_commune', libelle_commune,
+        'libelle_commune_etranger', libelle_commune_etranger,
+        'distribution_speciale', CASE WHEN nd THEN '[ND]' ELSE distribution_speciale END,
+        'code_commune', code_commune,
+        'code_cedex', CASE WHEN nd THEN '[ND]' ELSE code_cedex END,
+        'libelle_cedex', CASE WHEN nd THEN '[ND]' ELSE libelle_cedex END,
+        'code_pays_etranger', code_pays_etranger,
+        'libelle_pays_etranger', libelle_pays_etranger,
+        'acheminement_postal', CASE WHEN nd
+            THEN json_object('l1', '[ND]', 'l2', '[ND]', 'l3', '[ND]', 'l4', '[ND]', 'l5', '[ND]', 'l6', '[ND]',
+                             'l7', v3_l7)
+            ELSE json_object('l1', v3_l1, 'l2', v3_l2, 'l3', v3_l3, 'l4', v3_l4, 'l5', v3_l5, 'l6', v3_l6,
+                             'l7', v3_l7) END
+    ) AS adresse
+FROM (
+    SELECT d.*, v.diffusibles,
+        v.diffusibles AND d.partiel AS nd,
+        v.diffusibles AND (d.partiel OR coalesce(d.ul_partiel, false)) AS nd_unite_legale,
+        CASE WHEN d.etat = 'F'
+             THEN epoch(CAST(f.date_fermeture AS TIMESTAMP) AT TIME ZONE 'Europe/Paris')::BIGINT END AS date_fermeture_v3,
+        CASE WHEN d.statut_diffusion = 'O' THEN 'diffusible' WHEN d.statut_diffusion = 'N' THEN 'non_diffusible'
+             WHEN d.statut_diffusion = 'P' THEN 'partiellement_diffusible' END AS status_diffusion,
+        CASE WHEN v.diffusibles THEN 'diffusibles/' ELSE '' END AS url_variant
+    FROM doc_etablissements d
+    CROSS JOIN (VALUES (false), (true)) v(diffusibles)
+    LEFT JOIN doc_etablissements_fermeture f ON f.siret = d.siret
+);
+
+CREATE OR REPLACE VIEW documents_v3_etablissements AS
+SELECT siret, siren, nic, diffusibles, statut_diffusion, ul_statut_diffusion AS statut_diffusion_unite_legale,
+    json_object(
+        'data', json_object(
+            'siret', siret, 'siege_social', siege_social, 'etat_administratif', etat,
+            'date_fermeture', date_fermeture_v3,
+            'enseigne', CASE WHEN nd AND ul_type = 'personne_physique' THEN '[ND]' ELSE enseigne END,
+            'status_diffusion', status_diffusion, 'activite_principale', activite_v3,
+            'tranche_effectif_salarie', tranche, 'diffusable_commercialement', coalesce(statut_diffusion = 'O', false),
+            'date_creation', date_creation_ts,
+            'unite_legale', CASE WHEN nd_unite_legale THEN ul_nested_v3_nd ELSE ul_nested_v3 END,
+            'adresse', adresse),
+        'links', json_object('unite_legale', 'https://entreprise.api.gouv.fr/v3/insee/sirene/unites_legales/' || url_variant || siren),
+        'meta', json_object('date_derniere_mise_a_jour', date_mise_a_jour_v3, 'redirect_from_siret', NULL)
+    ) AS document
+FROM doc_etablissements_variants;
+
+CREATE OR REPLACE VIEW documents_v3_adresses AS
+SELECT siret, siren, diffusibles, statut_diffusion, ul_statut_diffusion AS statut_diffusion_unite_legale,
+    json_object(
+        'data', adresse,
+        'links', json_object(
+            'unite_legale', 'https://entreprise.api.gouv.fr/v3/insee/sirene/unites_legales/' || url_variant || siren,
+            'etablissement', 'https://entreprise.api.gouv.fr/v3/insee/sirene/etablissements/' || url_variant || siret),
+        'meta', json_object('date_derniere_mise_a_jour', date_mise_a_jour_v3)
+    ) AS document
+FROM doc_etablissements_variants;
+
+CREATE OR REPLACE VIEW documents_v3_sieges AS
+SELECT u.siren, e.siret, e.diffusibles, e.statut_diffusion, e.statut_diffusion_unite_legale, e.document
+FROM doc_unites_legales_core u
+JOIN documents_v3_etablissements e ON e.siren = u.siren AND e.nic = u.nic_siege;
