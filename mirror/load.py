@@ -1,0 +1,754 @@
+"""Monthly stock files -> a typed, partitioned Parquet snapshot, published atomically.
+
+`load_snapshot(data_dir, paths, month=None, force=False, progress=False, keep=2)` is the whole job
+behind `mirror load`: find the six files among `paths` (by name), read them (zipped CSV, plain CSV or
+INSEE Parquet, any layout: columns are read by name), type them with the shared typing SQL, write
+`DATA_DIR/snapshots/.building-<month>-<pid>/<table>/...parquet`, validate, and publish
+(mirror.snapshot.publish: rename, catalog switch, state.json, retention).
+
+Reusable typing (the daily deltas use it too, so that snapshot rows and delta rows are typed by the
+same code): `typed_relation(con, table_key, source)` / `typed_select_sql(table_key, source,
+source_types)` turn any relation whose columns carry INSEE's names (all VARCHAR as in the CSV, or
+INSEE's Parquet types; missing columns become NULL) into the rows of the base view `table_key`,
+derived columns included (`departement`, `region`, `epci`, `latitude`, `longitude`,
+`coordonneesMasquees` for etablissements).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import re
+import shutil
+import signal
+import sys
+import threading
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from string import Template
+
+import duckdb
+
+from mirror import snapshot as snap
+from mirror.config import REF_DIR, SQL_DIR
+from mirror.errors import MirrorError
+from mirror.projection import PARAMS as PROJECTIONS
+from mirror.projection import to_wgs84
+from mirror.schema import LAYOUTS, STOCK_FILES, STOCK_FILES_BY_KEY, StockFile, typed_column_type
+
+CATALOG_SQL = SQL_DIR / "catalog"
+
+DERIVED_COLUMNS: dict[str, str] = {
+    "departement": "VARCHAR",
+    "region": "VARCHAR",
+    "epci": "VARCHAR",
+    "latitude": "DOUBLE",
+    "longitude": "DOUBLE",
+    "coordonneesMasquees": "BOOLEAN",
+}
+
+# Sort key of each table in the snapshot (a lookup by siren/siret then reads one row group).
+SORT_KEYS: dict[str, tuple[str, ...]] = {
+    "unites_legales": ("siren",),
+    "etablissements": ("siret",),
+    "unites_legales_historique": ("siren", "dateDebut"),
+    "etablissements_historique": ("siret", "dateDebut"),
+    "liens_succession": (
+        "siretEtablissementPredecesseur",
+        "siretEtablissementSuccesseur",
+        "dateLienSuccession",
+    ),
+    "doublons": ("siren", "sirenDoublon"),
+}
+# Key columns without which a file is unusable.
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "unites_legales": ("siren",),
+    "etablissements": ("siret",),
+    "unites_legales_historique": ("siren",),
+    "etablissements_historique": ("siret",),
+    "liens_succession": ("siretEtablissementPredecesseur", "siretEtablissementSuccesseur"),
+    "doublons": ("siren", "sirenDoublon"),
+}
+# Identifier columns re-padded with zeros when a Parquet release typed them as integers.
+PAD_WIDTHS = {
+    "siren": 9,
+    "siret": 14,
+    "nic": 5,
+    "nicSiegeUniteLegale": 5,
+    "sirenDoublon": 9,
+    "siretEtablissementPredecesseur": 14,
+    "siretEtablissementSuccesseur": 14,
+    "categorieJuridiqueUniteLegale": 4,
+}
+ROW_GROUP_SIZE = 100_000
+MEMORY_LIMIT_ENV = "MIRROR_MEMORY_LIMIT"
+THREADS_ENV = "MIRROR_THREADS"
+DEFAULT_MEMORY_LIMIT = "4GB"
+MIN_SHARE_OF_PREVIOUS = 0.98
+FRESHNESS_DAYS = 7  # max dateDernierTraitement must be >= (1st of the stock month - 7 days)
+LINE_MISMATCH_TOLERANCE = 1e-4  # CSV physical lines vs records read (multi-line fields are legal)
+_MONTH_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})-(0[1-9]|1[0-2])(?:-\d{2})?(?!\d)")
+
+
+def q(name: str) -> str:
+    """Quotes an identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_str(value: str | os.PathLike) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def render(template_name: str, **values) -> str:
+    """Fills a sql/catalog template (string.Template placeholders: ${name})."""
+    return Template((CATALOG_SQL / template_name).read_text(encoding="utf-8")).substitute(**values)
+
+
+def base_columns(table_key: str) -> dict[str, str]:
+    """Column -> type of the base view `table_key` (INSEE columns of the current layout, then derived)."""
+    cols = {c: typed_column_type(table_key, c) for c in STOCK_FILES_BY_KEY[table_key].columns}
+    if table_key == "etablissements":
+        cols.update(DERIVED_COLUMNS)
+    return cols
+
+
+# ------------------------------------------------------------------------------------------------
+# Typing (shared with the daily deltas)
+# ------------------------------------------------------------------------------------------------
+
+
+def epsg_sql(code: str) -> str:
+    """SQL expression: EPSG of the Lambert columns for commune code `code` (mirror.geo's table)."""
+    from mirror.geo import LAMBERT_93, OVERSEAS_EPSG
+
+    overseas = " ".join(f"WHEN '{k}' THEN {v}" for k, v in OVERSEAS_EPSG.items() if v in PROJECTIONS)
+    return (
+        f"CASE WHEN {code} IS NULL OR left({code}, 2) = '99' THEN NULL "
+        f"WHEN left({code}, 2) IN ('97', '98') THEN CASE left({code}, 3) {overseas} END "
+        f"ELSE {LAMBERT_93} END"
+    )
+
+
+def _wgs84_udf(x, y, epsg):
+    """Vectorised (Arrow) UDF: projected coordinates + their EPSG -> STRUCT(lat, lon) in WGS84."""
+    import numpy as np
+    import pyarrow as pa
+
+    xs = np.asarray(x.to_numpy(zero_copy_only=False), dtype="float64")
+    ys = np.asarray(y.to_numpy(zero_copy_only=False), dtype="float64")
+    codes = np.asarray(epsg.fill_null(0).to_numpy(zero_copy_only=False), dtype="int64")
+    n = len(xs)
+    lat = np.full(n, np.nan)
+    lon = np.full(n, np.nan)
+    ok = np.isfinite(xs) & np.isfinite(ys) & (codes > 0)
+    for e in np.unique(codes[ok]):
+        sel = ok & (codes == e)
+        lat[sel], lon[sel] = to_wgs84(xs[sel], ys[sel], int(e))
+    bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+    lat[bad] = np.nan
+    lon[bad] = np.nan
+    return pa.StructArray.from_arrays(
+        [pa.array(lat, mask=bad), pa.array(lon, mask=bad)], names=["lat", "lon"], mask=pa.array(bad)
+    )
+
+
+def prepare_connection(con: duckdb.DuckDBPyConnection) -> None:
+    """Registers what the typing SQL needs on `con` (idempotent): the UDF mirror_wgs84 and the TEMP
+    lookup tables _mirror_commune_geo / _mirror_departements built from sql/ref."""
+    from duckdb import sqltypes as T
+
+    exists = con.sql(
+        "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'mirror_wgs84'"
+    ).fetchone()[0]
+    if not exists:
+        con.create_function(
+            "mirror_wgs84",
+            _wgs84_udf,
+            [T.DOUBLE, T.DOUBLE, T.INTEGER],
+            duckdb.struct_type({"lat": T.DOUBLE, "lon": T.DOUBLE}),
+            type="arrow",
+            null_handling="special",
+            side_effects=False,
+        )
+    have = con.sql(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '_mirror_commune_geo'"
+    ).fetchone()[0]
+    if not have:
+        con.execute(render("commune_geo.sql", ref_dir=str(REF_DIR).replace("'", "''")))
+
+
+def _typed_expr(table_key: str, col: str, source_types: dict[str, str]) -> str:
+    target = typed_column_type(table_key, col)
+    if col not in source_types:
+        return f"CAST(NULL AS {target}) AS {q(col)}"
+    src = source_types[col].upper()
+    if target == "VARCHAR":
+        if src == "VARCHAR":
+            expr = f"nullif({q(col)}, '')"
+        else:
+            expr = f"CAST({q(col)} AS VARCHAR)"
+            if col in PAD_WIDTHS:  # integer identifiers from some Parquet releases: restore the zeros
+                w = PAD_WIDTHS[col]
+                expr = f"CASE WHEN length({expr}) < {w} THEN lpad({expr}, {w}, '0') ELSE {expr} END"
+    elif src == target:
+        expr = q(col)
+    else:
+        expr = f"TRY_CAST({q(col)} AS {target})"
+    return f"{expr} AS {q(col)}"
+
+
+def typed_select_sql(table_key: str, source: str, source_types: dict[str, str]) -> str:
+    """SELECT turning `source` (table/view name or parenthesised query with INSEE column names) into the
+    typed rows of base view `table_key`. `source_types`: column -> DuckDB type of the source columns.
+
+    Known columns are cast to mirror.schema.typed_column_type (dates/timestamps/numbers with TRY_CAST:
+    junk becomes NULL, never an error; empty strings become NULL; integer identifiers re-padded);
+    columns absent from the source are NULL; columns unknown to us are kept, after the known ones.
+    For etablissements, the derived columns are computed (needs prepare_connection(con)).
+    """
+    stock = STOCK_FILES_BY_KEY[table_key]
+    known = list(stock.columns)
+    extras = [c for c in source_types if c not in known and c not in DERIVED_COLUMNS]
+    typed = ", ".join(_typed_expr(table_key, c, source_types) for c in known)
+    extra_cols = "".join(f", {q(c)}" for c in extras)
+    if table_key != "etablissements":
+        return f"SELECT {typed}{extra_cols} FROM {source}"
+
+    def raw(col: str) -> str:
+        return f"CAST({q(col)} AS VARCHAR)" if col in source_types else "CAST(NULL AS VARCHAR)"
+
+    masked = (
+        f"coalesce({raw('coordonneeLambertAbscisseEtablissement')} = '[ND]', false)"
+        f" OR coalesce({raw('coordonneeLambertOrdonneeEtablissement')} = '[ND]', false)"
+    )
+    return render(
+        "typed_etablissements.sql",
+        typed_columns=typed,
+        masked_test=masked,
+        extra_columns=extra_cols,
+        source=source,
+        epsg=epsg_sql("typed.codeCommuneEtablissement"),
+        typed_names=", ".join(q(c) for c in known),
+        extra_names=extra_cols,
+    )
+
+
+def typed_relation(con: duckdb.DuckDBPyConnection, table_key: str, source: str) -> duckdb.DuckDBPyRelation:
+    """The typed rows of base view `table_key` from `source` (a table/view name or a parenthesised
+    query on `con`, columns named as INSEE's, e.g. all VARCHAR string rows). See typed_select_sql."""
+    prepare_connection(con)
+    rel = con.sql(f"SELECT * FROM {source} LIMIT 0")
+    source_types = {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
+    return con.sql(typed_select_sql(table_key, source, source_types))
+
+
+# ------------------------------------------------------------------------------------------------
+# Finding and reading the stock files
+# ------------------------------------------------------------------------------------------------
+
+_FILE_RE = re.compile(
+    r"^(?:.*[^A-Za-z])?(" + "|".join(f.name for f in STOCK_FILES) + r")_utf8\.(zip|parquet|csv)$",
+    re.IGNORECASE,
+)
+_CANONICAL = {f.name.lower(): f for f in STOCK_FILES}
+
+
+@dataclass
+class Source:
+    stock: StockFile
+    path: Path
+    fmt: str  # zip | parquet | csv
+    columns: list[str] = field(default_factory=list)
+    layout: str | None = None
+    source_rows: int | None = (
+        None  # rows of the source as counted independently (Parquet metadata, CSV lines)
+    )
+
+
+def find_sources(paths: list[Path]) -> tuple[dict[str, Source], list[str]]:
+    """Which given file is which stock file (by name: `<Name>_utf8.zip|parquet|csv`, optionally with a
+    dated prefix). Folders are scanned (not recursively). Parquet wins over zip when both are present."""
+    warnings: list[str] = []
+    candidates: list[Path] = []
+    for p in paths:
+        p = Path(p).expanduser()
+        if p.is_dir():
+            candidates += sorted(c for c in p.iterdir() if c.is_file())
+        elif p.is_file():
+            candidates.append(p)
+        else:
+            raise MirrorError(f"no such file or folder: {p}")
+    found: dict[str, Source] = {}
+    for c in candidates:
+        m = _FILE_RE.match(c.name)
+        if not m:
+            if any(c.name == p.name for p in map(Path, paths)):
+                raise MirrorError(
+                    f"{c.name}: not a Sirene stock file name (expected e.g. StockEtablissement_utf8.zip)"
+                )
+            continue
+        stock = _CANONICAL[m.group(1).lower()]
+        fmt = m.group(2).lower()
+        prev = found.get(stock.key)
+        if prev:
+            rank = {"parquet": 0, "zip": 1, "csv": 2}
+            if rank[fmt] == rank[prev.fmt]:
+                raise MirrorError(f"two files for {stock.name}: {prev.path} and {c}; give only one")
+            keep, drop = (c, prev.path) if rank[fmt] < rank[prev.fmt] else (prev.path, c)
+            warnings.append(f"{stock.name}: using {keep.name}, ignoring {drop.name}")
+            if keep == prev.path:
+                continue
+        found[stock.key] = Source(stock, c.resolve(), fmt)
+    for stock in STOCK_FILES:
+        if stock.key not in found:
+            if stock.required:
+                raise MirrorError(
+                    f"{stock.name} is missing: give {stock.zip_name} or {stock.parquet_name} (file or folder)"
+                )
+            warnings.append(f"{stock.name} not found: the `{stock.key}` view will be empty")
+    return found, warnings
+
+
+def month_from_names(sources: dict[str, Source]) -> str | None:
+    """A YYYY-MM found in the file names, else in their folder names (e.g. downloads/2026-10/)."""
+    for attr in ("name", "parent"):
+        months = set()
+        for s in sources.values():
+            text = s.path.name if attr == "name" else s.path.parent.name
+            m = _MONTH_IN_NAME.search(text)
+            if m:
+                months.add(f"{m.group(1)}-{m.group(2)}")
+        if len(months) == 1:
+            return months.pop()
+    return None
+
+
+def detect_layout(stock: StockFile, columns: list[str]) -> tuple[str | None, list[str], list[str]]:
+    """(newest layout whose columns are all present, current columns missing, unknown extra columns)."""
+    present = set(columns)
+    known = set(stock.columns)
+    extra = [c for c in columns if c not in known]
+    missing = [c for c in stock.columns if c not in present]
+    for layout in reversed(LAYOUTS):
+        if set(stock.header(layout)) <= present:
+            return layout, missing, extra
+    return None, missing, extra
+
+
+def _read_header_line(line: bytes) -> list[str]:
+    text = line.decode("utf-8-sig").rstrip("\r\n")
+    return next(csv.reader(io.StringIO(text), delimiter=",", quotechar='"'))
+
+
+def _extract_csv(src: Source, tmp_dir: Path) -> tuple[Path, list[str], int]:
+    """Stream-decompresses the CSV member of a zip into tmp_dir; returns (path, header, physical lines)."""
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        zf = zipfile.ZipFile(src.path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise MirrorError(f"{src.path.name}: not a readable zip file ({exc})") from exc
+    with zf:
+        names = [n for n in zf.namelist() if n.lower().endswith(".csv")]
+        member = next(
+            (n for n in names if Path(n).name == src.stock.csv_member), names[0] if len(names) == 1 else None
+        )
+        if member is None:
+            raise MirrorError(
+                f"{src.path.name}: no {src.stock.csv_member} inside (found {', '.join(names) or 'no CSV'})"
+            )
+        out = tmp_dir / src.stock.csv_member
+        lines = 0
+        first = b""
+        last = b"\n"
+        try:
+            with zf.open(member) as fin, open(out, "wb") as fout:
+                while chunk := fin.read(16 << 20):
+                    if not first:
+                        first = chunk[: chunk.find(b"\n") + 1 if b"\n" in chunk else len(chunk)]
+                    lines += chunk.count(b"\n")
+                    last = chunk[-1:]
+                    fout.write(chunk)
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise MirrorError(f"{src.path.name}: corrupt or truncated zip ({exc})") from exc
+    if last != b"\n":
+        lines += 1
+    return out, _read_header_line(first), lines
+
+
+def _csv_header_and_lines(path: Path) -> tuple[list[str], int]:
+    lines = 0
+    last = b"\n"
+    with open(path, "rb") as fh:
+        first = fh.readline()
+        fh.seek(0)
+        while chunk := fh.read(16 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return _read_header_line(first), lines + (last != b"\n")
+
+
+def _csv_source_sql(path: Path, header: list[str]) -> str:
+    cols = "{" + ", ".join(f"{sql_str(c)}: 'VARCHAR'" for c in header) + "}"
+    return (
+        f"read_csv({sql_str(path)}, header = true, delim = ',', quote = '\"', escape = '\"', "
+        f"auto_detect = false, columns = {cols}, strict_mode = false, null_padding = false)"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# The load
+# ------------------------------------------------------------------------------------------------
+
+
+def _connect_for_build(build_dir: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = {sql_str(os.environ.get(MEMORY_LIMIT_ENV, DEFAULT_MEMORY_LIMIT))}")
+    if os.environ.get(THREADS_ENV):
+        con.execute(f"SET threads = {int(os.environ[THREADS_ENV])}")
+    con.execute(f"SET temp_directory = {sql_str(build_dir / '.tmp')}")
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")
+    # Partitioned writes (établissements, ~110 départements): flush each partition every 100k rows instead
+    # of buffering up to 512k rows per partition (which spills to disk at national scale: 3x slower), and
+    # keep every partition file open (no close/reopen churn).
+    con.execute(f"SET partitioned_write_flush_threshold = {ROW_GROUP_SIZE}")
+    con.execute("SET partitioned_write_max_open_files = 256")
+    prepare_connection(con)
+    return con
+
+
+def _parquet_opts(compression: str = "zstd") -> str:
+    return f"FORMAT parquet, COMPRESSION {compression}, ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
+
+
+def _write_table(con, src: Source, build_dir: Path, warnings: list[str]) -> int:
+    """Types one stock file and writes it under build_dir/<table>/; returns the rows written."""
+    key = src.stock.key
+    tmp_dir = build_dir / ".tmp"
+    if src.fmt == "parquet":
+        try:
+            rel = con.sql(f"SELECT * FROM read_parquet({sql_str(src.path)}) LIMIT 0")
+            src.source_rows = con.sql(f"SELECT count(*) FROM read_parquet({sql_str(src.path)})").fetchone()[0]
+        except duckdb.Error as exc:
+            raise MirrorError(f"{src.path.name}: not a readable Parquet file ({exc})") from exc
+        source_types = {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
+        source_sql = f"read_parquet({sql_str(src.path)})"
+        csv_path = None
+    else:
+        if src.fmt == "zip":
+            csv_path, header, lines = _extract_csv(src, tmp_dir)
+        else:
+            csv_path = src.path
+            header, lines = _csv_header_and_lines(src.path)
+        if len(set(header)) != len(header):
+            raise MirrorError(f"{src.path.name}: duplicate column names in the header")
+        source_types = dict.fromkeys(header, "VARCHAR")
+        src.source_rows = max(lines - 1, 0)
+        source_sql = _csv_source_sql(csv_path, header)
+    src.columns = list(source_types)
+    layout, missing, extra = detect_layout(src.stock, src.columns)
+    src.layout = layout
+    for k in KEY_COLUMNS[src.stock.key]:
+        if k not in source_types:
+            raise MirrorError(f"{src.path.name}: column {k} missing; is this really {src.stock.name}?")
+    if extra:
+        warnings.append(f"{src.stock.name}: unknown column(s) kept as they are: {', '.join(extra)}")
+    if layout is None:
+        warnings.append(
+            f"{src.stock.name}: unrecognised layout; missing columns set to NULL: {', '.join(missing)}"
+        )
+    typed = typed_select_sql(key, source_sql, source_types)
+    out = build_dir / key
+    sort = ", ".join(q(c) for c in SORT_KEYS[key])
+    try:
+        if key == "etablissements":
+            written = _write_partitioned(con, typed, build_dir, sort)
+        else:
+            written = _write_sorted(con, typed, out, SORT_KEYS[key])
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
+    except duckdb.Error as exc:
+        raise MirrorError(
+            f"{src.path.name}: cannot be read as {src.stock.name}: {str(exc).splitlines()[0]}"
+        ) from exc
+    finally:
+        if src.fmt == "zip" and csv_path is not None:
+            csv_path.unlink(missing_ok=True)
+    if src.fmt != "parquet" and src.source_rows != written:
+        diff = abs(src.source_rows - written)
+        msg = f"{src.stock.name}: {written} records read from {src.source_rows} CSV lines"
+        if diff > max(10, src.source_rows * LINE_MISMATCH_TOLERANCE) or written > src.source_rows:
+            raise MirrorError(msg + ": the CSV looks malformed")
+        warnings.append(msg + " (multi-line fields?)")
+        src.source_rows = written
+    return written
+
+
+def _row_groups_sorted(con, path: Path, column: str) -> bool:
+    """True when the row groups of a Parquet file are in `column` order (each min >= the previous max),
+    read from the row-group statistics only."""
+    stats = con.sql(
+        f"SELECT stats_min_value, stats_max_value FROM parquet_metadata({sql_str(path)}) "
+        f"WHERE path_in_schema = {sql_str(column)} ORDER BY row_group_id"
+    ).fetchall()
+    if len(stats) <= 1 or any(mn is None or mx is None for mn, mx in stats):
+        return False  # one row group (a small table: sorting it is cheap) or no statistics
+    return all(stats[i][0] >= stats[i - 1][1] for i in range(1, len(stats)))
+
+
+def _write_sorted(con, typed: str, out: Path, keys: tuple[str, ...]) -> int:
+    """Writes a table in its key order. INSEE's files are already sorted by siren/siret: the source order
+    is kept (preserve_insertion_order) and checked on the row-group statistics (each row group's key
+    range after the previous one); only when it is not is the table rewritten with an ORDER BY (small
+    tables always are). Either way a lookup by key reads one row group."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "data_0.parquet"
+    written = con.execute(f"COPY ({typed}) TO {sql_str(path)} ({_parquet_opts()})").fetchone()[0]
+    if not _row_groups_sorted(con, path, keys[0]):
+        unsorted = out / "unsorted.parquet"
+        os.replace(path, unsorted)
+        order = ", ".join(q(k) for k in keys)
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet({sql_str(unsorted)}) ORDER BY {order}) TO {sql_str(path)} "
+            f"({_parquet_opts()})"
+        )
+        unsorted.unlink()
+    return written
+
+
+def _write_partitioned(con, typed: str, build_dir: Path, sort: str) -> int:
+    """Établissements: hive partitions by departement, each file sorted by siret (two passes: DuckDB's
+    partitioned COPY does not keep the row order inside a partition)."""
+    staging = build_dir / ".staging-etablissements"
+    written = con.execute(
+        f"COPY ({typed}) TO {sql_str(staging)} (FORMAT parquet, COMPRESSION snappy, PARTITION_BY (departement))"
+    ).fetchone()[0]
+    final = build_dir / "etablissements"
+    final.mkdir(parents=True, exist_ok=True)
+    if not written:  # no rows at all: one empty typed file, so that the view still exists
+        shutil.rmtree(staging, ignore_errors=True)
+        (final / "departement=__HIVE_DEFAULT_PARTITION__").mkdir()
+        con.execute(
+            f"COPY (SELECT * EXCLUDE (departement) FROM ({typed})) TO "
+            f"{sql_str(final / 'departement=__HIVE_DEFAULT_PARTITION__' / 'data_0.parquet')} ({_parquet_opts()})"
+        )
+        return written
+
+    def sort_partition(part: Path) -> None:
+        cur = con.cursor()  # partitions are sorted concurrently: most are too small for DuckDB's own threads
+        try:
+            (final / part.name).mkdir()
+            cur.execute(
+                f"COPY (SELECT * FROM read_parquet({sql_str(part / '*.parquet')}) ORDER BY {sort}) "
+                f"TO {sql_str(final / part.name / 'data_0.parquet')} ({_parquet_opts()})"
+            )
+        finally:
+            cur.close()
+        shutil.rmtree(part)
+
+    threads = int(con.sql("SELECT current_setting('threads')").fetchone()[0])
+    parts = sorted(staging.iterdir(), key=lambda p: -sum(f.stat().st_size for f in p.iterdir()))
+    pool = ThreadPoolExecutor(max_workers=max(2, threads))
+    try:
+        list(pool.map(sort_partition, parts))  # list(): re-raises the first error
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on error or Ctrl-C: drop the queued partitions
+    staging.rmdir()
+    return written
+
+
+def _write_empty(con, key: str, build_dir: Path) -> None:
+    """An empty, typed table for a missing optional file (so that every view exists)."""
+    out = build_dir / key
+    out.mkdir(parents=True, exist_ok=True)
+    typed = typed_select_sql(key, "(SELECT 1 AS _none WHERE false)", {})
+    con.execute(f"COPY ({typed}) TO {sql_str(out / 'data_0.parquet')} ({_parquet_opts()})")
+
+
+def _glob(build_dir: Path, key: str) -> str:
+    return sql_str(build_dir / key / ("*/*.parquet" if key == "etablissements" else "*.parquet"))
+
+
+def _month_after(d: date) -> str:
+    return f"{d.year + (d.month == 12)}-{d.month % 12 + 1:02d}"
+
+
+@contextlib.contextmanager
+def _interrupts():
+    """Records Ctrl-C (SIGINT) while loading, so that DuckDB's wrapped forms of it ("Query interrupted",
+    an error in the UDF...) surface as KeyboardInterrupt. Main thread only (signal handlers)."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def load_snapshot(
+    data_dir: Path,
+    paths: list[Path],
+    month: str | None = None,
+    force: bool = False,
+    progress: bool = False,
+    keep: int = snap.DEFAULT_KEEP,
+) -> dict:
+    """Builds, validates and publishes the snapshot of a monthly stock; returns a summary dict
+    (month, month_source, snapshot_dir, rows per table, max_date_dernier_traitement, warnings,
+    removed snapshots, duration_s, rows_per_s). Raises MirrorError on user errors or failed checks.
+
+    Month: `month`, else a YYYY-MM in the file or folder names, else the month following the maximum
+    dateDernierTraitementEtablissement (a stock of month M is the register on the last day of M-1).
+    Checks (skipped with force=True): row counts written == source rows; at least 98 % of the current
+    snapshot's unités légales and établissements; max dateDernierTraitement not older than 7 days
+    before the 1st of the month; the month not older than the current snapshot's.
+    """
+    started = time.monotonic()
+    data_dir = Path(data_dir)
+    if month is not None and not snap.MONTH_RE.match(month):
+        raise MirrorError(f"invalid month {month!r}: expected YYYY-MM")
+    sources, warnings = find_sources([Path(p) for p in paths])
+    month_source = "--month"
+    if month is None and (month := month_from_names(sources)):
+        month_source = "file/folder name"
+    with (
+        snap.writer_lock(data_dir, "mirror load " + " ".join(str(p) for p in paths)),
+        _interrupts() as interrupted,
+    ):
+        snap.clean_leftovers(data_dir)
+        build_dir = snap.new_build_dir(data_dir, month)
+        try:
+            summary = _build(data_dir, build_dir, sources, month, month_source, force, progress, warnings)
+            published = snap.publish(
+                data_dir,
+                build_dir,
+                summary["month"],
+                {k: summary[k] for k in ("rows", "max_date_dernier_traitement", "layouts", "sources")},
+                keep=keep,
+            )
+        except BaseException as exc:
+            shutil.rmtree(build_dir, ignore_errors=True)
+            if interrupted.is_set() and not isinstance(exc, KeyboardInterrupt):
+                raise KeyboardInterrupt from None  # DuckDB reports Ctrl-C as various errors
+            raise
+    summary["snapshot_dir"] = str(snap.snapshots_dir(data_dir) / published["snapshot"]["dir"])
+    summary["removed"] = published["removed"]
+    summary["duration_s"] = round(time.monotonic() - started, 2)
+    total = sum(summary["rows"].values())
+    summary["rows_per_s"] = round(total / summary["duration_s"]) if summary["duration_s"] else None
+    return summary
+
+
+def _build(data_dir, build_dir, sources, month, month_source, force, progress, warnings) -> dict:
+    from tqdm import tqdm
+
+    con = _connect_for_build(build_dir)
+    rows: dict[str, int] = {}
+    timings: dict[str, float] = {}
+    try:
+        show = progress and sys.stderr.isatty()
+        bar = tqdm(total=len(STOCK_FILES), desc="load", unit="file", disable=not show, file=sys.stderr)
+        for i, stock in enumerate(STOCK_FILES):
+            bar.set_postfix_str(stock.name)
+            src = sources.get(stock.key)
+            t0 = time.monotonic()
+            if src is None:
+                _write_empty(con, stock.key, build_dir)
+                rows[stock.key] = 0
+            else:
+                rows[stock.key] = _write_table(con, src, build_dir, warnings)
+                written = con.sql(
+                    f"SELECT count(*) FROM read_parquet({_glob(build_dir, stock.key)})"
+                ).fetchone()[0]
+                if written != rows[stock.key] or (src.source_rows is not None and written != src.source_rows):
+                    raise MirrorError(
+                        f"{stock.name}: {written} rows written but the source has {src.source_rows}: load aborted"
+                    )
+            timings[stock.key] = round(time.monotonic() - t0, 2)
+            bar.update(1)
+            if i == 1:
+                snap.crash_point("build")
+        bar.close()
+        max_ddt = con.sql(
+            "SELECT max(dateDernierTraitementEtablissement) FROM read_parquet("
+            f"{_glob(build_dir, 'etablissements')}) WHERE dateDernierTraitementEtablissement <= now()::TIMESTAMP"
+            " + INTERVAL 2 DAY"
+        ).fetchone()[0]
+    finally:
+        con.close()
+    shutil.rmtree(build_dir / ".tmp", ignore_errors=True)
+
+    if month is None:
+        if max_ddt is None:
+            raise MirrorError(
+                "cannot infer the stock month (no dateDernierTraitementEtablissement): use --month"
+            )
+        month = _month_after(max_ddt.date())
+        month_source = (
+            f"inferred: month after the latest dateDernierTraitementEtablissement ({max_ddt:%Y-%m-%d})"
+        )
+    _validate(data_dir, month, month_source, rows, max_ddt, force, warnings)
+    snap.crash_point("validated")
+    return {
+        "month": month,
+        "month_source": month_source,
+        "rows": rows,
+        "timings_s": timings,
+        "max_date_dernier_traitement": max_ddt.isoformat(sep="T") if max_ddt else None,
+        "layouts": {k: s.layout for k, s in sources.items()},
+        "sources": {k: str(s.path) for k, s in sources.items()},
+        "warnings": warnings,
+    }
+
+
+def _validate(
+    data_dir: Path,
+    month: str,
+    month_source: str,
+    rows: dict,
+    max_ddt: datetime | None,
+    force: bool,
+    warnings: list,
+) -> None:
+    """The publication checks (see load_snapshot); failures raise MirrorError unless `force`."""
+    problems = []
+    current = snap.current_snapshot(data_dir)
+    if current:
+        for key in ("unites_legales", "etablissements"):
+            before = (current.get("rows") or {}).get(key) or 0
+            if before and rows[key] < MIN_SHARE_OF_PREVIOUS * before:
+                problems.append(
+                    f"{key}: {rows[key]} rows, fewer than 98 % of the current snapshot's {before} "
+                    f"({current['month']})"
+                )
+        if month < current["month"]:
+            problems.append(f"stock month {month} is older than the current snapshot ({current['month']})")
+    start = date(int(month[:4]), int(month[5:7]), 1)
+    if max_ddt is not None and max_ddt.date() < start - timedelta(days=FRESHNESS_DAYS):
+        problems.append(
+            f"stale stock for {month} (month from {month_source}): latest dateDernierTraitementEtablissement "
+            f"is {max_ddt:%Y-%m-%d}, expected in the last week of the previous month"
+        )
+    if max_ddt is not None and max_ddt.date() > start + timedelta(days=FRESHNESS_DAYS):
+        warnings.append(
+            f"latest dateDernierTraitementEtablissement ({max_ddt:%Y-%m-%d}) is after the month {month}"
+        )
+    if problems:
+        if not force:
+            raise MirrorError("; ".join(problems) + " (use --force to load anyway)")
+        warnings.extend(f"forced: {p}" for p in problems)
