@@ -62,3 +62,741 @@ def main():
 
 
 # Commands are registered below, one block per concern.
+
+
+# --- download ---
+
+from mirror.config import DATAGOUV_URL_ENV, DEFAULT_DATAGOUV_URL  # noqa: E402
+
+
+@main.command("download")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "parquet", "zip"]),
+    default="auto",
+    show_default=True,
+    help="File format to fetch; auto prefers Parquet and falls back to zipped CSV.",
+)
+@click.option(
+    "--datagouv-url",
+    envvar=DATAGOUV_URL_ENV,
+    default=DEFAULT_DATAGOUV_URL,
+    show_default=True,
+    help=f"Base URL of data.gouv.fr (env {DATAGOUV_URL_ENV}).",
+)
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Fetch only this file (StockUniteLegale, StockEtablissement, ... or etablissements...); "
+    "repeat or separate with commas. Default: all six.",
+)
+@click.option("--month", metavar="YYYY-MM", help="Refuse unless data.gouv.fr publishes this month's stock.")
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 20),
+    default=4,
+    show_default=True,
+    help="Retries after a dropped connection or a server error (backoff 1, 2, 4 s...; a transfer that "
+    "progresses keeps going). 0: stop at the first failure; a later run resumes.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@data_dir_option
+def download_command(fmt, datagouv_url, only, month, retries, quiet, data_dir):
+    """Download the latest monthly stock files from data.gouv.fr into DATA_DIR/downloads/<YYYY-MM>/.
+
+    Resources are found through the data.gouv.fr dataset API. Interrupted downloads resume (HTTP
+    Range); sizes and published checksums are verified and our own sha256 is stored next to each
+    file (<file>.json). Files already downloaded (same last_modified, size and checksum) are skipped.
+    The month is the publication month of the stock (the 2026-08 stock shows the register on 31 July).
+    """
+    from mirror.download import download_stock
+
+    paths = download_stock(
+        data_dir,
+        base_url=datagouv_url,
+        fmt=fmt,
+        files=list(only) or None,
+        progress=not quiet,
+        month=month,
+        retries=retries,
+        report=click.echo,
+    )
+    click.echo(f"{len(paths)} file(s) ready in {paths[0].parent if paths else data_dir / 'downloads'}")
+
+
+# --- updates: daily INSEE API changes (update), the main job (sync), the local demo upstream ---
+
+
+def _insee_url_option(func):
+    from mirror.config import DEFAULT_INSEE_URL, INSEE_URL_ENV
+
+    return click.option(
+        "--insee-url",
+        envvar=INSEE_URL_ENV,
+        default=DEFAULT_INSEE_URL,
+        show_default=True,
+        help=f"Base URL of the INSEE API Sirene 3.11 (env {INSEE_URL_ENV}).",
+    )(func)
+
+
+def _rate_option(func):
+    return click.option(
+        "--rate",
+        type=click.FloatRange(min=0.1),
+        default=30.0,
+        show_default=True,
+        help="Max INSEE requests per minute (the quota of a key is 30/min, shared by all its users).",
+    )(func)
+
+
+@main.command("update")
+@click.option(
+    "--since", metavar="YYYY-MM-DD", help="First day to fetch (default: the day before the watermark)."
+)
+@click.option(
+    "--until", metavar="YYYY-MM-DD", help="Last day to fetch (default: the last day INSEE published)."
+)
+@click.option("--dry-run", is_flag=True, help="Fetch and count the changes, write nothing.")
+@_insee_url_option
+@_rate_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@data_dir_option
+def update_command(since, until, dry_run, insee_url, rate, quiet, data_dir):
+    """Apply the daily changes of the INSEE API Sirene on top of the current snapshot.
+
+    Needs INSEE_API_KEY (a free key from portail-api.insee.fr). Days are fetched one at a time, from
+    the day before the last one applied through the last day INSEE has finished publishing (per its
+    /informations service), and stored as DATA_DIR/deltas/<day>/; the catalog views then show the
+    latest version of every unit. Re-applying a day replaces it. Prints, per day, the new, changed and
+    closed unités légales and établissements, and the requests made.
+    """
+    from mirror.update import parse_day, run_update
+
+    report = run_update(
+        data_dir,
+        since=parse_day(since, "--since"),
+        until=parse_day(until, "--until"),
+        dry_run=dry_run,
+        insee_url=insee_url,
+        rate=rate,
+        progress=False if quiet else None,
+    )
+    click.echo(report.format())
+
+
+@main.command("sync")
+@click.option(
+    "--datagouv-url",
+    envvar="MIRROR_DATAGOUV_URL",
+    default="https://www.data.gouv.fr",
+    show_default=True,
+    help="Base URL of data.gouv.fr (env MIRROR_DATAGOUV_URL).",
+)
+@_insee_url_option
+@_rate_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "parquet", "zip"]),
+    default="auto",
+    show_default=True,
+    help="Stock file format to download (auto prefers Parquet).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@data_dir_option
+def sync_command(datagouv_url, insee_url, rate, fmt, quiet, data_dir):
+    """Bring the mirror up to date: the main job, safe to run from cron at any hour.
+
+    If data.gouv.fr publishes a newer monthly stock than the mirror's, download and load it; then apply
+    every day of INSEE API changes published since (like `mirror update`). Needs INSEE_API_KEY. Only
+    one writer runs at a time (DATA_DIR/.lock); readers are never blocked. Exit code 0 when up to date,
+    non-zero with a one-line reason otherwise (3: INSEE ran a mass update, wait for the next stock).
+
+    \b
+    Crontab example (INSEE publishes the day's changes around 07:00-08:30 Paris time):
+      30 9 * * *  . /srv/sirene/env && /srv/sirene/.venv/bin/mirror sync -q --data-dir /srv/sirene/data
+    """
+    from mirror.sync import run_sync
+
+    report = run_sync(
+        data_dir,
+        datagouv_url=datagouv_url,
+        insee_url=insee_url,
+        rate=rate,
+        fmt=fmt,
+        progress=False if quiet else None,
+    )
+    click.echo(report.format())
+
+
+@main.command("demo-upstream")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0 = any free port."
+)
+@click.option("--scale", type=click.IntRange(min=10), default=2000, show_default=True, help="Unités légales.")
+@click.option("--month", default="2026-10", show_default=True, metavar="YYYY-MM", help="Stock month served.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--today",
+    metavar="YYYY-MM-DD",
+    help="The INSEE-like API's today: days before it are published (default: the 6th of the month).",
+)
+@click.option(
+    "--api-key", default="demo-key", show_default=True, help="The only key the INSEE-like API accepts."
+)
+@click.option(
+    "--data",
+    "data",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the generated upstream files (default: DATA_DIR/upstream).",
+)
+@data_dir_option
+def demo_upstream_command(port, scale, month, seed, today, api_key, data, data_dir):
+    """Serve SYNTHETIC Sirene data on 127.0.0.1: a data.gouv.fr-like dataset and an INSEE-like API.
+
+    Generates (once, cached in --data) the monthly stock of --month and serves it behind the data.gouv.fr
+    dataset API at http://127.0.0.1:PORT, and a daily change stream behind an INSEE API Sirene 3.11
+    look-alike at http://127.0.0.1:PORT/api-sirene/3.11 (key required). Point `mirror sync` at it with
+    --datagouv-url and --insee-url. Stops with Ctrl-C.
+    """
+    from mirror.update import parse_day
+    from mirror.upstream.server import run_forever
+
+    run_forever(
+        data or data_dir / "upstream",
+        port=port,
+        scale=scale,
+        month=month,
+        seed=seed,
+        today=parse_day(today, "--today"),
+        api_key=api_key,
+        echo=click.echo,
+    )
+
+
+# --- export and batch: filtered bulk exports, enrichment of identifier lists ---
+
+
+def _split_columns(values) -> list[str] | None:
+    cols = [c.strip() for v in values for c in v.split(",") if c.strip()]
+    return cols or None
+
+
+def _output_options(func):
+    """Options shared by `export` and `batch`: output file, format and columns."""
+    decorators = [
+        click.option(
+            "-o",
+            "--output",
+            "output",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Output file; the format follows its extension (.csv .tsv .parquet .jsonl .xlsx .geojson).",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["csv", "parquet", "jsonl", "xlsx", "geojson"]),
+            help="Output format, when the extension does not tell.",
+        ),
+        click.option(
+            "--columns",
+            "columns",
+            multiple=True,
+            metavar="COL,COL",
+            help="Columns to write, in order (repeat or comma-separate; see `mirror export --list-columns`). "
+            "Default: every column of the level's view.",
+        ),
+        click.option(
+            "--with-libelles",
+            is_flag=True,
+            help="Append the libellés (activité, NAF 2025, tranche, catégorie juridique, commune, "
+            "département, région, EPCI) next to the selected columns.",
+        ),
+        click.option(
+            "--delimiter", default=",", show_default=True, help="CSV delimiter (one character; \\t for tab)."
+        ),
+        click.option(
+            "--split-sheets",
+            is_flag=True,
+            help="Excel: spread more than 1,048,575 rows over several sheets instead of refusing.",
+        ),
+        click.option(
+            "--include-non-diffusible",
+            is_flag=True,
+            help="Read the raw views: personal data of partially diffusible units UNMASKED "
+            "(legal restriction: no prospection, no rediffusion).",
+        ),
+        click.option(
+            "--level",
+            type=click.Choice(["etablissement", "unite-legale"]),
+            default=None,
+            help="One row per établissement (SIRET) or per unité légale (SIREN) "
+            "[export default: etablissement; batch default: unite-legale].",
+        ),
+        click.option(
+            "--document",
+            type=click.Choice(["v2", "v3", "v4"]),
+            default="v3",
+            show_default=True,
+            help="JSON Lines: which API Entreprise document to write.",
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    ]
+    for deco in reversed(decorators):
+        func = deco(func)
+    return func
+
+
+def _print_columns(con, level, include_non_diffusible):
+    from mirror.export import list_columns
+
+    for name, origin in list_columns(con, level, include_non_diffusible):
+        click.echo(f"{name}\t{origin}")
+
+
+def _delimiter(value: str) -> str:
+    return "\t" if value in ("\\t", "tab", "TAB") else value
+
+
+@main.command("export")
+@_output_options
+@click.option("--count", "count_only", is_flag=True, help="Print the number of matching rows; write nothing.")
+@click.option("--list-columns", is_flag=True, help="Print the columns available at this level and exit.")
+@click.option(
+    "--naf",
+    multiple=True,
+    metavar="CODE",
+    help="NAF rév. 2: code (62.01Z), prefix (62, 62.0) or section (J).",
+)
+@click.option("--naf25", multiple=True, metavar="CODE", help="NAF 2025: code (62.10Y), prefix or section.")
+@click.option(
+    "--tranche",
+    "tranches",
+    multiple=True,
+    metavar="CODE",
+    help="Tranche d'effectif code(s) (NN, 00, 01 ... 53).",
+)
+@click.option(
+    "--effectif-min", type=click.IntRange(min=0), help="Headcount at least N (bands overlapping [min, max])."
+)
+@click.option("--effectif-max", type=click.IntRange(min=0), help="Headcount at most N.")
+@click.option(
+    "--categorie-juridique",
+    "cjs",
+    multiple=True,
+    metavar="CODE",
+    help="Catégorie juridique: 5710, or a prefix 57 / 5*.",
+)
+@click.option(
+    "--categorie-entreprise", "cats", multiple=True, metavar="PME|ETI|GE", help="Catégorie d'entreprise."
+)
+@click.option("--all", "etat_all", is_flag=True, help="Active and closed (default: active only).")
+@click.option(
+    "--closed", "etat_closed", is_flag=True, help="Closed only (établissements F / unités légales C)."
+)
+@click.option("--siege-only", is_flag=True, help="Sièges only (level etablissement).")
+@click.option(
+    "--commune", "communes", multiple=True, metavar="CODE", help="Code commune INSEE (75056, 2A004)."
+)
+@click.option("--code-postal", "codes_postaux", multiple=True, metavar="CP", help="Code postal.")
+@click.option(
+    "--departement", "departements", multiple=True, metavar="CODE", help="Département (75, 2A, 974)."
+)
+@click.option("--region", "regions", multiple=True, metavar="CODE", help="Région code (11 = Île-de-France).")
+@click.option("--epci", "epcis", multiple=True, metavar="SIREN", help="EPCI (its SIREN).")
+@click.option("--near", metavar="LAT,LON", help="Centre of a radius search (WGS84 degrees).")
+@click.option("--near-siret", metavar="SIRET", help="Centre of a radius search: this établissement.")
+@click.option("--radius-km", type=float, help="Radius of --near / --near-siret, in km.")
+@click.option("--created-from", type=click.DateTime(["%Y-%m-%d"]), help="Created on or after (YYYY-MM-DD).")
+@click.option("--created-to", type=click.DateTime(["%Y-%m-%d"]), help="Created on or before.")
+@click.option("--updated-from", type=click.DateTime(["%Y-%m-%d"]), help="Last updated by INSEE on or after.")
+@click.option("--updated-to", type=click.DateTime(["%Y-%m-%d"]), help="Last updated on or before.")
+@click.option(
+    "--siren",
+    "sirens",
+    multiple=True,
+    metavar="SIREN",
+    help="These units only (e.g. all établissements of a company).",
+)
+@click.option("--ess", is_flag=True, help="Économie sociale et solidaire only.")
+@click.option("--societe-mission", is_flag=True, help="Sociétés à mission only.")
+@click.option(
+    "--name",
+    metavar="TEXT",
+    help="Words found in dénomination, sigle, noms, dénominations usuelles or "
+    "enseignes (case and accents ignored).",
+)
+@click.option(
+    "--where",
+    metavar="SQL",
+    help='Extra SQL condition on the columns (e.g. "year(dateCreationEtablissement) '
+    '>= 2020"); only columns, literals, operators and common functions.',
+)
+@data_dir_option
+def export_command(
+    output,
+    fmt,
+    columns,
+    with_libelles,
+    delimiter,
+    split_sheets,
+    include_non_diffusible,
+    level,
+    document,
+    quiet,
+    count_only,
+    list_columns,
+    naf,
+    naf25,
+    tranches,
+    effectif_min,
+    effectif_max,
+    cjs,
+    cats,
+    etat_all,
+    etat_closed,
+    siege_only,
+    communes,
+    codes_postaux,
+    departements,
+    regions,
+    epcis,
+    near,
+    near_siret,
+    radius_km,
+    created_from,
+    created_to,
+    updated_from,
+    updated_to,
+    sirens,
+    ess,
+    societe_mission,
+    name,
+    where,
+    data_dir,
+):
+    """Export the units matching combinable filters to CSV, Parquet, JSON Lines, Excel or GeoJSON.
+
+    Default: active établissements, diffusible data only (personal data of partially diffusible units
+    masked). Filters combine with AND; values of one repeated filter combine with OR. At level
+    unite-legale the address filters apply to the siège. The file is written as OUTPUT.part and renamed
+    when complete. Examples:
+
+    \b
+      mirror export --naf 56.10A --departement 75 --tranche 11 -o restos.csv
+      mirror export --level unite-legale --categorie-juridique 57 --created-from 2025-01-01 -o sas.parquet
+      mirror export --near 48.8566,2.3522 --radius-km 2 --naf J -o tech.geojson
+      mirror export --name "boulangerie" --departement 69 --count
+    """
+    from mirror.catalog import connect
+    from mirror.export import NON_DIFFUSIBLE_WARNING, export
+    from mirror.filters import Filters, parse_near
+
+    level = level or "etablissement"
+    if etat_all and etat_closed:
+        raise MirrorError("use either --all or --closed", exit_code=2)
+    con = connect(data_dir, read_only=True)
+    if list_columns:
+        _print_columns(con, level, include_non_diffusible)
+        return
+    filters = Filters(
+        naf=list(naf),
+        naf25=list(naf25),
+        tranches=list(tranches),
+        effectif_min=effectif_min,
+        effectif_max=effectif_max,
+        categories_juridiques=list(cjs),
+        categories_entreprise=list(cats),
+        etat="all" if etat_all else "closed" if etat_closed else "active",
+        siege_only=siege_only,
+        communes=list(communes),
+        codes_postaux=list(codes_postaux),
+        departements=list(departements),
+        regions=list(regions),
+        epcis=list(epcis),
+        near=parse_near(near) if near else None,
+        near_siret=near_siret,
+        radius_km=radius_km,
+        created_from=created_from.date() if created_from else None,
+        created_to=created_to.date() if created_to else None,
+        updated_from=updated_from.date() if updated_from else None,
+        updated_to=updated_to.date() if updated_to else None,
+        sirens=list(sirens),
+        ess=ess,
+        societe_mission=societe_mission,
+        name=name,
+        where=where,
+    )
+    if include_non_diffusible and not count_only:
+        click.echo(NON_DIFFUSIBLE_WARNING, err=True)
+    summary = export(
+        con,
+        output,
+        level=level,
+        filters=filters,
+        columns=_split_columns(columns),
+        with_libelles=with_libelles,
+        fmt=fmt,
+        include_non_diffusible=include_non_diffusible,
+        count_only=count_only,
+        delimiter=_delimiter(delimiter),
+        split_sheets=split_sheets,
+        document=document,
+        progress=not quiet,
+    )
+    if count_only:
+        click.echo(summary["rows"])
+        return
+    message = (
+        f"{summary['rows']:,} rows written to {summary['path']} ({summary['format']}, {summary['seconds']} s)"
+    )
+    if summary["skipped_without_coordinates"]:
+        message += f"; {summary['skipped_without_coordinates']:,} rows without coordinates skipped"
+    for status, n in summary.get("skipped_documents", {}).items():
+        message += (
+            f"; {n:,} documents not written (HTTP {status}{', non diffusible' if status == 451 else ''})"
+        )
+    click.echo(message, err=True)
+
+
+@main.command("batch")
+@click.argument("input_file", type=click.Path(dir_okay=False, path_type=Path))
+@_output_options
+@click.option(
+    "--column", metavar="NAME", help="INPUT is a CSV file (, ; tab or |) and NAME its identifier column."
+)
+@data_dir_option
+def batch_command(
+    input_file,
+    output,
+    fmt,
+    columns,
+    with_libelles,
+    delimiter,
+    split_sheets,
+    include_non_diffusible,
+    level,
+    document,
+    quiet,
+    column,
+    data_dir,
+):
+    """Enrich a list of SIRENs and/or SIRETs (one per line, or a CSV column) with the mirror's data.
+
+    One output row per input row, in input order (duplicates kept), starting with the original `input`
+    and a `status`: ok, non_diffusible (partially diffusible: personal data masked), not_found, or
+    invalid (length or Luhn check). Level unite-legale (default): a SIRET gives its unit. Level
+    etablissement: a SIREN gives its siège. JSON Lines (.jsonl): one API Entreprise document per input
+    row (SIREN: the unit's, SIRET: the établissement's), or its error body (422, 404, 451, 301).
+
+    \b
+      mirror batch clients.txt -o clients-enrichis.csv
+      mirror batch portefeuille.csv --column siret --level etablissement --with-libelles -o out.xlsx
+    """
+    from mirror.batch import batch
+    from mirror.catalog import connect
+    from mirror.export import NON_DIFFUSIBLE_WARNING
+
+    if output is None:
+        raise MirrorError("give an output file with -o FILE", exit_code=2)
+    con = connect(data_dir, read_only=True)
+    if include_non_diffusible:
+        click.echo(NON_DIFFUSIBLE_WARNING, err=True)
+    summary = batch(
+        con,
+        input_file,
+        output,
+        level=level or "unite-legale",
+        column=column,
+        columns=_split_columns(columns),
+        with_libelles=with_libelles,
+        fmt=fmt,
+        include_non_diffusible=include_non_diffusible,
+        delimiter=_delimiter(delimiter),
+        split_sheets=split_sheets,
+        document=document,
+        progress=not quiet,
+    )
+    statuses = ", ".join(f"{k} {v:,}" for k, v in summary["statuses"].items())
+    click.echo(f"{summary['rows']:,} rows written to {summary['path']} ({statuses})", err=True)
+
+
+# --- load, status, catalog (monthly snapshot) ---
+
+
+@main.command("load")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--month",
+    metavar="YYYY-MM",
+    help="Stock month (default: from the file/folder names, else the month "
+    "after the latest dateDernierTraitementEtablissement).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Publish even if a check fails (< 98 % of the previous snapshot's rows, "
+    "stale data, month older than the current one).",
+)
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Snapshots (months) to keep, the new one included.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@data_dir_option
+def load_command(paths, month, force, keep, quiet, data_dir):
+    """Build the snapshot of a monthly stock and make it current.
+
+    PATH: the stock files (StockUniteLegale_utf8.zip|.parquet, StockEtablissement_utf8..., and the optional
+    Historique, LiensSuccession and Doublons files) or a folder holding them. Any INSEE layout (3.9, 3.11,
+    current) is accepted; unknown columns are kept and reported. The previous snapshot stays queryable until
+    the new one is complete and validated; DATA_DIR/sirene.duckdb then switches to it in one step.
+    """
+    import os
+
+    from mirror.load import load_snapshot
+
+    try:
+        s = load_snapshot(data_dir, list(paths), month=month, force=force, progress=not quiet, keep=keep)
+    except KeyboardInterrupt:
+        # Everything is already cleaned up (the build folder is deleted, the previous snapshot untouched);
+        # exit at once: tearing down DuckDB's worker threads after an interrupt can abort the interpreter.
+        click.echo("Interrupted: the mirror is consistent; run `mirror load` again to finish.", err=True)
+        sys.stderr.flush()
+        os._exit(130)
+    for w in s["warnings"]:
+        click.echo(f"warning: {w}", err=True)
+    rows = ", ".join(f"{k} {v:,}" for k, v in s["rows"].items())
+    click.echo(f"snapshot {s['month']} ({s['month_source']}) published in {s['snapshot_dir']}")
+    click.echo(f"{rows}; {s['duration_s']} s ({s['rows_per_s'] or 0:,} rows/s)")
+    if s["removed"]:
+        click.echo(f"removed old snapshots: {', '.join(s['removed'])}")
+
+
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@data_dir_option
+def status_command(as_json, data_dir):
+    """Show the snapshot month, rows per table, last update, data freshness, disk use and staleness warnings."""
+    import json as _json
+
+    from mirror.status import format_status, status
+
+    s = status(data_dir)
+    click.echo(_json.dumps(s, indent=2, default=str) if as_json else format_status(s))
+
+
+@main.command("catalog")
+@data_dir_option
+def catalog_command(data_dir):
+    """Re-create DATA_DIR/sirene.duckdb (views + reference tables) from the current snapshot."""
+    from mirror import snapshot
+    from mirror.catalog import rebuild
+
+    with snapshot.writer_lock(data_dir, "mirror catalog"):
+        path = rebuild(data_dir)
+    click.echo(f"catalog rebuilt: {path}")
+
+
+# --- get: API Entreprise documents (v2, v3, v4) ---
+
+
+@main.command("get")
+@click.argument("identifier")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["v2", "v3", "v4"]),
+    default="v3",
+    show_default=True,
+    help="API Entreprise version: v2 (entreprises / etablissements), v3 or v4 (NAF 2025) INSEE documents.",
+)
+@click.option("--diffusibles", is_flag=True, help="v3/v4 /diffusibles/ variant: protected fields of P units as [ND].")
+@click.option(
+    "--non-diffusables",
+    is_flag=True,
+    help="Answer for partially diffusible (P) units too instead of HTTP 451 (v2 non_diffusables=true). "
+    "Their personal data stays [ND] as in INSEE's open files.",
+)
+@click.option("--siege", is_flag=True, help="For a SIREN: the document of its siège (v3/v4 .../siege_social).")
+@click.option(
+    "--follow-doublons",
+    is_flag=True,
+    help="For a SIREN closed as a doublon: the replacing unit's document (meta.redirect_from_siren) instead of 301.",
+)
+@click.option("--compact", is_flag=True, help="One-line JSON instead of indented.")
+@data_dir_option
+def get_command(identifier, fmt, diffusibles, non_diffusables, siege, follow_doublons, compact, data_dir):
+    """Print the API Entreprise document of a SIREN (entreprise / unité légale) or a SIRET (établissement).
+
+    The JSON is written on stdout, also for errors, which use API Entreprise's error model. Exit codes:
+    0 found; 2 invalid identifier (HTTP 422); 3 unknown (404); 4 partially diffusible without
+    --non-diffusables or --diffusibles (451); 5 SIREN closed as a doublon (301, the body names the
+    replacing SIREN); 1 no mirror in DATA_DIR. Examples:
+
+    \b
+      mirror get 418166096 --format v2
+      mirror get 41816609600051 --format v4 --diffusibles
+      mirror get 418166096 --siege
+    """
+    import json
+
+    from mirror.catalog import connect
+    from mirror.documents import EXIT_CODES, get_document
+
+    con = connect(data_dir, read_only=True)
+    try:
+        status, document = get_document(
+            con,
+            identifier,
+            fmt=fmt,
+            diffusibles=diffusibles,
+            non_diffusables=non_diffusables,
+            siege=siege,
+            follow_doublons=follow_doublons,
+        )
+    finally:
+        con.close()
+    click.echo(json.dumps(document, ensure_ascii=False, indent=None if compact else 2))
+    if status != 200:
+        sys.exit(EXIT_CODES.get(status, 1))
+
+
+# --- generate: synthetic monthly stock files shaped like INSEE's ---
+
+
+@main.command("generate")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the stock files into (created if missing).")  # fmt: skip
+@click.option("--month", required=True, metavar="YYYY-MM",
+              help="Stock month; the files are the register on the last day of the previous month.")  # fmt: skip
+@click.option("--scale", default=1000, show_default=True, type=int, help="Number of unités légales.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same bytes).")
+@click.option("--format", "fmt", default="zip", show_default=True, metavar="[zip|parquet|both]",
+              help="zip: INSEE zipped CSV; parquet: INSEE Parquet types; both.")  # fmt: skip
+@click.option("--layout", default="current", show_default=True, metavar="[3.9|3.11|current]",
+              help="Column layout: 3.9 (33/48 columns, no StockDoublons), 3.11 (34/53), current (35/54).")  # fmt: skip
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@data_dir_option
+def generate_cmd(
+    out_dir: Path, month: str, scale: int, seed: int, fmt: str, layout: str, progress, data_dir: Path
+):
+    """Write the six monthly Sirene stock files (synthetic, faithful to INSEE's format) into OUT.
+
+    Example: mirror generate --out /tmp/stock --month 2026-10 --scale 100000
+    """
+    from mirror.generate import run_generation
+
+    if progress is None:
+        progress = sys.stderr.isatty()
+    res = run_generation(out_dir, month, scale=scale, seed=seed, fmt=fmt, layout=layout, progress=progress)
+    counts = ", ".join(f"{Path(res.paths[k]).name.split('_utf8')[0]} {n:,}" for k, n in res.rows.items())
+    click.echo(
+        f"Generated {month} stock in {out_dir} ({fmt}, layout {layout}): {counts} rows in {res.seconds:.1f}s"
+    )

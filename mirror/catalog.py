@@ -1,0 +1,157 @@
+"""The DuckDB catalog DATA_DIR/sirene.duckdb: views over the current snapshot + reference tables.
+
+It holds ONLY views (over Parquet files, by absolute path, so it works from any working directory)
+and small `ref_*` tables. `rebuild` writes it into a temp file and switches it with os.replace: it
+is never kept open for writing, so readers (`duckdb DATA_DIR/sirene.duckdb`, read-only or not) are
+never blocked, and a reader sees either the old catalog or the new one.
+
+Build order: ref tables (every sql/ref/*.csv[.gz] as `ref_<stem>`), base views from the templates
+sql/catalog/<table>.sql, then every sql/views/*.sql in file-name order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from string import Template
+
+import duckdb
+
+from mirror import snapshot as snap
+from mirror.config import REF_DIR, SQL_DIR, catalog_path
+from mirror.deltas import merge_create_view
+from mirror.errors import MirrorError
+from mirror.schema import STOCK_FILES
+
+CATALOG_SQL = SQL_DIR / "catalog"
+VIEWS_SQL = SQL_DIR / "views"
+TABLES = tuple(f.key for f in STOCK_FILES)
+# Reference columns that are numbers (everything else stays VARCHAR: codes keep their zeros).
+_INTEGER_REF_COLUMNS = {"tranches_effectifs": ("de", "a")}
+
+
+def connect(data_dir: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Opens the catalog (read-only by default). MirrorError when there is no mirror yet."""
+    path = catalog_path(Path(data_dir))
+    if not path.is_file():
+        raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise MirrorError(f"cannot open {path}: {exc}") from exc
+
+
+def _ref_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for path in sorted(REF_DIR.iterdir()):
+        if path.name.endswith(".csv.gz"):
+            stem = path.name[: -len(".csv.gz")]
+        elif path.suffix == ".csv":
+            stem = path.stem
+        else:
+            continue
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            cols = next(csv.reader(fh))
+        ints = set(_INTEGER_REF_COLUMNS.get(stem, ())) | {c for c in cols if c.startswith("population")}
+        select = ", ".join(f'TRY_CAST("{c}" AS INTEGER) AS "{c}"' if c in ints else f'"{c}"' for c in cols)
+        con.execute(
+            f"CREATE OR REPLACE TABLE ref_{stem} AS SELECT {select} "
+            f"FROM read_csv('{_esc(path)}', all_varchar = true, header = true)"
+        )
+
+
+def _ref_template(data_dir: Path) -> Path:
+    """A DuckDB file holding only the ref tables, cached in DATA_DIR/.ref-<key>.duckdb (key: the ref
+    files' names, sizes and mtimes, and the DuckDB version); each rebuild starts from a copy of it."""
+    h = hashlib.sha1(duckdb.__version__.encode())
+    for p in sorted(REF_DIR.iterdir()):
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    path = data_dir / f".ref-{h.hexdigest()[:16]}.duckdb"
+    if not path.is_file():
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        con = duckdb.connect(str(tmp))
+        try:
+            _ref_tables(con)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, path)
+        for old in data_dir.glob(".ref-*.duckdb"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    return path
+
+
+def _esc(path: Path | str) -> str:
+    return str(path).replace("'", "''")
+
+
+def view_columns(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, table: str) -> list[str]:
+    """Columns of a snapshot table in view order: INSEE columns (current layout), derived, unknown extras."""
+    from mirror.load import base_columns
+
+    pattern = snapshot_dir / table / ("*/*.parquet" if table == "etablissements" else "*.parquet")
+    hive = (
+        ", hive_partitioning = true, hive_types = {'departement': 'VARCHAR'}"
+        if table == "etablissements"
+        else ""
+    )
+    present = con.sql(f"SELECT * FROM read_parquet('{_esc(pattern)}'{hive}) LIMIT 0").columns
+    known = list(base_columns(table))
+    return [c for c in known if c in present] + [c for c in present if c not in known]
+
+
+def _base_views(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, data_dir: Path) -> None:
+    for table in TABLES:
+        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in view_columns(con, snapshot_dir, table))
+        sql = Template((CATALOG_SQL / f"{table}.sql").read_text(encoding="utf-8")).substitute(
+            snapshot=_esc(snapshot_dir), columns=cols, data_dir=_esc(data_dir)
+        )
+        # Daily deltas (mirror.deltas, helper C2): when DATA_DIR/deltas/ holds days newer than the snapshot,
+        # the view becomes "latest version per key over snapshot + deltas" (SQL in sql/deltas/).
+        sql = merge_create_view(data_dir, table, sql, snapshot_dir)
+        con.execute(sql)
+
+
+def rebuild(data_dir: Path, snapshot_dir: Path | None = None) -> Path:
+    """Re-creates DATA_DIR/sirene.duckdb for the current snapshot (state.json) or `snapshot_dir`.
+
+    The caller should hold the writer lock (mirror.snapshot.writer_lock); this function does not take it.
+    """
+    data_dir = Path(data_dir)
+    if snapshot_dir is None:
+        snapshot_dir = snap.current_snapshot_path(data_dir)
+        if snapshot_dir is None:
+            raise MirrorError(f"no snapshot in {data_dir}: run `mirror load` or `mirror sync` first")
+    if not snapshot_dir.is_dir():
+        raise MirrorError(f"snapshot folder {snapshot_dir} is missing: run `mirror load` again")
+    target = catalog_path(data_dir)
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    for p in (tmp, Path(f"{tmp}.wal")):
+        p.unlink(missing_ok=True)
+    try:
+        shutil.copyfile(_ref_template(data_dir), tmp)
+        con = duckdb.connect(str(tmp))
+        try:
+            _base_views(con, snapshot_dir.resolve(), data_dir.resolve())
+            for view_file in sorted(VIEWS_SQL.glob("*.sql")) if VIEWS_SQL.is_dir() else []:
+                try:
+                    con.execute(view_file.read_text(encoding="utf-8"))
+                except duckdb.Error as exc:
+                    raise MirrorError(f"sql/views/{view_file.name}: {str(exc).splitlines()[0]}") from exc
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, target)
+    finally:
+        for p in (tmp, Path(f"{tmp}.wal")):
+            with contextlib.suppress(OSError):
+                p.unlink()
+    return target
