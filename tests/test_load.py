@@ -426,32 +426,32 @@ def test_generated_stock_every_layout(tmp_path, layout, fmt):
     con.close()
 
 
-def test_projection_matches_pyproj():
-    import numpy as np
-    from pyproj import Transformer
+def test_projection_in_duckdb_threads_matches_known_points(tmp_path):
+    """The WGS84 UDF runs on DuckDB's worker threads (one pyproj Transformer per thread) and lands each
+    territory's points where they belong."""
+    import duckdb
 
-    from mirror.projection import PARAMS, to_wgs84
+    from mirror.load import prepare_connection
 
-    pts = {
-        2154: (652469, 6862035),
-        3163: (450000, 250000),
-        5490: (650000, 1790000),
-        2972: (350000, 540000),
-        2975: (340000, 7670000),
-        4467: (560000, 5200000),
-        4471: (520000, 8580000),
-        32701: (600000, 8540000),
-        3297: (220000, 8050000),
+    pts = {  # EPSG: (x, y, expected lat, expected lon), a point of each territory
+        2154: (652469, 6862035, 48.8566, 2.3522),  # Paris
+        5490: (657000, 1794000, 16.2, -61.5),  # Guadeloupe
+        2972: (353000, 545000, 4.93, -52.33),  # Cayenne
+        2975: (338000, 7690000, -20.88, 55.45),  # Saint-Denis de La Réunion
+        4471: (514000, 8588000, -12.78, 45.13),  # Mamoudzou
     }
-    assert set(pts) == set(PARAMS)
-    for epsg, (x, y) in pts.items():
-        xs, ys = np.array([x, x + 12345.6, x - 30000.0]), np.array([y, y - 5432.1, y + 40000.0])
-        lat, lon = to_wgs84(xs, ys, epsg)
-        lon2, lat2 = Transformer.from_crs(epsg, 4326, always_xy=True).transform(xs, ys)
-        tol = 1e-5 if epsg == 3297 else 1e-7
-        assert np.abs(lat - lat2).max() < tol and np.abs(lon - lon2).max() < tol, epsg
-    lat, lon = to_wgs84(np.array([652469.0]), np.array([6862035.0]), 2154)
-    assert lat[0] == pytest.approx(48.8566, abs=1e-3) and lon[0] == pytest.approx(2.3522, abs=1e-3)
+    con = duckdb.connect()
+    con.execute("SET threads = 4")
+    prepare_connection(con)
+    values = ", ".join(f"({x}, {y}, {e})" for e, (x, y, _, _) in pts.items())
+    rows = con.execute(
+        "SELECT e, avg(p.lat), avg(p.lon), count(*) FROM (SELECT e, mirror_wgs84(x + i % 7, y - i % 5, e) AS p "
+        f"FROM (VALUES {values}) AS v(x, y, e), range(200000) AS r(i)) GROUP BY e"
+    ).fetchall()
+    assert len(rows) == len(pts)
+    for e, lat, lon, n in rows:
+        assert n == 200000
+        assert lat == pytest.approx(pts[e][2], abs=0.05) and lon == pytest.approx(pts[e][3], abs=0.05), e
 
 
 def test_tables_are_in_key_order_by_row_group(tmp_path, monkeypatch):
