@@ -717,14 +717,18 @@ def catalog_command(data_dir):
     show_default=True,
     help="API Entreprise version: v2 (entreprises / etablissements), v3 or v4 (NAF 2025) INSEE documents.",
 )
-@click.option("--diffusibles", is_flag=True, help="v3/v4 /diffusibles/ variant: protected fields of P units as [ND].")
+@click.option(
+    "--diffusibles", is_flag=True, help="v3/v4 /diffusibles/ variant: protected fields of P units as [ND]."
+)
 @click.option(
     "--non-diffusables",
     is_flag=True,
     help="Answer for partially diffusible (P) units too instead of HTTP 451 (v2 non_diffusables=true). "
     "Their personal data stays [ND] as in INSEE's open files.",
 )
-@click.option("--siege", is_flag=True, help="For a SIREN: the document of its siège (v3/v4 .../siege_social).")
+@click.option(
+    "--siege", is_flag=True, help="For a SIREN: the document of its siège (v3/v4 .../siege_social)."
+)
 @click.option(
     "--follow-doublons",
     is_flag=True,

@@ -12,8 +12,14 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_mirror(*args: str, data_dir: Path | None = None, env: dict | None = None, cwd: Path | None = None,
-               timeout: float = 300, input: str | None = None) -> subprocess.CompletedProcess:
+def run_mirror(
+    *args: str,
+    data_dir: Path | None = None,
+    env: dict | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    input: str | None = None,
+) -> subprocess.CompletedProcess:
     """Runs the real `mirror` CLI in a subprocess (python -m mirror) and returns the completed process."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") and k != "INSEE_API_KEY"}
     if data_dir is not None:
