@@ -38,7 +38,8 @@ import duckdb
 from mirror import snapshot as snap
 from mirror.config import REF_DIR, SQL_DIR
 from mirror.errors import MirrorError
-from mirror.projection import SUPPORTED_EPSG, to_wgs84
+from mirror.projection import PARAMS as PROJECTIONS
+from mirror.projection import to_wgs84
 from mirror.schema import LAYOUTS, STOCK_FILES, STOCK_FILES_BY_KEY, StockFile, typed_column_type
 
 CATALOG_SQL = SQL_DIR / "catalog"
@@ -127,7 +128,7 @@ def epsg_sql(code: str) -> str:
     """SQL expression: EPSG of the Lambert columns for commune code `code` (mirror.geo's table)."""
     from mirror.geo import LAMBERT_93, OVERSEAS_EPSG
 
-    overseas = " ".join(f"WHEN '{k}' THEN {v}" for k, v in OVERSEAS_EPSG.items() if v in SUPPORTED_EPSG)
+    overseas = " ".join(f"WHEN '{k}' THEN {v}" for k, v in OVERSEAS_EPSG.items() if v in PROJECTIONS)
     return (
         f"CASE WHEN {code} IS NULL OR left({code}, 2) = '99' THEN NULL "
         f"WHEN left({code}, 2) IN ('97', '98') THEN CASE left({code}, 3) {overseas} END "

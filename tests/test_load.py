@@ -426,6 +426,34 @@ def test_generated_stock_every_layout(tmp_path, layout, fmt):
     con.close()
 
 
+def test_projection_matches_pyproj():
+    import numpy as np
+    from pyproj import Transformer
+
+    from mirror.projection import PARAMS, to_wgs84
+
+    pts = {
+        2154: (652469, 6862035),
+        3163: (450000, 250000),
+        5490: (650000, 1790000),
+        2972: (350000, 540000),
+        2975: (340000, 7670000),
+        4467: (560000, 5200000),
+        4471: (520000, 8580000),
+        32701: (600000, 8540000),
+        3297: (220000, 8050000),
+    }
+    assert set(pts) == set(PARAMS)
+    for epsg, (x, y) in pts.items():
+        xs, ys = np.array([x, x + 12345.6, x - 30000.0]), np.array([y, y - 5432.1, y + 40000.0])
+        lat, lon = to_wgs84(xs, ys, epsg)
+        lon2, lat2 = Transformer.from_crs(epsg, 4326, always_xy=True).transform(xs, ys)
+        tol = 1e-5 if epsg == 3297 else 1e-7
+        assert np.abs(lat - lat2).max() < tol and np.abs(lon - lon2).max() < tol, epsg
+    lat, lon = to_wgs84(np.array([652469.0]), np.array([6862035.0]), 2154)
+    assert lat[0] == pytest.approx(48.8566, abs=1e-3) and lon[0] == pytest.approx(2.3522, abs=1e-3)
+
+
 def test_projection_in_duckdb_threads_matches_known_points(tmp_path):
     """The WGS84 UDF runs on DuckDB's worker threads (one pyproj Transformer per thread) and lands each
     territory's points where they belong."""
