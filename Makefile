@@ -29,6 +29,7 @@ demo: install
 	$(BIN)/python -m mirror.demo --scale $(DEMO_SCALE)
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m mirror.bench --scale $(SCALE)
 
 clean:
