@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import platform
+import random
 import shutil
 import sqlite3
 import statistics
@@ -366,6 +367,183 @@ def op_sqlite(stock: Path, cache: Path, prep: dict) -> dict:
     return res
 
 
+# ------------------------------------------------------------------------------------------------
+# Daily updates: a national-size day of INSEE records applied through the real `mirror update` code,
+# with the HTTP client replaced by one serving prebuilt records (the measure is the local work).
+# ------------------------------------------------------------------------------------------------
+
+DAY_UL, DAY_ETAB = 20_000, 50_000  # a national day of changes (issue 4)
+
+
+def _as_csv_strings(table: str, alias: str = "t") -> str:
+    """SELECT list turning a typed view's columns back into stock-file strings (as the CSV holds them)."""
+    from mirror.schema import STOCK_FILES_BY_KEY, typed_column_type
+
+    out = []
+    for col in STOCK_FILES_BY_KEY[table].columns:
+        ref, kind = f'{alias}."{col}"', typed_column_type(table, col)
+        if kind == "DATE":
+            expr = f"strftime({ref}, '%Y-%m-%d')"
+        elif kind == "TIMESTAMP":
+            expr = f"strftime({ref}, '%Y-%m-%dT%H:%M:%S')"
+        elif kind == "BOOLEAN":
+            expr = f"CASE WHEN {ref} THEN 'true' WHEN NOT {ref} THEN 'false' END"
+        else:
+            expr = f"CAST({ref} AS VARCHAR)"
+        out.append(f"coalesce({expr}, '') AS \"{col}\"")
+    return ", ".join(out)
+
+
+def day_records(con, day: dt.date, seed: int) -> dict[str, list[dict]]:
+    """INSEE API records of ~DAY_UL units and ~DAY_ETAB établissements changed on `day`: rows of the
+    mirror (siren ranges picked at random), stamped with the day, a tenth with a new NAF code."""
+    from mirror.insee_records import etablissement_record, unite_legale_record
+
+    rng = random.Random(seed)
+    lo_s, hi_s, n_ul, n_et = con.execute(
+        "SELECT min(siren)::BIGINT, max(siren)::BIGINT, (SELECT count(*) FROM unites_legales), "
+        "(SELECT count(*) FROM etablissements) FROM unites_legales"
+    ).fetchone()
+    ranges = 20
+    width = int((hi_s - lo_s) * (DAY_ETAB / n_et) / ranges) + 1
+    bounds = []
+    for _ in range(ranges):
+        a = rng.randrange(lo_s, max(lo_s + 1, hi_s - width))
+        bounds.append((f"{a:09d}", f"{a + width:09d}"))
+    where = " OR ".join(f"(t.siren BETWEEN '{a}' AND '{b}')" for a, b in bounds)
+    stamp = f"{day.isoformat()}T03:{rng.randrange(60):02d}:{rng.randrange(60):02d}.{rng.randrange(1000):03d}"
+
+    def rows(table: str, extra: str = "") -> list[dict]:
+        rel = con.execute(f"SELECT {_as_csv_strings(table)} FROM {table} AS t WHERE ({where}) {extra}")
+        cols = [d[0] for d in rel.description]
+        return [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
+
+    ul = rows("unites_legales", f"ORDER BY t.siren LIMIT {DAY_UL}")
+    ul_by_siren = {r["siren"]: r for r in rows("unites_legales")}
+    et = rows("etablissements", f"LIMIT {DAY_ETAB}")
+    ulh: dict[str, list[dict]] = {}
+    for h in rows("unites_legales_historique"):
+        ulh.setdefault(h["siren"], []).append(h)
+    eth: dict[str, list[dict]] = {}
+    for h in rows("etablissements_historique"):
+        eth.setdefault(h["siret"], []).append(h)
+    out: dict[str, list[dict]] = {"unites_legales": [], "etablissements": [], "liens_succession": []}
+    for i, r in enumerate(ul):
+        r["dateDernierTraitementUniteLegale"] = stamp
+        if i % 10 == 0:
+            r["activitePrincipaleUniteLegale"] = "62.01Z"
+            for h in ulh.get(r["siren"], []):
+                if not h["dateFin"]:
+                    h["activitePrincipaleUniteLegale"] = "62.01Z"
+        out["unites_legales"].append(unite_legale_record(r, ulh.get(r["siren"], [])))
+    for i, r in enumerate(et):
+        r["dateDernierTraitementEtablissement"] = stamp
+        if i % 10 == 0:
+            r["activitePrincipaleEtablissement"] = "62.01Z"
+            for h in eth.get(r["siret"], []):
+                if not h["dateFin"]:
+                    h["activitePrincipaleEtablissement"] = "62.01Z"
+        out["etablissements"].append(
+            etablissement_record(r, eth.get(r["siret"], []), ul_by_siren.get(r["siren"]))
+        )
+    return out
+
+
+class PrebuiltInseeClient:
+    """Stands in for mirror.insee.InseeClient: serves prebuilt records, publishes through `day`."""
+
+    records: dict[str, list[dict]] = {}
+    day: dt.date = dt.date(2026, 10, 1)
+
+    def __init__(self, *args, **kwargs):
+        self.requests_made = 0
+
+    def informations(self) -> dict:
+        ready = f"{(self.day + dt.timedelta(days=1)).isoformat()}T07:00:00.000"
+        names = ("Unités Légales", "Établissements", "Liens de succession")
+        return {
+            "datesDernieresMisesAJourDesDonnees": [
+                {
+                    "collection": n,
+                    "dateDerniereMiseADisposition": ready,
+                    "dateDernierTraitementMaximum": ready,
+                }
+                for n in names
+            ]
+        }
+
+    def iter_kind(self, kind: str, q: str):
+        from mirror.insee import kind_key
+
+        records = self.records.get(kind_key(kind), [])
+        self.requests_made += max(1, -(-len(records) // INSEE_PAGE_SIZE))
+        yield from records
+
+
+def op_update(data_dir: Path, prep: dict, days: int) -> dict:
+    """Applies `days` national-size days through mirror.update (records prebuilt, untimed); measures each
+    day's local work and the standard filter before and after; removes the delta days afterwards."""
+    from mirror import catalog, deltas, insee, snapshot, update
+    from mirror.export import build_query, build_source, count_rows
+    from mirror.filters import Filters
+
+    os.environ.setdefault("INSEE_API_KEY", "bench")
+    insee.InseeClient = PrebuiltInseeClient  # the only change: no HTTP
+
+    def filter_seconds() -> float:
+        con = _connect(data_dir)
+        query = build_query(con, build_source(con, "etablissement"), Filters(**standard_filter_args(prep)))
+        count_rows(con, query)  # warm-up
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            count_rows(con, query)
+            times.append(time.perf_counter() - t0)
+        con.close()
+        return statistics.median(times)
+
+    fresh = filter_seconds()
+    state = snapshot.read_state(data_dir)
+    first = dt.date.fromisoformat(state["snapshot"]["month"] + "-01")
+    per_day, rows = [], []
+    reader = _connect(data_dir)
+    for i in range(days):
+        day = first + dt.timedelta(days=i)
+        PrebuiltInseeClient.records = day_records(reader, day, seed=1000 + i)
+        PrebuiltInseeClient.day = day
+        rows.append({k: len(v) for k, v in PrebuiltInseeClient.records.items()})
+        t0 = time.perf_counter()
+        update.run_update(data_dir, since=day, until=day, progress=False)
+        per_day.append(time.perf_counter() - t0)
+        if i == 0:  # the first day switches the catalog to merged views: reopen
+            reader.close()
+            reader = _connect(data_dir)
+    reader.close()
+    after = filter_seconds()
+    applied = deltas.list_days(data_dir)
+    deltas.remove_days(data_dir, applied)
+    snapshot.write_state(
+        data_dir,
+        {
+            k: v
+            for k, v in snapshot.read_state(data_dir).items()
+            if not k.startswith("delta") and k != "last_update"
+        },
+    )
+    catalog.rebuild(data_dir)
+    return {
+        "day_seconds": per_day,
+        "median": statistics.median(per_day),
+        "min": min(per_day),
+        "max": max(per_day),
+        "records_per_day": rows[0],
+        "filter_fresh": fresh,
+        "filter_after": after,
+        "ratio": after / fresh,
+        "days": days,
+    }
+
+
 def prepare(data_dir: Path, cache: Path, n_ids: int) -> dict:
     """Chooses the benchmark's parameters from the data once per scale and writes the identifier lists."""
     path = cache / "prep.json"
@@ -440,7 +618,9 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def run_bench(scale: int, cache_root: Path, repeats: int, sqlite_max_scale: int, n_ids: int) -> dict:
+def run_bench(
+    scale: int, cache_root: Path, repeats: int, sqlite_max_scale: int, n_ids: int, days: int = 30
+) -> dict:
     cache = cache_root / f"scale-{scale}"
     stock, data = cache / "stock", cache / "data"
     cache.mkdir(parents=True, exist_ok=True)
@@ -479,28 +659,33 @@ def run_bench(scale: int, cache_root: Path, repeats: int, sqlite_max_scale: int,
     ops["generate"] = json.loads(gen_json.read_text())
     ops["generate"]["stock_zip_mb"] = du_mb(stock)
 
-    log("load")
-    samples = []
-    for _ in range(reps):
-        samples.append(
-            run_with_rusage(
-                mirror_cmd(
-                    "load",
-                    str(stock),
-                    "--data-dir",
-                    str(data),
-                    "--month",
-                    STOCK_MONTH,
-                    "--force",
-                    "--keep",
-                    "1",
-                    "--quiet",
+    load_json = cache / "load.json"
+    if load_json.exists() and (data / "sirene.duckdb").exists():
+        ops["load"] = json.loads(load_json.read_text())  # measured when this cache was filled
+    else:
+        log("load")
+        samples = []
+        for _ in range(reps):
+            samples.append(
+                run_with_rusage(
+                    mirror_cmd(
+                        "load",
+                        str(stock),
+                        "--data-dir",
+                        str(data),
+                        "--month",
+                        STOCK_MONTH,
+                        "--force",
+                        "--keep",
+                        "1",
+                        "--quiet",
+                    )
                 )
             )
-        )
-    ops["load"] = summarize(samples)
-    ops["load"]["summary"] = samples[-1]["stdout"].strip()
-    ops["load"]["disk_mb"] = du_mb(data)
+        ops["load"] = summarize(samples)
+        ops["load"]["summary"] = samples[-1]["stdout"].strip()
+        ops["load"]["disk_mb"] = du_mb(data)
+        load_json.write_text(json.dumps(ops["load"]))
 
     prep = prepare(data, cache, n_ids)
     res["prep"] = {k: v for k, v in prep.items() if k != "ids_file"}
@@ -537,6 +722,12 @@ def run_bench(scale: int, cache_root: Path, repeats: int, sqlite_max_scale: int,
     )
     shutil.rmtree(out, ignore_errors=True)
 
+    log(f"daily updates: {days} national-size days, then the standard filter over the deltas")
+    upd = measured_op("update", data, cache, days=days)
+    ops["update_day"] = {k: upd[k] for k in ("median", "min", "max", "max_rss_mb", "records_per_day")}
+    ops["update_day"]["note"] = f"{upd['records_per_day']} records a day, median of {days} days"
+    ops["filter_after_deltas"] = {k: upd[k] for k in ("filter_fresh", "filter_after", "ratio", "days")}
+
     log("baseline: DuckDB on the raw zipped CSV")
     base["raw_csv"] = measured_op("raw-csv", data, cache)
     if scale <= sqlite_max_scale:
@@ -571,6 +762,8 @@ def op_main(args) -> None:
         out = op_mirror_queries(data_dir, prep)
     elif args.op == "raw-csv":
         out = op_raw_csv(cache / "stock", prep)
+    elif args.op == "update":
+        out = op_update(data_dir, prep, args.days)
     elif args.op == "sqlite":
         out = op_sqlite(cache / "stock", cache, prep)
     else:
@@ -591,12 +784,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--op", help=argparse.SUPPRESS)
     p.add_argument("--data-dir", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, default=1000, help=argparse.SUPPRESS)
+    p.add_argument("--days", type=int, default=30, help="days of deltas for the update benchmark")
     args = p.parse_args(argv)
     if args.op:
         op_main(args)
         return
     if not args.report_only:
-        res = run_bench(args.scale, Path(args.cache), args.repeats, args.sqlite_max_scale, args.ids)
+        res = run_bench(
+            args.scale, Path(args.cache), args.repeats, args.sqlite_max_scale, args.ids, args.days
+        )
         log(f"results: {write_results(res)}")
     from mirror.bench_report import write_report
 

@@ -89,7 +89,7 @@ PAD_WIDTHS = {
 ROW_GROUP_SIZE = 100_000
 MEMORY_LIMIT_ENV = "MIRROR_MEMORY_LIMIT"
 THREADS_ENV = "MIRROR_THREADS"
-DEFAULT_MEMORY_LIMIT = "4GB"
+DEFAULT_MEMORY_LIMIT = "6GB"
 MIN_SHARE_OF_PREVIOUS = 0.98
 FRESHNESS_DAYS = 7  # max dateDernierTraitement must be >= (1st of the stock month - 7 days)
 LINE_MISMATCH_TOLERANCE = 1e-4  # CSV physical lines vs records read (multi-line fields are legal)
