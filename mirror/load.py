@@ -415,6 +415,10 @@ def _connect_for_build(build_dir: Path) -> duckdb.DuckDBPyConnection:
     con.execute(f"SET temp_directory = {sql_str(build_dir / '.tmp')}")
     con.execute("SET preserve_insertion_order = true")
     con.execute("SET enable_progress_bar = false")
+    # A CSV scan is estimated at a few dozen rows, so DuckDB would make it the build side of the joins with
+    # the commune lookup tables and hash the whole stock (tens of GB spilled at national scale): keep the
+    # small lookup tables on the build side.
+    con.execute("SET disabled_optimizers = 'build_side_probe_side'")
     # Partitioned writes (établissements, ~110 départements): flush each partition every 100k rows instead
     # of buffering up to 512k rows per partition (which spills to disk at national scale: 3x slower), and
     # keep every partition file open (no close/reopen churn).
