@@ -118,6 +118,25 @@ def _base_views(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, data_dir: Pa
         # the view becomes "latest version per key over snapshot + deltas" (SQL in sql/deltas/).
         sql = merge_create_view(data_dir, table, sql, snapshot_dir)
         con.execute(sql)
+    _siret_index_view(con, snapshot_dir, data_dir)
+
+
+def _siret_index_view(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, data_dir: Path) -> None:
+    from mirror.deltas import delta_glob, has_deltas
+    from mirror.load import SIRET_INDEX
+
+    index_dir = snapshot_dir / SIRET_INDEX
+    if index_dir.is_dir():
+        index = f"SELECT siret, departement FROM read_parquet('{_esc(index_dir / '*.parquet')}')"
+    else:
+        index = "SELECT siret, departement FROM etablissements"
+    deltas = ""
+    if has_deltas(data_dir):
+        deltas = f"UNION ALL SELECT siret, departement FROM read_parquet('{_esc(delta_glob(data_dir, 'etablissements'))}')"
+    sql = Template((CATALOG_SQL / f"{SIRET_INDEX}.sql").read_text(encoding="utf-8")).substitute(
+        index=index, deltas=deltas
+    )
+    con.execute(sql)
 
 
 def rebuild(data_dir: Path, snapshot_dir: Path | None = None) -> Path:

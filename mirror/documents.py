@@ -226,11 +226,15 @@ def get_document(
                 return 404, error_document(404, fmt, "siren")
             return get_document(con, row[0], fmt, diffusibles, non_diffusables)
         view, key, extra, params = _view_for(fmt, kind, siege, diffusibles, non_diffusables)
-        row = con.execute(
-            f"SELECT statut_diffusion, {'statut_diffusion_unite_legale' if kind == 'siret' or siege else 'NULL'}, "
-            f"{extra} FROM {view} WHERE {key} = ?{params['where']}",
-            [ident, *params["args"]],
-        ).fetchone()
+        where, args = params["where"], params["args"]
+        row = None
+        hint = _partition_hint(con, ident) if kind == "siret" else ("", [])
+        if hint is not None:
+            row = con.execute(
+                f"SELECT statut_diffusion, {'statut_diffusion_unite_legale' if kind == 'siret' or siege else 'NULL'}, "
+                f"{extra} FROM {view} WHERE {key} = ?{hint[0]}{where}",
+                [ident, *hint[1], *args],
+            ).fetchone()
     finally:
         if owned:
             con.close()
@@ -240,6 +244,25 @@ def get_document(
     if _blocked(fmt, "siret" if siege else kind, diffusibles, non_diffusables, statut, statut_ul):
         return 451, error_document(451, fmt, "siret" if siege else kind)
     return 200, json.loads(document)
+
+
+def _partition_hint(con: duckdb.DuckDBPyConnection, siret: str) -> tuple[str, list] | None:
+    """An extra WHERE naming the département(s) of `siret` (read from the small etablissements_departements
+    index), so that DuckDB opens that partition only instead of every partition file; None when the
+    siret is unknown to the mirror."""
+    deps = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT departement FROM etablissements_departements WHERE siret = ?", [siret]
+        ).fetchall()
+    ]
+    if not deps:
+        return None
+    known = [d for d in deps if d is not None]
+    conditions = [f"departement IN ({', '.join('?' * len(known))})"] if known else []
+    if len(known) < len(deps):
+        conditions.append("departement IS NULL")
+    return f" AND ({' OR '.join(conditions)})", known
 
 
 def _view_for(fmt: str, kind: str, siege: bool, diffusibles: bool, non_diffusables: bool):

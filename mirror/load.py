@@ -474,6 +474,7 @@ def _write_table(con, src: Source, build_dir: Path, warnings: list[str]) -> int:
     try:
         if key == "etablissements":
             written = _write_partitioned(con, typed, build_dir, sort)
+            _write_siret_index(con, build_dir)
         else:
             written = _write_sorted(con, typed, out, SORT_KEYS[key])
     except duckdb.InterruptException:
@@ -566,6 +567,25 @@ def _write_partitioned(con, typed: str, build_dir: Path, sort: str) -> int:
         pool.shutdown(wait=True, cancel_futures=True)  # on error or Ctrl-C: drop the queued partitions
     staging.rmdir()
     return written
+
+
+SIRET_INDEX = "etablissements_departements"  # siret -> departement, sorted by siret (lookups by siret)
+SIRET_INDEX_ROW_GROUP = 20_000
+
+
+def _write_siret_index(con, build_dir: Path) -> None:
+    """Writes the (siret, departement) index of the établissements, sorted by siret, in small row groups.
+
+    A lookup by siret first reads the département here (one small row group), then opens only that
+    département's partition instead of every partition file (mirror.documents uses it)."""
+    out = build_dir / SIRET_INDEX
+    out.mkdir(parents=True, exist_ok=True)
+    con.execute(
+        f"COPY (SELECT siret, departement FROM read_parquet({_glob(build_dir, 'etablissements')}, "
+        f"hive_partitioning = true, hive_types = {{'departement': 'VARCHAR'}}) ORDER BY siret) "
+        f"TO {sql_str(out / 'data_0.parquet')} (FORMAT parquet, COMPRESSION zstd, "
+        f"ROW_GROUP_SIZE {SIRET_INDEX_ROW_GROUP})"
+    )
 
 
 def _write_empty(con, key: str, build_dir: Path) -> None:

@@ -1328,3 +1328,50 @@ def test_views_run_on_generated_stock(stock_dir, tmp_path):
                 continue
             body = doc(c, siren, "v3", diffusibles=True)
             assert set(body["data"]["personne_physique_attributs"].values()) == {"[ND]"}
+
+
+def _scans(node: dict):
+    """extra_info of every Parquet scan of a JSON query profile."""
+    if "Total Files Read" in node.get("extra_info", {}):
+        yield node["extra_info"]
+    for child in node.get("children", []):
+        yield from _scans(child)
+
+
+def test_siret_lookup_opens_only_its_departement(stock_dir, tmp_path):
+    """A lookup by siret reads the département from the etablissements_departements index, then the
+    document query opens one partition file instead of all of them; answers are unchanged."""
+    from mirror.documents import _partition_hint
+
+    load_snapshot(tmp_path / "data", [stock_dir], force=True)
+    with connect(tmp_path / "data") as c:
+        n_parts = c.execute("SELECT count(DISTINCT departement) FROM etablissements").fetchone()[0]
+        assert n_parts > 20
+        sirets = [
+            r[0]
+            for r in c.execute("SELECT siret FROM etablissements ORDER BY hash(siret) LIMIT 40").fetchall()
+        ]
+        for siret in sirets:
+            where, args = _partition_hint(c, siret)
+            expected = c.execute(
+                "SELECT departement FROM etablissements WHERE siret = ?", [siret]
+            ).fetchone()[0]
+            assert args == ([expected] if expected is not None else [])
+            plan = json.loads(
+                c.execute(
+                    f"EXPLAIN (ANALYZE, FORMAT json) SELECT document FROM documents_v3_etablissements "
+                    f"WHERE siret = ?{where}",
+                    [siret, *args],
+                ).fetchall()[0][1]
+            )
+            files = [
+                int(info["Total Files Read"])
+                for info in _scans(plan)
+                if "/etablissements/" in info.get("Filename(s)", "")
+            ]
+            assert files == [1], files
+        bulk = {i: (s, d) for i, s, d in iter_documents(c, sirets, "v3")}
+        for siret in sirets:
+            status, document = get_document(c, siret, "v3")
+            assert (status, document) == bulk[siret]
+        assert _partition_hint(c, "12345678901234") is None

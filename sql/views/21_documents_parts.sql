@@ -243,7 +243,7 @@ SELECT *,
     json_object('code', naf_code, 'nomenclature', naf_nomenclature, 'libelle', naf_libelle) AS activite_v3
 FROM (
     SELECT
-        e.siret, e.siren, e.nic,
+        e.siret, e.siren, e.nic, e.departement,
         e.statutDiffusionEtablissement AS statut_diffusion,
         coalesce(e.statutDiffusionEtablissement = 'P', false) AS partiel,
         e.etablissementSiege AS siege_social,

@@ -5,7 +5,7 @@
 
 -- /v2/etablissements/{siret} -> {"etablissement": ..., "gateway_error": false}
 CREATE OR REPLACE VIEW documents_v2_etablissements AS
-SELECT siret, siren, nic, statut_diffusion, ul_statut_diffusion AS statut_diffusion_unite_legale,
+SELECT siret, siren, nic, departement, statut_diffusion, ul_statut_diffusion AS statut_diffusion_unite_legale,
     json_object('etablissement', etablissement, 'gateway_error', false) AS document,
     etablissement, adresse_francaise
 FROM (

@@ -36,7 +36,7 @@ FROM (
 );
 
 CREATE OR REPLACE VIEW documents_v4_etablissements AS
-SELECT siret, siren, nic, diffusibles, statut_diffusion, ul_statut_diffusion AS statut_diffusion_unite_legale,
+SELECT siret, siren, nic, departement, diffusibles, statut_diffusion, ul_statut_diffusion AS statut_diffusion_unite_legale,
     json_object(
         'data', json_object(
             'siret', siret, 'siege_social', siege_social, 'etat_administratif', etat,
@@ -54,7 +54,7 @@ SELECT siret, siren, nic, diffusibles, statut_diffusion, ul_statut_diffusion AS 
 FROM doc_etablissements_variants;
 
 CREATE OR REPLACE VIEW documents_v4_adresses AS
-SELECT siret, siren, diffusibles, statut_diffusion, ul_statut_diffusion AS statut_diffusion_unite_legale,
+SELECT siret, siren, departement, diffusibles, statut_diffusion, ul_statut_diffusion AS statut_diffusion_unite_legale,
     json_object(
         'data', adresse,
         'links', json_object(
