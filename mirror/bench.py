@@ -273,7 +273,18 @@ def op_lookup(data_dir: Path, n: int) -> dict:
         times.append(time.perf_counter() - t0)
         statuses[status] = statuses.get(status, 0) + 1
     times.sort()
+    sirets = [
+        r[0] for r in con.execute(f"SELECT siret FROM etablissements USING SAMPLE {int(n)} ROWS").fetchall()
+    ]
+    siret_times = []
+    for s in sirets:
+        t0 = time.perf_counter()
+        get_document(con, s, "v3")
+        siret_times.append(time.perf_counter() - t0)
+    siret_times.sort()
     return {
+        "siret_median": statistics.median(siret_times),
+        "siret_p95": siret_times[int(len(siret_times) * 0.95) - 1],
         "n": len(times),
         "median": statistics.median(times),
         "p95": times[int(len(times) * 0.95) - 1],

@@ -34,9 +34,17 @@ def _ops_rows(res: dict) -> list[tuple[str, str, str, str, str]]:
         rows.append((label, _fmt_s(med), rng, rss, note))
 
     gen = ops.get("generate", {})
-    add("generate", "generate the six stock files (zip)", f"{gen.get('stock_zip_mb', 0):,.0f} MB of zips")
+    add(
+        "generate",
+        "generate the six stock files (zip)",
+        f"{gen.get('stock_zip_mb', 0):,.0f} MB of zips. {gen.get('note', '')}".strip(),
+    )
     load = ops.get("load", {})
-    add("load", "load the snapshot (all six files)", f"snapshot {load.get('disk_mb', 0):,.0f} MB on disk")
+    add(
+        "load",
+        "load the snapshot (all six files)",
+        f"snapshot {load.get('disk_mb', 0):,.0f} MB on disk. " + load.get("rss_note", ""),
+    )
     add("update_day", "apply one day of changes (local work)", ops.get("update_day", {}).get("note", ""))
     lk = ops.get("lookup_api")
     if lk:
@@ -46,7 +54,8 @@ def _ops_rows(res: dict) -> list[tuple[str, str, str, str, str]]:
                 _fmt_s(lk["median"]),
                 f"{_fmt_s(lk['min'])} – {_fmt_s(lk['max'])}",
                 f"{lk['max_rss_mb']:,.0f} MB",
-                f"p95 {_fmt_s(lk['p95'])}",
+                f"p95 {_fmt_s(lk['p95'])}; by SIRET (v3 établissement): median "
+                f"{_fmt_s(lk.get('siret_median'))}, p95 {_fmt_s(lk.get('siret_p95'))}",
             )
         )
     add("lookup_cli", "lookup, CLI `mirror get` (process start included)")
