@@ -186,6 +186,30 @@ TARGETS = [
 ]
 
 
+def _growth(small: dict, large: dict, keys: list[tuple[str, str]]) -> list[tuple]:
+    import math
+
+    rows = []
+    for key, label in keys:
+        a, b = small["ops"].get(key, {}), large["ops"].get(key, {})
+        ta, tb = a.get("median", a.get("seconds")), b.get("median", b.get("seconds"))
+        if not ta or not tb:
+            continue
+        k = math.log(tb / ta) / math.log(large["scale"] / small["scale"])
+        kind = (
+            "about constant"
+            if k < 0.2
+            else "sublinear"
+            if k < 0.8
+            else "linear"
+            if k < 1.2
+            else "superlinear"
+        )
+        rss = b.get("max_rss_mb")
+        rows.append((label, f"{k:.2f}", kind, f"{rss:,.0f} MB" if rss else "not captured"))
+    return rows
+
+
 def _table(header: tuple, rows: list[tuple]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -316,6 +340,18 @@ def write_report(results_dir: Path, report: Path) -> Path:
                     row.append(_fmt_s(o.get("median", o.get("seconds"))))
                 rows.append(tuple(row))
             parts += [_table(("scale", *[k[1] for k in keys]), rows), ""]
+            parts += [
+                "How each operation grows between the smallest and the largest scale (exponent of a power "
+                "law fitted on the two end points: 0 is constant, 1 linear):",
+                "",
+            ]
+            parts += [
+                _table(
+                    ("operation", "exponent", "growth", "peak RSS at the largest scale"),
+                    _growth(results[0], results[-1], keys),
+                ),
+                "",
+            ]
             if _chart(results, results_dir / "scaling.png"):
                 parts += ["![scaling](bench/scaling.png)", ""]
     report.write_text("\n".join(parts))
