@@ -19,16 +19,18 @@ Data held as "[ND]" by INSEE's open files stays "[ND]": nothing is ever reconstr
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from string import Template
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mirror.config import SQL_DIR
 from mirror.identifiers import is_valid_siren, is_valid_siret
 
 FORMATS = ("v2", "v3", "v4")
@@ -218,32 +220,49 @@ def get_document(
                     doc["meta"]["redirect_from_siren"] = ident
                 return status, doc
             return 301, error_document(301, fmt, kind, replacing)
-        if fmt == "v2" and siege:
-            row = con.execute(
-                "SELECT siret_siege FROM documents_v2_entreprises WHERE siren = ?", [ident]
-            ).fetchone()
-            if row is None or row[0] is None:
-                return 404, error_document(404, fmt, "siren")
-            return get_document(con, row[0], fmt, diffusibles, non_diffusables)
-        view, key, extra, params = _view_for(fmt, kind, siege, diffusibles, non_diffusables)
-        where, args = params["where"], params["args"]
-        row = None
-        hint = _partition_hint(con, ident) if kind == "siret" else ("", [])
-        if hint is not None:
-            row = con.execute(
-                f"SELECT statut_diffusion, {'statut_diffusion_unite_legale' if kind == 'siret' or siege else 'NULL'}, "
-                f"{extra} FROM {view} WHERE {key} = ?{hint[0]}{where}",
-                [ident, *hint[1], *args],
-            ).fetchone()
+        if siege:  # the siège's établissement document, looked up by its siret (one partition, not all)
+            siret = _siege_siret(con, ident)
+            row = _document_row(con, fmt, "siret", siret, diffusibles, non_diffusables) if siret else None
+        else:
+            row = _document_row(con, fmt, kind, ident, diffusibles, non_diffusables)
     finally:
         if owned:
             con.close()
     if row is None:
         return 404, error_document(404, fmt, kind)
+    if siege:
+        kind = "siret"  # the diffusion decision and its 451 body are about the siège établissement
     statut, statut_ul, document = row
-    if _blocked(fmt, "siret" if siege else kind, diffusibles, non_diffusables, statut, statut_ul):
-        return 451, error_document(451, fmt, "siret" if siege else kind)
+    if _blocked(fmt, kind, diffusibles, non_diffusables, statut, statut_ul):
+        return 451, error_document(451, fmt, kind)
     return 200, json.loads(document)
+
+
+# Optimizers a single-row lookup does without: their planning work (per-column statistics merged over every
+# row group of the big files, join enumeration over the ~20 joins of a document view) costs more than the
+# query itself at national scale, and one row needs no join reordering (measured: v3 SIREN 48 -> 27 ms).
+_LOOKUP_DISABLED_OPTIMIZERS = ("statistics_propagation", "join_order")
+
+
+@contextlib.contextmanager
+def _lookup_planning(con: duckdb.DuckDBPyConnection):
+    """Disables _LOOKUP_DISABLED_OPTIMIZERS on `con` for one lookup, then restores the caller's setting."""
+    (before,) = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()
+    current = [o.strip() for o in (before or "").split(",") if o.strip()]
+    wanted = current + [o for o in _LOOKUP_DISABLED_OPTIMIZERS if o not in current]
+    con.execute(f"SET disabled_optimizers = '{','.join(wanted)}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET disabled_optimizers = '{','.join(current)}'")
+
+
+def _siege_siret(con: duckdb.DuckDBPyConnection, siren: str) -> str | None:
+    """The siret of the unit's siège (siren + nicSiegeUniteLegale), None when the unit is unknown."""
+    row = con.execute(
+        "SELECT siren || nicSiegeUniteLegale FROM unites_legales WHERE siren = ?", [siren]
+    ).fetchone()
+    return row[0] if row else None
 
 
 def _partition_hint(con: duckdb.DuckDBPyConnection, siret: str) -> tuple[str, list] | None:
@@ -265,21 +284,26 @@ def _partition_hint(con: duckdb.DuckDBPyConnection, siret: str) -> tuple[str, li
     return f" AND ({' OR '.join(conditions)})", known
 
 
-def _view_for(fmt: str, kind: str, siege: bool, diffusibles: bool, non_diffusables: bool):
-    """(view, key column, document column, extra where) of a lookup."""
+def _document_row(
+    con: duckdb.DuckDBPyConnection, fmt: str, kind: str, ident: str, diffusibles: bool, non_diffusables: bool
+) -> tuple | None:
+    """(statut_diffusion, statut_diffusion of the unit or None, document JSON) of one siren / siret, or None."""
     if fmt == "v2":
-        if kind == "siren":
-            column = "document_non_diffusables" if non_diffusables else "document"
-            return "documents_v2_entreprises", "siren", column, {"where": "", "args": []}
-        return "documents_v2_etablissements", "siret", "document", {"where": "", "args": []}
-    name = "sieges" if siege else ("unites_legales" if kind == "siren" else "etablissements")
-    key = "siren" if kind == "siren" else "siret"
-    return (
-        f"documents_{fmt}_{name}",
-        key,
-        "document",
-        {"where": " AND diffusibles = ?", "args": [diffusibles]},
-    )
+        view = "documents_v2_entreprises" if kind == "siren" else "documents_v2_etablissements"
+        column = "document_non_diffusables" if kind == "siren" and non_diffusables else "document"
+        where, args = "", []
+    else:
+        view = f"documents_{fmt}_{'unites_legales' if kind == 'siren' else 'etablissements'}"
+        column, where, args = "document", " AND diffusibles = ?", [diffusibles]
+    statut_ul = "statut_diffusion_unite_legale" if kind == "siret" else "NULL"
+    hint = _partition_hint(con, ident) if kind == "siret" else ("", [])
+    if hint is None:
+        return None
+    with _lookup_planning(con):
+        return con.execute(
+            f"SELECT statut_diffusion, {statut_ul}, {column} FROM {view} WHERE {kind} = ?{hint[0]}{where}",
+            [ident, *hint[1], *args],
+        ).fetchone()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -325,12 +349,18 @@ def iter_documents(
             "siege=True is for v3/v4 (v2 entreprises documents already embed etablissement_siege)"
         )
     ids = _identifier_table(identifiers)
-    name = f"_documents_ids_{os.getpid()}_{next(_counter)}"
-    con.register(name, ids)
+    lengths = set(pc.unique(pc.utf8_length(ids.column("id"))).to_pylist())
+    sirens, sirets = 9 in lengths, 14 in lengths
+    cur = con.cursor()  # private: its TEMP tables and registration never reach the caller's connection
     try:
-        lengths = set(pc.unique(pc.utf8_length(ids.column("id"))).to_pylist())
-        sql, args = _bulk_sql(name, fmt, diffusibles, non_diffusables, siege, 9 in lengths, 14 in lengths)
-        reader = con.execute(sql, args).to_arrow_reader(batch_size)
+        cur.register("_documents_ids", ids)
+        (db,) = cur.execute("SELECT current_database()").fetchone()
+        script = Template(_BULK_RESTRICT.read_text(encoding="utf-8")).substitute(
+            db=f'"{db}"', ids="_documents_ids", sirets_of_sieges="true" if fmt == "v2" or siege else "false"
+        )
+        cur.execute(script)
+        sql, args = _bulk_sql("_documents_ids", fmt, diffusibles, non_diffusables, siege, sirens, sirets)
+        reader = cur.execute(sql, args).to_arrow_reader(batch_size)
         for batch in reader:
             cols = batch.to_pydict()
             for ident, replacing, statut, statut_ul, document in zip(
@@ -349,10 +379,10 @@ def iter_documents(
                 else:
                     yield ident, status, json.loads(doc) if isinstance(doc, str) else doc
     finally:
-        con.unregister(name)
+        cur.close()
 
 
-_counter = itertools.count()
+_BULK_RESTRICT = SQL_DIR / "documents" / "bulk_restrict.sql"
 
 
 def _bulk_sql(
