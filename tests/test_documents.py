@@ -1375,3 +1375,28 @@ def test_siret_lookup_opens_only_its_departement(stock_dir, tmp_path):
             status, document = get_document(c, siret, "v3")
             assert (status, document) == bulk[siret]
         assert _partition_hint(c, "12345678901234") is None
+
+
+def test_bulk_builds_only_the_requested_units_and_leaves_the_connection_alone(stock_dir, tmp_path):
+    """iter_documents restricts the base tables to the requested units on a private cursor: answers equal the
+    single lookups, and the caller's connection still sees the whole mirror afterwards (no TEMP table left)."""
+    load_snapshot(tmp_path / "data", [stock_dir], force=True)
+    with connect(tmp_path / "data") as c:
+        total = c.execute("SELECT count(*) FROM unites_legales").fetchone()[0]
+        sirens = [
+            r[0]
+            for r in c.execute("SELECT siren FROM unites_legales ORDER BY hash(siren) LIMIT 25").fetchall()
+        ]
+        answers = list(iter_documents(c, sirens, "v3"))
+        assert [a[0] for a in answers] == sirens
+        assert c.execute("SELECT count(*) FROM unites_legales").fetchone()[0] == total
+        assert c.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()[0] == 0
+        for siren, status, body in answers:
+            assert (status, body) == get_document(c, siren, "v3")
+        # siège answers are the établissement documents of siren + nicSiegeUniteLegale
+        for siren, status, body in iter_documents(c, sirens[:10], "v3", siege=True):
+            nic = c.execute(
+                "SELECT nicSiegeUniteLegale FROM unites_legales WHERE siren = ?", [siren]
+            ).fetchone()[0]
+            assert (status, body) == get_document(c, siren + nic, "v3")
+            assert (status, body) == get_document(c, siren, "v3", siege=True)
