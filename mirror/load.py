@@ -160,8 +160,8 @@ def _wgs84_udf(x, y, epsg):
 
 
 def prepare_connection(con: duckdb.DuckDBPyConnection) -> None:
-    """Registers what the typing SQL needs on `con` (idempotent): the UDF mirror_wgs84 and the TEMP
-    lookup tables _mirror_commune_geo / _mirror_departements built from sql/ref."""
+    """Registers what the typing SQL needs on `con` (idempotent): the UDF mirror_wgs84 and the commune /
+    département lookups of sql/catalog/commune_geo.sql (macros, session variables) built from sql/ref."""
     from duckdb import sqltypes as T
 
     exists = con.sql(
@@ -178,7 +178,7 @@ def prepare_connection(con: duckdb.DuckDBPyConnection) -> None:
             side_effects=False,
         )
     have = con.sql(
-        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '_mirror_commune_geo'"
+        "SELECT count(*) FROM duckdb_variables() WHERE name = 'mirror_departement_region'"
     ).fetchone()[0]
     if not have:
         con.execute(render("commune_geo.sql", ref_dir=str(REF_DIR).replace("'", "''")))
@@ -234,7 +234,7 @@ def typed_select_sql(table_key: str, source: str, source_types: dict[str, str]) 
         masked_test=masked,
         extra_columns=extra_cols,
         source=source,
-        epsg=epsg_sql("typed.codeCommuneEtablissement"),
+        epsg=epsg_sql("codeCommuneEtablissement"),
         typed_names=", ".join(q(c) for c in known),
         extra_names=extra_cols,
     )
@@ -347,8 +347,11 @@ def _read_header_line(line: bytes) -> list[str]:
     return next(csv.reader(io.StringIO(text), delimiter=",", quotechar='"'))
 
 
-def _extract_csv(src: Source, tmp_dir: Path) -> tuple[Path, list[str], int]:
-    """Stream-decompresses the CSV member of a zip into tmp_dir; returns (path, header, physical lines)."""
+def _extract_csv(
+    src: Source, tmp_dir: Path, stop: threading.Event | None = None
+) -> tuple[Path, list[str], int]:
+    """Stream-decompresses the CSV member of a zip into tmp_dir; returns (path, header, physical lines).
+    Gives up (MirrorError) as soon as `stop` is set."""
     tmp_dir.mkdir(parents=True, exist_ok=True)
     try:
         zf = zipfile.ZipFile(src.path)
@@ -370,6 +373,8 @@ def _extract_csv(src: Source, tmp_dir: Path) -> tuple[Path, list[str], int]:
         try:
             with zf.open(member) as fin, open(out, "wb") as fout:
                 while chunk := fin.read(16 << 20):
+                    if stop is not None and stop.is_set():
+                        raise MirrorError(f"{src.path.name}: extraction stopped")
                     if not first:
                         first = chunk[: chunk.find(b"\n") + 1 if b"\n" in chunk else len(chunk)]
                     lines += chunk.count(b"\n")
@@ -419,11 +424,6 @@ def _connect_for_build(build_dir: Path) -> duckdb.DuckDBPyConnection:
     # the commune lookup tables and hash the whole stock (tens of GB spilled at national scale): keep the
     # small lookup tables on the build side.
     con.execute("SET disabled_optimizers = 'build_side_probe_side'")
-    # Partitioned writes (établissements, ~110 départements): flush each partition every 100k rows instead
-    # of buffering up to 512k rows per partition (which spills to disk at national scale: 3x slower), and
-    # keep every partition file open (no close/reopen churn).
-    con.execute(f"SET partitioned_write_flush_threshold = {ROW_GROUP_SIZE}")
-    con.execute("SET partitioned_write_max_open_files = 256")
     prepare_connection(con)
     return con
 
@@ -432,8 +432,9 @@ def _parquet_opts(compression: str = "zstd") -> str:
     return f"FORMAT parquet, COMPRESSION {compression}, ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
 
 
-def _write_table(con, src: Source, build_dir: Path, warnings: list[str]) -> int:
-    """Types one stock file and writes it under build_dir/<table>/; returns the rows written."""
+def _write_table(con, src: Source, build_dir: Path, warnings: list[str], extracted=None) -> int:
+    """Types one stock file and writes it under build_dir/<table>/; returns the rows written.
+    `extracted`: for a zip, a Future of its _extract_csv already under way (else it is extracted here)."""
     key = src.stock.key
     tmp_dir = build_dir / ".tmp"
     if src.fmt == "parquet":
@@ -447,7 +448,7 @@ def _write_table(con, src: Source, build_dir: Path, warnings: list[str]) -> int:
         csv_path = None
     else:
         if src.fmt == "zip":
-            csv_path, header, lines = _extract_csv(src, tmp_dir)
+            csv_path, header, lines = extracted.result() if extracted else _extract_csv(src, tmp_dir)
         else:
             csv_path = src.path
             header, lines = _csv_header_and_lines(src.path)
@@ -528,44 +529,141 @@ def _write_sorted(con, typed: str, out: Path, keys: tuple[str, ...]) -> int:
     return written
 
 
+# Rows held in memory across all partition buffers before the biggest are written out early (bounds the
+# load's memory at national scale: ~1 GB of Arrow data for the wide établissement rows).
+MAX_BUFFERED_ROWS = 3_000_000
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+class _PartitionWriter:
+    """Hive partitions by departement from typed Arrow batches in source order: one pyarrow ParquetWriter
+    per partition, a row group each time a partition has ROW_GROUP_SIZE rows buffered (or when the
+    buffers hold MAX_BUFFERED_ROWS rows: the biggest are written first). Keeps track of whether each
+    partition received its rows in `key` order."""
+
+    def __init__(self, final: Path, schema, key: str):
+        import pyarrow as pa
+
+        self.final, self.key = final, key
+        self.schema = pa.schema([f for f in schema if f.name != "departement"])
+        self.writers: dict = {}
+        self.buffers: dict = {}
+        self.buffered: dict = {}
+        self.last: dict = {}
+        self.unsorted: set = set()
+        self.total = 0
+
+    def folder(self, dep) -> Path:
+        return self.final / f"departement={HIVE_NULL if dep is None else dep}"
+
+    def add_batch(self, batch) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        deps = batch.column("departement")
+        order = pc.sort_indices(deps, null_placement="at_end")  # a stable sort: source order kept
+        table = pa.Table.from_batches([batch.take(order)])
+        runs = pc.run_end_encode(table.column("departement").combine_chunks())
+        rows = table.drop_columns(["departement"])
+        start = 0
+        for dep, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+            self._append(dep, rows.slice(start, end - start))
+            start = end
+        while self.total > MAX_BUFFERED_ROWS:
+            self._flush(max(self.buffered, key=self.buffered.get))
+
+    def _append(self, dep, rows) -> None:
+        import pyarrow.compute as pc
+
+        keys = rows.column(self.key)
+        first, last = keys[0].as_py(), self.last.get(dep)
+        if dep not in self.unsorted and (
+            (first is not None and last is not None and first < last)
+            or (len(keys) > 1 and not pc.all(pc.less_equal(keys[:-1], keys[1:])).as_py())
+        ):
+            self.unsorted.add(dep)
+        self.last[dep] = keys[-1].as_py() or last
+        self.buffers.setdefault(dep, []).append(rows)
+        self.buffered[dep] = self.buffered.get(dep, 0) + len(rows)
+        self.total += len(rows)
+        if self.buffered[dep] >= ROW_GROUP_SIZE:
+            self._flush(dep)
+
+    def _flush(self, dep) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = pa.concat_tables(self.buffers.pop(dep))
+        self.total -= self.buffered.pop(dep)
+        if dep not in self.writers:
+            self.folder(dep).mkdir(parents=True)
+            self.writers[dep] = pq.ParquetWriter(
+                self.folder(dep) / "data_0.parquet", self.schema, compression="zstd"
+            )
+        self.writers[dep].write_table(rows, row_group_size=ROW_GROUP_SIZE)
+
+    def close(self) -> None:
+        try:
+            for dep in list(self.buffers):
+                self._flush(dep)
+        finally:
+            for writer in self.writers.values():
+                writer.close()
+
+
 def _write_partitioned(con, typed: str, build_dir: Path, sort: str) -> int:
-    """Établissements: hive partitions by departement, each file sorted by siret (two passes: DuckDB's
-    partitioned COPY does not keep the row order inside a partition)."""
-    staging = build_dir / ".staging-etablissements"
-    written = con.execute(
-        f"COPY ({typed}) TO {sql_str(staging)} (FORMAT parquet, COMPRESSION snappy, PARTITION_BY (departement))"
-    ).fetchone()[0]
+    """Établissements: hive partitions by departement, each file sorted by siret, in one pass.
+
+    The typed rows stream out of DuckDB in source order (preserve_insertion_order) as Arrow batches, split
+    by departement into one Parquet writer per partition (_PartitionWriter). INSEE's file is sorted by
+    siret, so every partition comes out sorted; a partition whose rows arrived out of order is rewritten
+    sorted afterwards. (DuckDB's PARTITION_BY write keeps no order and buffers ~100 partitions per thread:
+    3x slower, and it spills to disk at national scale.)"""
+    import pyarrow as pa
+
     final = build_dir / "etablissements"
     final.mkdir(parents=True, exist_ok=True)
+    written = 0
+    try:
+        reader = con.execute(f"SELECT * FROM ({typed})").to_arrow_reader(ROW_GROUP_SIZE * 2)
+        parts = _PartitionWriter(final, reader.schema, "siret")
+        try:
+            for batch in reader:
+                parts.add_batch(batch)
+                written += batch.num_rows
+        finally:
+            parts.close()
+    except pa.ArrowException as exc:  # DuckDB's errors surface through the Arrow stream as Arrow errors
+        raise duckdb.Error(str(exc)) from exc
     if not written:  # no rows at all: one empty typed file, so that the view still exists
-        shutil.rmtree(staging, ignore_errors=True)
-        (final / "departement=__HIVE_DEFAULT_PARTITION__").mkdir()
+        (final / f"departement={HIVE_NULL}").mkdir()
         con.execute(
             f"COPY (SELECT * EXCLUDE (departement) FROM ({typed})) TO "
-            f"{sql_str(final / 'departement=__HIVE_DEFAULT_PARTITION__' / 'data_0.parquet')} ({_parquet_opts()})"
+            f"{sql_str(final / f'departement={HIVE_NULL}' / 'data_0.parquet')} ({_parquet_opts()})"
         )
         return written
 
-    def sort_partition(part: Path) -> None:
-        cur = con.cursor()  # partitions are sorted concurrently: most are too small for DuckDB's own threads
+    def sort_partition(dep) -> None:
+        folder = parts.folder(dep)
+        unsorted = folder / "unsorted.parquet"
+        os.replace(folder / "data_0.parquet", unsorted)
+        cur = con.cursor()
         try:
-            (final / part.name).mkdir()
             cur.execute(
-                f"COPY (SELECT * FROM read_parquet({sql_str(part / '*.parquet')}) ORDER BY {sort}) "
-                f"TO {sql_str(final / part.name / 'data_0.parquet')} ({_parquet_opts()})"
+                f"COPY (SELECT * FROM read_parquet({sql_str(unsorted)}) ORDER BY {sort}) "
+                f"TO {sql_str(folder / 'data_0.parquet')} ({_parquet_opts()})"
             )
         finally:
             cur.close()
-        shutil.rmtree(part)
+        unsorted.unlink()
 
-    threads = int(con.sql("SELECT current_setting('threads')").fetchone()[0])
-    parts = sorted(staging.iterdir(), key=lambda p: -sum(f.stat().st_size for f in p.iterdir()))
-    pool = ThreadPoolExecutor(max_workers=max(2, threads))
-    try:
-        list(pool.map(sort_partition, parts))  # list(): re-raises the first error
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # on error or Ctrl-C: drop the queued partitions
-    staging.rmdir()
+    if parts.unsorted:  # not INSEE's order: sort those partitions (concurrently: most are small)
+        threads = int(con.sql("SELECT current_setting('threads')").fetchone()[0])
+        pool = ThreadPoolExecutor(max_workers=max(2, threads))
+        try:
+            list(pool.map(sort_partition, sorted(parts.unsorted, key=str)))  # list(): re-raises errors
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     return written
 
 
@@ -684,6 +782,19 @@ def _build(data_dir, build_dir, sources, month, month_source, force, progress, w
     con = _connect_for_build(build_dir)
     rows: dict[str, int] = {}
     timings: dict[str, float] = {}
+    # The next zip is decompressed on a thread while DuckDB types and writes the current file (zlib and
+    # file writes release the GIL): the extraction hides in the idle moments of the load (~2 GB of CSV at
+    # a time on disk, at most two CSVs at once).
+    order = [s.key for s in STOCK_FILES]
+    stop = threading.Event()
+    unzip = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mirror-unzip")
+    extractions = {}
+
+    def extraction(src: Source):
+        if src.stock.key not in extractions:
+            extractions[src.stock.key] = unzip.submit(_extract_csv, src, build_dir / ".tmp", stop)
+        return extractions[src.stock.key]
+
     try:
         show = progress and sys.stderr.isatty()
         bar = tqdm(total=len(STOCK_FILES), desc="load", unit="file", disable=not show, file=sys.stderr)
@@ -695,7 +806,11 @@ def _build(data_dir, build_dir, sources, month, month_source, force, progress, w
                 _write_empty(con, stock.key, build_dir)
                 rows[stock.key] = 0
             else:
-                rows[stock.key] = _write_table(con, src, build_dir, warnings)
+                current = extraction(src) if src.fmt == "zip" else None
+                later = [sources[k] for k in order[i + 1 :] if k in sources and sources[k].fmt == "zip"]
+                if later:
+                    extraction(later[0])
+                rows[stock.key] = _write_table(con, src, build_dir, warnings, current)
                 written = con.sql(
                     f"SELECT count(*) FROM read_parquet({_glob(build_dir, stock.key)})"
                 ).fetchone()[0]
@@ -714,6 +829,8 @@ def _build(data_dir, build_dir, sources, month, month_source, force, progress, w
             " + INTERVAL 2 DAY"
         ).fetchone()[0]
     finally:
+        stop.set()
+        unzip.shutdown(wait=True, cancel_futures=True)
         con.close()
     shutil.rmtree(build_dir / ".tmp", ignore_errors=True)
 

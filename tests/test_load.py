@@ -545,3 +545,80 @@ def test_ctrl_c_during_the_build_leaves_the_previous_snapshot(tmp_path, stock_di
     assert "Interrupted" in err and "Traceback" not in err
     assert [p.name for p in (data / "snapshots").iterdir()] == ["2024-04"]
     assert _duckdb_count(data, tmp_path) == 3
+
+
+def test_sorted_source_gives_sorted_partitions_in_one_pass(tmp_path, stock_dir, monkeypatch):
+    """INSEE's order (siret) survives typing: every partition is written sorted straight from the stream
+    (no partition re-sorted), in row groups of ROW_GROUP_SIZE, and holds the same rows as the source."""
+    import mirror.load as load_mod
+
+    monkeypatch.setattr(load_mod, "ROW_GROUP_SIZE", 50)
+    resorted = []
+    real_close = load_mod._PartitionWriter.close
+    monkeypatch.setattr(
+        load_mod._PartitionWriter, "close", lambda self: resorted.extend(self.unsorted) or real_close(self)
+    )
+    data = tmp_path / "data"
+    load_snapshot(data, [stock_dir], month="2026-10", force=True)
+    assert resorted == []
+    con = duckdb.connect()
+    root = data / "snapshots" / "2026-10" / "etablissements"
+    big = max(root.iterdir(), key=lambda p: (p / "data_0.parquet").stat().st_size)
+    for part in root.iterdir():
+        f = part / "data_0.parquet"
+        sirets = [r[0] for r in con.sql(f"SELECT siret FROM read_parquet('{f}')").fetchall()]
+        assert sirets == sorted(sirets), part.name
+    sizes = [
+        r[0]
+        for r in con.sql(
+            f"SELECT row_group_num_rows FROM parquet_metadata('{big / 'data_0.parquet'}') "
+            "WHERE column_id = 0 ORDER BY row_group_id"
+        ).fetchall()
+    ]
+    assert len(sizes) > 2 and max(sizes) == 50
+    with connect(data) as c:
+        assert (
+            c.sql("SELECT count(*), count(DISTINCT siret) FROM etablissements").fetchone()
+            == (c.sql("SELECT count(*) FROM etablissements_departements").fetchone()[0],) * 2
+        )
+
+
+def test_derived_geography_equals_a_join_on_the_cog_lookup(tmp_path, stock_dir):
+    """departement / region / epci come from list lookups keyed on the commune code (order-preserving);
+    they equal a plain join on the COG lookup table for every établissement, including arrondissements,
+    Corsica, overseas, foreign and unknown codes."""
+    from mirror.load import prepare_connection
+
+    data = tmp_path / "data"
+    load_snapshot(data, [stock_dir], month="2026-10", force=True)
+    con = duckdb.connect()
+    prepare_connection(con)
+    glob = data / "snapshots" / "2026-10" / "etablissements" / "*" / "*.parquet"
+    con.execute(
+        f"CREATE TABLE e AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
+        "hive_types = {'departement': 'VARCHAR'})"
+    )
+    kinds = con.sql(
+        "SELECT count(DISTINCT left(codeCommuneEtablissement, 2)) FILTER (WHERE codeCommuneEtablissement "
+        "LIKE '97%' OR codeCommuneEtablissement LIKE '2A%' OR codeCommuneEtablissement LIKE '2B%'), "
+        "count(*) FILTER (WHERE departement = '99') FROM e"
+    ).fetchone()
+    assert kinds[0] >= 3 and kinds[1] > 0
+    mismatches = con.sql(
+        """
+        SELECT count(*) FROM e
+        LEFT JOIN _mirror_commune_geo g ON g.code = e.codeCommuneEtablissement
+        LEFT JOIN _mirror_departements d ON d.code = CASE WHEN left(e.codeCommuneEtablissement, 2) IN ('97', '98')
+            THEN left(e.codeCommuneEtablissement, 3) ELSE left(e.codeCommuneEtablissement, 2) END
+        WHERE e.departement IS DISTINCT FROM CASE
+                WHEN g.departement IS NOT NULL THEN g.departement
+                WHEN e.codeCommuneEtablissement LIKE '99%' THEN '99'
+                WHEN e.codeCommuneEtablissement IS NULL AND (e.codePaysEtrangerEtablissement IS NOT NULL
+                     OR e.libellePaysEtrangerEtablissement IS NOT NULL) THEN '99'
+                ELSE d.code END
+           OR e.region IS DISTINCT FROM coalesce(g.region, d.region)
+           OR e.epci IS DISTINCT FROM g.epci
+        """
+    ).fetchone()[0]
+    assert mismatches == 0
+    assert con.sql("SELECT count(*) FROM e WHERE epci IS NOT NULL").fetchone()[0] > 0

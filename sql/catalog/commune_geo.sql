@@ -1,11 +1,36 @@
--- Lookup tables for the derived columns of `etablissements` (created as TEMP tables by mirror/load.py on
--- the connection that types rows). ${ref_dir}: absolute path of sql/ref.
---   _mirror_commune_geo(code, departement, region, epci): every code Sirene may carry in
---   codeCommuneEtablissement: current communes, arrondissements municipaux (751xx, 6938x, 132xx: EPCI of
---   their parent commune), communes déléguées/associées (parent's EPCI) and former codes merged into a
---   commune nouvelle. One row per code (priority: actuelle, arrondissement, déléguée/associée, ancien code).
---   region is NULL for collectivités d'outre-mer (zone 'com'), as it is not a COG région.
---   _mirror_departements(code, region): fallback for commune codes missing from the COG table.
+-- Lookups for the derived columns of `etablissements` (run by mirror/load.py prepare_connection on the
+-- connection that types rows). ${ref_dir}: absolute path of sql/ref.
+--
+-- A join would lose the source's row order (INSEE's files are sorted by siret and the loader keeps that
+-- order to write sorted partitions in one pass), so the lookups are lists indexed by an integer key of the
+-- code, held in session variables and read with getvariable(...)[key + 1] (constant lists: O(1) a row):
+--   mirror_commune_key(code): 0..99999 for a 5-digit code, 100000 + n for 2Ann, 101000 + n for 2Bnnn,
+--     NULL for anything else (junk codes find nothing).
+--   mirror_commune_departement / _region / _epci: every code Sirene may carry in codeCommuneEtablissement:
+--     current communes, arrondissements municipaux (751xx, 6938x, 132xx: EPCI of their parent commune),
+--     communes déléguées/associées (parent's EPCI) and former codes merged into a commune nouvelle. One
+--     entry per code (priority: actuelle, arrondissement, déléguée/associée, ancien code). The région is
+--     NULL for collectivités d'outre-mer (zone 'com'), as it is not a COG région.
+--   mirror_departement_key(code): the département part of a commune code (2 characters, 3 for 97x/98x) as
+--     0..99, 970..989, 200 (2A), 201 (2B); mirror_departement_code / _region: fallback for commune codes
+--     missing from the COG table.
+CREATE OR REPLACE TEMP MACRO mirror_commune_key(c) AS (
+    CASE WHEN length(c) = 5 AND lpad(CAST(TRY_CAST(c AS INTEGER) AS VARCHAR), 5, '0') = c
+         THEN TRY_CAST(c AS INTEGER)
+         WHEN length(c) = 5 AND c[1:2] IN ('2A', '2B') AND lpad(CAST(TRY_CAST(c[3:] AS INTEGER) AS VARCHAR), 3, '0') = c[3:]
+         THEN 100000 + CASE c[2] WHEN 'A' THEN 0 ELSE 1000 END + TRY_CAST(c[3:] AS INTEGER)
+    END
+);
+
+CREATE OR REPLACE TEMP MACRO mirror_departement_key(c) AS (
+    CASE WHEN c[1:2] = '2A' THEN 200
+         WHEN c[1:2] = '2B' THEN 201
+         WHEN c[1:2] IN ('97', '98') AND lpad(CAST(TRY_CAST(c[1:3] AS INTEGER) AS VARCHAR), 3, '0') = c[1:3]
+         THEN TRY_CAST(c[1:3] AS INTEGER)
+         WHEN lpad(CAST(TRY_CAST(c[1:2] AS INTEGER) AS VARCHAR), 2, '0') = c[1:2] THEN TRY_CAST(c[1:2] AS INTEGER)
+    END
+);
+
 CREATE OR REPLACE TEMP TABLE _mirror_commune_geo AS
 WITH c AS (
     SELECT * FROM read_csv('${ref_dir}/communes.csv.gz', all_varchar = true, header = true)
@@ -21,8 +46,23 @@ WITH c AS (
            CASE WHEN a.zone = 'com' THEN NULL ELSE a.region END, a.epci, 4
     FROM actuelle a WHERE a.anciens_codes IS NOT NULL AND a.anciens_codes <> ''
 )
-SELECT DISTINCT ON (code) code, departement, region, epci FROM candidates ORDER BY code, prio;
+SELECT DISTINCT ON (code) mirror_commune_key(code) AS key, code, departement, region, epci
+FROM candidates ORDER BY code, prio;
 
 CREATE OR REPLACE TEMP TABLE _mirror_departements AS
-SELECT code, CASE WHEN zone = 'com' THEN NULL ELSE region END AS region
+SELECT mirror_departement_key(code) AS key, code, CASE WHEN zone = 'com' THEN NULL ELSE region END AS region
 FROM read_csv('${ref_dir}/departements.csv', all_varchar = true, header = true);
+
+CREATE OR REPLACE TEMP TABLE _mirror_commune_lists AS
+SELECT list(g.departement ORDER BY k.key) AS departement, list(g.region ORDER BY k.key) AS region,
+       list(g.epci ORDER BY k.key) AS epci
+FROM range(102000) k(key) LEFT JOIN _mirror_commune_geo g ON g.key = k.key;
+SET VARIABLE mirror_commune_departement = (SELECT departement FROM _mirror_commune_lists);
+SET VARIABLE mirror_commune_region = (SELECT region FROM _mirror_commune_lists);
+SET VARIABLE mirror_commune_epci = (SELECT epci FROM _mirror_commune_lists);
+
+CREATE OR REPLACE TEMP TABLE _mirror_departement_lists AS
+SELECT list(d.code ORDER BY k.key) AS code, list(d.region ORDER BY k.key) AS region
+FROM range(1000) k(key) LEFT JOIN _mirror_departements d ON d.key = k.key;
+SET VARIABLE mirror_departement_code = (SELECT code FROM _mirror_departement_lists);
+SET VARIABLE mirror_departement_region = (SELECT region FROM _mirror_departement_lists);
