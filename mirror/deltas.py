@@ -8,25 +8,38 @@ Layout (see docs/ARCHITECTURE.md):
                                                     columns `_delta_day` (DATE) and `_delta_seq` (BIGINT,
                                                     a counter that grows with every day written).
     DATA_DIR/.deltas-staging/                       days being written; swapped in by rename.
+    DATA_DIR/deltas-merged/<n>/                     merged version n of the days (`compact`), per table:
+        <table>.parquet                             "base": the winning rows of the older days
+        <table>.recent.parquet                      "recent": the winning rows of the later days and of
+                                                    the base rows of their keys (final for those keys)
+        manifest.json                               the days (and their files) it was computed from
+    DATA_DIR/deltas-merged/.staging-*               a version being written; renamed to <n> when complete.
 
 A day is written into the staging folder, then renamed over `deltas/<day>` (the previous version of the
 day, if any, is moved aside first and deleted after), so a crash never leaves a half-written day visible;
 `recover()` finishes or undoes an interrupted swap. Writing the same day again replaces it: re-applying a
 day changes nothing.
 
-The catalog's base views become "latest version per key over snapshot + deltas" (`merged_view_sql`, SQL in
-sql/deltas/): among delta rows, the greatest dateDernierTraitement wins, then the latest fetch (`_delta_seq`);
-a key present in the deltas replaces the snapshot row (an anti-join of the small delta key set, so partition
-pruning on the snapshot still works); history views replace all periods of such a unit by the periods of its
-kept delta version. Delta days before the snapshot's coverage are ignored by the views and deleted by
-`prune()` (a newer monthly stock supersedes them).
+Merge rules: among delta rows of a key, the greatest dateDernierTraitement wins (a NULL one lowest), then the
+latest fetch (`_delta_seq`); a key present in the deltas replaces the snapshot row; history views replace
+all periods of such a unit by the periods of its kept delta version. Delta days before the snapshot's
+coverage are ignored and deleted by `prune()` (a newer monthly stock supersedes them).
+
+`compact()` applies these rules once per new set of days, not at query time: the catalog's base views
+(`merged_view_sql`, SQL in sql/deltas/) are "snapshot ANTI JOIN merged keys, UNION ALL the merged rows", by
+absolute path to one merged version, so filters and projections (partition pruning on departement) still
+reach the snapshot scan. A new day rewrites only the small recent files and hard-links the base
+(`RECENT_RATIO`); `mirror.catalog.rebuild` compacts first, so every rebuild reads merged data matching the
+days on disk.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -87,11 +100,6 @@ def list_days(data_dir: Path) -> list[date]:
     if not root.is_dir():
         return []
     return sorted(date.fromisoformat(p.name) for p in root.iterdir() if p.is_dir() and _DAY_RE.match(p.name))
-
-
-def delta_glob(data_dir: Path, table: str) -> str:
-    """Glob of every day's file of `table` (absolute, for read_parquet)."""
-    return str(deltas_dir(data_dir).resolve() / "*" / f"{table}.parquet")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -250,37 +258,306 @@ def snapshot_coverage(snapshot_dir: Path, month: str) -> datetime:
 
 
 # ------------------------------------------------------------------------------------------------
-# Merge on read (catalog)
+# Compaction: one merged version of the delta days per table
 # ------------------------------------------------------------------------------------------------
+
+MERGED_ROW_GROUP = 20_000  # small row groups: a lookup by key or département reads little
+# A superseded merged version stays this long (readers holding an older catalog may still read it); the
+# two newest versions are always kept.
+MERGED_GRACE_SECONDS = 3600
+# Sort order of each merged file (row-group statistics then prune lookups and département filters).
+MERGED_ORDER = {
+    "unites_legales": ("siren",),
+    "etablissements": ("departement", "siret"),
+    "unites_legales_historique": ("siren", "dateDebut"),
+    "etablissements_historique": ("siret", "dateDebut"),
+    "liens_succession": KEYS["liens_succession"],
+}
+# Which delta row wins per key (first after this ORDER BY): the templates' historical rule.
+_RANK = {
+    "unites_legales": "coalesce(dateDernierTraitementUniteLegale, TIMESTAMP '0001-01-01') DESC, _delta_seq DESC",
+    "etablissements": "coalesce(dateDernierTraitementEtablissement, TIMESTAMP '0001-01-01') DESC, _delta_seq DESC",
+    "liens_succession": "dateDernierTraitementLienSuccession DESC NULLS LAST, _delta_seq DESC",
+}
+_MANIFEST = "manifest.json"
 
 
 def has_deltas(data_dir: Path, since: date | None = None) -> bool:
     return any(since is None or d >= since for d in list_days(data_dir))
 
 
-def merged_view_sql(data_dir: Path, table: str, snapshot_select: str, coverage: datetime | None) -> str:
-    """The SELECT of base view `table` over its snapshot SELECT and the delta files.
+def merged_root(data_dir: Path) -> Path:
+    return Path(data_dir) / "deltas-merged"
 
-    Returns `snapshot_select` unchanged when no delta day at or after the coverage's day exists (or for
-    tables without deltas, e.g. doublons).
+
+def merged_versions(data_dir: Path) -> list[Path]:
+    """The complete merged versions (folders named by a number), oldest first."""
+    root = merged_root(data_dir)
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def _since(coverage: datetime | None) -> date:
+    return coverage.date() if coverage else date(1, 1, 1)
+
+
+def _sources(data_dir: Path, coverage: datetime | None) -> dict:
+    """What a merged version is computed from: the coverage's day and every delta day since, each day
+    identified by its files (a re-applied day is a new folder, hence new inodes and times)."""
+    since = _since(coverage)
+    days = {}
+    for day in list_days(data_dir):
+        if day >= since:
+            folder = day_dir(data_dir, day)
+            stats = [(folder / f"{t}.parquet").stat() for t in DELTA_TABLES]
+            days[day.isoformat()] = [[s.st_ino, s.st_size, s.st_mtime_ns] for s in stats]
+    return {"since": since.isoformat(), "days": days}
+
+
+def _read_manifest(version: Path) -> dict | None:
+    try:
+        return json.loads((version / _MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def merged_version(data_dir: Path, coverage: datetime | None) -> Path | None:
+    """The newest merged version if it was computed from the delta days now on disk (None otherwise, or
+    when no delta day at or after the coverage's day exists)."""
+    sources = _sources(data_dir, coverage)
+    versions = merged_versions(data_dir)
+    if not sources["days"] or not versions:
+        return None
+    manifest = _read_manifest(versions[-1]) or {}
+    return versions[-1] if manifest.get("sources") == sources else None
+
+
+def compact(data_dir: Path, coverage: datetime | None) -> Path | None:
+    """Merges the delta days at or after the coverage's day into the rows the views add over the snapshot
+    (see sql/deltas/compact_*.sql). Returns the merged version folder, or None when there is no delta day
+    to merge (the views are then the plain snapshot).
+
+    A version holds two files per table, each with at most one row per key (histories: the periods of
+    one kept version per unit): `<table>.parquet` (the "base", the merge of older days) and
+    `<table>.recent.parquet` (the merge of the later days AND of the base rows of their keys, so a recent
+    row is the final winner and shadows the base row of its key). A new day only rewrites the small
+    recent files and hard-links the base files of the previous version; the base is recomputed from every
+    day (all but the newest, re-fetched by the next run's overlap) when a day it covers changed or was
+    removed, or when the recent files outgrow RECENT_RATIO of it.
+
+    Nothing to do when the newest version already matches the days on disk. Otherwise a new version
+    `deltas-merged/<n+1>/` is written in a staging folder then renamed (never half-visible); the previous
+    version is kept for readers of the previous catalog, older ones are deleted once superseded for
+    MERGED_GRACE_SECONDS. Call it under the writer lock, then rebuild the catalog (mirror.catalog.rebuild
+    does both).
     """
-    if table not in DELTA_TABLES:
-        return snapshot_select
-    since = coverage.date() if coverage else None
-    if not has_deltas(data_dir, since):
-        return snapshot_select
-    text = (DELTA_SQL_DIR / f"{table}.sql").read_text(encoding="utf-8")
-    template = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
-    base = HISTORY_OF.get(table, table)
-    return (
-        (
-            template.replace("{snapshot}", f"({snapshot_select})")
-            .replace("{deltas}", _sql_str(delta_glob(data_dir, table)))
-            .replace("{base_deltas}", _sql_str(delta_glob(data_dir, base)))
-            .replace("{since}", (since or date(1, 1, 1)).isoformat())
+    data_dir = Path(data_dir)
+    recover(data_dir)
+    sources = _sources(data_dir, coverage)
+    versions = merged_versions(data_dir)
+    if not sources["days"]:
+        _cleanup(data_dir, keep=set(versions[-1:]))
+        return None
+    current = merged_version(data_dir, coverage)
+    if current is not None:
+        _cleanup(data_dir, keep={current, *versions[-2:]})
+        return current
+    root = merged_root(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for leftover in root.glob(".staging-*"):  # an interrupted compaction
+        shutil.rmtree(leftover, ignore_errors=True)
+    number = int(versions[-1].name) + 1 if versions else 1
+    stage = root / f".staging-{number}-{os.getpid()}"
+    stage.mkdir()
+    days = list(sources["days"])
+    files = {
+        t: [str(day_dir(data_dir, date.fromisoformat(d)) / f"{t}.parquet") for d in days]
+        for t in DELTA_TABLES
+    }
+    con = duckdb.connect()
+    try:
+        previous = versions[-1] if versions else None
+        base_days = _reusable_base(con, previous, sources, files)
+        if base_days is not None:  # the previous base still holds: link it
+            for table in DELTA_TABLES:
+                _link(previous / f"{table}.parquet", stage / f"{table}.parquet")
+        else:
+            base_days = days[:-1]
+            for table in DELTA_TABLES:  # base tables first: the histories follow their staged winners
+                _compact_table(con, table, files[table], base_days, None, stage, f"{table}.parquet")
+                _crash_point(f"compact-{table}")
+        recent_days = [d for d in days if d not in base_days]
+        rows = {}
+        for table in DELTA_TABLES:
+            base = stage / f"{table}.parquet"
+            rows[table] = _compact_table(
+                con, table, files[table], recent_days, base, stage, f"{table}.recent.parquet"
+            )
+        _crash_point("compact-recent")
+    finally:
+        con.close()
+    manifest = {"sources": sources, "base_days": base_days, "recent_rows": rows, "base_rows": _rows(stage)}
+    manifest["created"] = datetime.now().isoformat(timespec="seconds")
+    (stage / _MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    _fsync_dir(stage)
+    _crash_point("compact-before-swap")
+    target = root / str(number)
+    os.rename(stage, target)
+    _fsync_dir(root)
+    _cleanup(data_dir, keep={target, *versions[-1:]})
+    return target
+
+
+RECENT_RATIO = 1.0  # the base is recomputed when the recent days' rows outgrow this share of its rows
+
+
+def _reusable_base(
+    con, previous: Path | None, sources: dict, files: dict[str, list[str]]
+) -> list[str] | None:
+    """The days of the previous version's base if it can be reused as is (same coverage, each of its days
+    unchanged on disk, recent days still small next to it), else None."""
+    manifest = _read_manifest(previous) if previous else None
+    if not manifest or manifest.get("sources", {}).get("since") != sources["since"]:
+        return None
+    base_days = manifest.get("base_days")
+    if base_days is None or not base_days:
+        return None
+    old = manifest["sources"]["days"]
+    if any(sources["days"].get(d) != old.get(d) for d in base_days):
+        return None
+    recent = [
+        f
+        for d_files in files.values()
+        for f, d in zip(d_files, sources["days"], strict=True)
+        if d not in base_days
+    ]
+    if recent:
+        listing = "[" + ", ".join(f"'{_sql_str(f)}'" for f in recent) + "]"
+        (n,) = con.execute(
+            f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({listing})"
+        ).fetchone()
+        if n > RECENT_RATIO * sum(manifest.get("base_rows", {}).values()):
+            return None
+    return base_days
+
+
+def _rows(stage: Path) -> dict[str, int]:
+    con = duckdb.connect()
+    try:
+        return {
+            t: con.execute(
+                f"SELECT num_rows FROM parquet_file_metadata('{_sql_str(stage / t)}.parquet')"
+            ).fetchone()[0]
+            for t in DELTA_TABLES
+        }
+    finally:
+        con.close()
+
+
+def _link(source: Path, target: Path) -> None:
+    """Hard-links an immutable merged file into the next version (copies it where links are impossible)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _compact_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    files: list[str],
+    days: list[str],
+    base: Path | None,
+    stage: Path,
+    name: str,
+) -> int:
+    """Writes stage/<name>: the merge of the rows of `days` in `files` (plus, for the recent files, the
+    rows of `base` whose key is in those days), sorted by MERGED_ORDER, zstd. Returns its row count."""
+    listing = "[" + ", ".join(f"'{_sql_str(f)}'" for f in files) + "]"
+    in_days = f"_delta_day IN ({', '.join(f'DATE {d!r}' for d in days)})" if days else "false"
+    values = {"files": listing, "in_days": in_days, "order": ", ".join(f'"{c}"' for c in MERGED_ORDER[table])}
+    values["base"] = (
+        f"read_parquet('{_sql_str(base)}')"
+        if base
+        else f"(SELECT * FROM read_parquet({listing}, union_by_name = true) WHERE false)"
+    )
+    if table in HISTORY_OF:
+        (key,) = KEYS[table]
+        winners = HISTORY_OF[table] + (".recent.parquet" if base else ".parquet")
+        values.update(winners=f"'{_sql_str(stage / winners)}'", key=f'"{key}"')
+        template = "compact_history.sql"
+    else:
+        keys = KEYS[table]
+        values.update(
+            keys=", ".join(f'"{k}"' for k in keys),
+            rank=_RANK[table],
+            join_w=" AND ".join(f'd."{k}" IS NOT DISTINCT FROM w."{k}"' for k in keys),
+            join_r=" AND ".join(f'b."{k}" IS NOT DISTINCT FROM r."{k}"' for k in keys),
         )
-        .strip()
-        .rstrip(";")
+        template = "compact_latest.sql"
+    select = _template(DELTA_SQL_DIR / template, values)
+    path = stage / name
+    con.execute(
+        f"COPY ({select}) TO '{_sql_str(path)}' "
+        f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {MERGED_ROW_GROUP})"
+    )
+    (n,) = con.execute(f"SELECT num_rows FROM parquet_file_metadata('{_sql_str(path)}')").fetchone()
+    return n
+
+
+def _cleanup(data_dir: Path, keep: set[Path]) -> None:
+    """Deletes the merged versions outside `keep` superseded for more than MERGED_GRACE_SECONDS (renamed
+    out of sight first), and leftovers of interrupted deletions."""
+    root = merged_root(data_dir)
+    if not root.is_dir():
+        return
+    for leftover in root.glob(".trash-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    versions = merged_versions(data_dir)
+    now = time.time()
+    for older, newer in zip(versions, versions[1:], strict=False):
+        if older in keep or now - newer.stat().st_mtime < MERGED_GRACE_SECONDS:
+            continue
+        trash = root / f".trash-{older.name}-{os.getpid()}"
+        os.rename(older, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Merge on read (catalog)
+# ------------------------------------------------------------------------------------------------
+
+
+def _template(path: Path, values: dict[str, str]) -> str:
+    """A sql/deltas template without its comment lines, `{name}` placeholders filled in."""
+    text = path.read_text(encoding="utf-8")
+    sql = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    for name, value in values.items():
+        sql = sql.replace("{" + name + "}", value)
+    return sql.strip().rstrip(";")
+
+
+def merged_view_sql(table: str, snapshot_select: str, merged: Path | None) -> str:
+    """The SELECT of base view `table`: its snapshot SELECT with the rows of the merged version `merged`
+    (mirror.deltas.compact) replacing the snapshot's rows of the same keys.
+
+    Returns `snapshot_select` unchanged when `merged` is None (no delta to merge) or for tables without
+    deltas (e.g. doublons).
+    """
+    if table not in DELTA_TABLES or merged is None:
+        return snapshot_select
+    merged = Path(merged).resolve()
+    base = HISTORY_OF.get(table, table)
+    return _template(
+        DELTA_SQL_DIR / f"{table}.sql",
+        {
+            "snapshot": f"({snapshot_select})",
+            "merged": _sql_str(merged / f"{table}.parquet"),
+            "recent": _sql_str(merged / f"{table}.recent.parquet"),
+            "base_merged": _sql_str(merged / f"{base}.parquet"),
+            "base_recent": _sql_str(merged / f"{base}.recent.parquet"),
+        },
     )
 
 
@@ -301,17 +578,13 @@ def coverage_for(data_dir: Path, snapshot_dir: Path) -> datetime | None:
     return month_start(match.group(1)) if match else None
 
 
-def merge_create_view(data_dir: Path, table: str, create_sql: str, snapshot_dir: Path) -> str:
-    """Rewrites the loader's `CREATE OR REPLACE VIEW <table> AS <select>` into the merge over the deltas
-    (unchanged when there is no delta to merge)."""
+def merge_create_view(table: str, create_sql: str, merged: Path | None) -> str:
+    """Rewrites the loader's `CREATE OR REPLACE VIEW <table> AS <select>` into the merge with the merged
+    version `merged` of the deltas (unchanged when `merged` is None)."""
     match = _CREATE_RE.match(create_sql)
-    if table not in DELTA_TABLES or not match or not deltas_dir(data_dir).is_dir():
+    if table not in DELTA_TABLES or not match or merged is None:
         return create_sql
-    select = match.group("select")
-    merged = merged_view_sql(data_dir, table, select, coverage_for(data_dir, snapshot_dir))
-    if merged == select:
-        return create_sql
-    return f"{match.group('head')}\n{merged};"
+    return f"{match.group('head')}\n{merged_view_sql(table, match.group('select'), merged)};"
 
 
 # ------------------------------------------------------------------------------------------------

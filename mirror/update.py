@@ -10,7 +10,10 @@ Algorithm (reference: ../shared/reference/insee-api-sirene.md §2.3, §5.3, §5.
    `/siret/liensSuccession` with `dateDernierTraitement...:<day>`, records converted to stock rows
    (mirror.insee_records), typed by the loader's code, written as the day's Parquet folder (atomic).
 4. state.json gets `deltas` (applied days), `delta_watermark`, `delta_seq` and `last_update` after each
-   day, so an interrupted run resumes where it stopped; the catalog is rebuilt at the end.
+   day, so an interrupted run resumes where it stopped. After each day the delta days are compacted into
+   a new merged version and the catalog is rebuilt over it (mirror.catalog.rebuild does both): readers
+   see each day at once, and the next day's counts see the previous days. A run first repairs a catalog
+   left behind by a crash (merged version stale or not the one the catalog reads).
 5. If INSEE ran a mass update (`dateDernierTraitementDeMasse`) on a day still to fetch, nothing is paged:
    the mirror must reload the next monthly stock (`mirror sync`).
 """
@@ -18,6 +21,7 @@ Algorithm (reference: ../shared/reference/insee-api-sirene.md §2.3, §5.3, §5.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -181,8 +185,8 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
         days_on_disk = [d.isoformat() for d in deltas.list_days(data_dir)]
         if removed or state.get("delta_coverage") != record or state.get("deltas", []) != days_on_disk:
             state = _save_state(data_dir, delta_coverage=record, deltas=days_on_disk)
-            if removed:
-                catalog.rebuild(data_dir)
+        if removed or not _catalog_current(data_dir, coverage):
+            catalog.rebuild(data_dir)
 
     client = insee.InseeClient(insee_base_url(insee_url), key, rate_per_minute=rate, progress=show)
     info = insee.parse_informations(client.informations())
@@ -234,7 +238,6 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
     try:
         load.prepare_connection(con)  # the loader's typing UDF and lookup tables, used for every day
         _attach_catalog(con, data_dir)
-        rebuild_needed = not dry_run and not _catalog_merges_deltas(con)
         bar = None
         if show:
             from tqdm import tqdm
@@ -256,18 +259,16 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
                         "liens": summary.liens,
                     },
                 )
-                if rebuild_needed:  # the catalog now merges the deltas (later days join through its glob)
-                    con.execute("DETACH cat")
-                    catalog.rebuild(data_dir)
-                    _attach_catalog(con, data_dir)
-                    rebuild_needed = False
+                # A new merged version with this day, and the catalog over it (the switch readers see).
+                con.execute("DETACH cat")
+                catalog.rebuild(data_dir)
+                _attach_catalog(con, data_dir)
             if bar is not None:
                 bar.update(1)
         if bar is not None:
             bar.close()
     finally:
         con.close()
-    # No final rebuild: once the catalog merges the deltas, its views read every day's files through a glob.
     report.requests = client.requests_made
     report.seconds = time.monotonic() - t0
     return report
@@ -290,13 +291,27 @@ def _watermark(state: dict, coverage: datetime, applied: date | None) -> str:
     return max(current, datetime.combine(applied + timedelta(days=1), datetime.min.time())).isoformat()
 
 
-def _catalog_merges_deltas(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the attached catalog's base views already read the delta files (see deltas.merged_view_sql)."""
-    (n,) = con.execute(
-        "SELECT count(*) FROM duckdb_views() WHERE database_name = 'cat' AND view_name = 'unites_legales' "
-        "AND sql LIKE '%_delta_seq%'"
-    ).fetchone()
-    return n > 0
+def _catalog_current(data_dir: Path, coverage: datetime) -> bool:
+    """Whether the catalog reads the merged version matching the delta days on disk (or the plain snapshot
+    when there is no delta day to merge): False after a crash between writing a day and the rebuild."""
+    from mirror.config import catalog_path
+
+    path = catalog_path(data_dir)
+    if not path.exists():
+        return False
+    expected = deltas.merged_version(data_dir, coverage)
+    if expected is None and deltas.has_deltas(data_dir, coverage.date()):
+        return False  # no merged version for these days yet
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return False  # unreadable (e.g. open for writing elsewhere): rebuilding replaces it anyway
+    try:
+        row = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'unites_legales'").fetchone()
+    finally:
+        con.close()
+    match = re.search(r"deltas-merged/(\d+)/", row[0] if row else "")
+    return (match.group(1) if match else None) == (expected.name if expected else None)
 
 
 def _fetch(client, kind: str, day: date) -> list[dict]:

@@ -143,9 +143,10 @@ def test_update_watermark_overlap_dry_run_mass_update_and_unpublished_days(upstr
         ).fetchall()
         match = re.search(r"Scanning Files: (\d+)/(\d+)", plan[0][1])
         assert match and match.group(1) == "1" and int(match.group(2)) > 20, plan[0][1]
-        # ... and so does projection pushdown: counting rows reads no column such as nic.
+        # ... and so does projection pushdown: counting rows reads no column such as nic (the merge, an
+        # anti-join on the merged delta keys, is there).
         plan = con.execute("EXPLAIN SELECT count(*) FROM etablissements").fetchall()[0][1]
-        assert "_delta_seq" in plan and not re.search(r"\bnic\b", plan), plan
+        assert "Join Type: ANTI" in plan and not re.search(r"\bnic\b", plan), plan
         con.close()
 
         # Up to date: only the overlap day is fetched again.
@@ -205,3 +206,64 @@ def test_user_errors_are_one_line(upstream_data, tmp_path):
     result = run_mirror("update", data_dir=tmp_path / "m", env=ENV)
     assert result.returncode != 0 and "no snapshot" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_crash_between_day_and_catalog_is_repaired_by_the_next_run(upstream_data, tmp_path):
+    """Each day is compacted and the catalog rebuilt over it; a crash before the new merged version is
+    published leaves the previous views working, and the next run publishes it before fetching."""
+    up = start(upstream_data, today=date(2026, 10, 3))
+    try:
+        mirror = tmp_path / "mirror"
+        crashed = mirror_cmd("sync", mirror, up, env={"MIRROR_CRASH_AT": "compact-before-swap"})
+        assert crashed.returncode == 86, crashed.stderr
+        assert deltas.list_days(mirror) == [date(2026, 10, 1)]  # the day is written ...
+        assert deltas.merged_versions(mirror) == []  # ... its merged version is not published
+        con = duckdb.connect(str(mirror / "sirene.duckdb"), read_only=True)
+        (view_sql,) = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = 'unites_legales'"
+        ).fetchone()
+        assert (
+            "deltas-merged" not in view_sql
+            and con.execute("SELECT count(*) FROM unites_legales").fetchone()[0] > 0
+        )
+        con.close()
+
+        # A run that fetches nothing (--until before the snapshot's coverage) still repairs the catalog.
+        repair = mirror_cmd("update", mirror, up, "--until", "2026-09-30")
+        assert repair.returncode == 0, repair.stderr
+        assert deltas.list_days(mirror) == [date(2026, 10, 1)]
+        assert [p.name for p in deltas.merged_versions(mirror)] == ["1"]
+        con = duckdb.connect(str(mirror / "sirene.duckdb"), read_only=True)
+        (view_sql,) = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = 'unites_legales'"
+        ).fetchone()
+        con.close()
+        assert "deltas-merged/1/" in view_sql
+
+        result = mirror_cmd("update", mirror, up)
+        assert result.returncode == 0, result.stderr
+        assert deltas.list_days(mirror) == [date(2026, 10, 1), date(2026, 10, 2)]
+        versions = deltas.merged_versions(mirror)
+        assert not list((mirror / "deltas-merged").glob(".staging-*"))
+        con = duckdb.connect(str(mirror / "sirene.duckdb"), read_only=True)
+        (view_sql,) = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = 'unites_legales'"
+        ).fetchone()
+        assert f"deltas-merged/{versions[-1].name}/" in view_sql
+        # Every unit changed on either day shows its delta version.
+        changed = {}
+        for d in (date(2026, 10, 1), date(2026, 10, 2)):
+            for r in up.changes.changes_for(d).unites_legales:
+                changed[r["siren"]] = r["dateDernierTraitementUniteLegale"]
+        assert changed
+        got = dict(
+            con.execute(
+                "SELECT siren, strftime(dateDernierTraitementUniteLegale, '%Y-%m-%dT%H:%M:%S') FROM unites_legales "
+                "WHERE siren IN (SELECT unnest(?))",
+                [sorted(changed)],
+            ).fetchall()
+        )
+        con.close()
+        assert {s: v[:19] for s, v in changed.items()} == got
+    finally:
+        up.close()

@@ -1,22 +1,21 @@
 -- Base view `etablissements` = the latest version of each siret over the snapshot and the daily deltas.
--- Filled in by mirror.deltas.merged_view_sql: {snapshot} = the snapshot's SELECT, {deltas} = glob of the
--- delta files, {since} = first delta day not superseded by the snapshot.
--- Among delta rows the greatest dateDernierTraitementEtablissement wins, then the latest fetch (_delta_seq; one
--- row per siret and day). `winner` (narrow: key + sequence) picks the kept delta row of each key; a siret
--- present in the deltas replaces its snapshot row by an anti-join on that small key set,
--- so filters (e.g. partition pruning on departement) and projections still reach the snapshot scan, and
--- the semi-join back to the delta files lets them reach the delta scan too. (The anti-join reads the key
--- set on its own and no CTE is MATERIALIZED: either would make DuckDB read every snapshot column.)
-WITH winner AS NOT MATERIALIZED (
-    SELECT siret, arg_max(_delta_seq, (coalesce(dateDernierTraitementEtablissement, TIMESTAMP '0001-01-01'), _delta_seq)) AS _delta_seq
-    FROM read_parquet('{deltas}')
-    WHERE _delta_day >= DATE '{since}'
-    GROUP BY siret
-)
+-- Filled in by mirror.deltas.merged_view_sql: {snapshot} = the snapshot's SELECT; {merged}, {recent} =
+-- the base and recent files of the merged version of the delta days (mirror.deltas.compact: at most one
+-- row per siret in each, the winning delta version, sorted by departement then siret; a siret in the
+-- recent file is final and shadows its base row). A siret present in either replaces its snapshot row by
+-- an anti-join on the (small) merged key sets, so filters (e.g. partition pruning on departement) and
+-- projections still reach the snapshot scan, and reach the merged scans too (row-group statistics).
+-- Nothing is computed per key at query time. (The anti-join reads the key set on its own and no CTE is
+-- MATERIALIZED: either would make DuckDB read every snapshot column.)
 SELECT s.* FROM {snapshot} AS s
-ANTI JOIN (SELECT DISTINCT siret FROM read_parquet('{deltas}') WHERE _delta_day >= DATE '{since}') AS k
-    ON s.siret = k.siret
+ANTI JOIN (
+    SELECT siret FROM read_parquet('{merged}')
+    UNION ALL
+    SELECT siret FROM read_parquet('{recent}')
+) AS k ON s.siret = k.siret
 UNION ALL BY NAME
-SELECT d.* EXCLUDE (_delta_day, _delta_seq)
-FROM read_parquet('{deltas}') AS d
-SEMI JOIN winner AS w ON d.siret = w.siret AND d._delta_seq = w._delta_seq
+SELECT m.* EXCLUDE (_delta_day, _delta_seq) FROM read_parquet('{merged}') AS m
+ANTI JOIN (SELECT siret FROM read_parquet('{recent}')) AS r
+    ON m.siret = r.siret
+UNION ALL BY NAME
+SELECT * EXCLUDE (_delta_day, _delta_seq) FROM read_parquet('{recent}')
