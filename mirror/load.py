@@ -428,8 +428,8 @@ def _connect_for_build(build_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _parquet_opts(compression: str = "zstd") -> str:
-    return f"FORMAT parquet, COMPRESSION {compression}, ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
+def _parquet_opts(row_group_size: int | None = None) -> str:
+    return f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {row_group_size or ROW_GROUP_SIZE}"
 
 
 def _write_table(con, src: Source, build_dir: Path, warnings: list[str], extracted=None) -> int:
@@ -475,7 +475,6 @@ def _write_table(con, src: Source, build_dir: Path, warnings: list[str], extract
     try:
         if key == "etablissements":
             written = _write_partitioned(con, typed, build_dir, sort)
-            _write_siret_index(con, build_dir)
         else:
             written = _write_sorted(con, typed, out, SORT_KEYS[key])
     except duckdb.InterruptException:
@@ -509,42 +508,44 @@ def _row_groups_sorted(con, path: Path, column: str) -> bool:
     return all(stats[i][0] >= stats[i - 1][1] for i in range(1, len(stats)))
 
 
-def _write_sorted(con, typed: str, out: Path, keys: tuple[str, ...]) -> int:
+def _write_sorted(
+    con, typed: str, out: Path, keys: tuple[str, ...], row_group_size: int | None = None
+) -> int:
     """Writes a table in its key order. INSEE's files are already sorted by siren/siret: the source order
     is kept (preserve_insertion_order) and checked on the row-group statistics (each row group's key
     range after the previous one); only when it is not is the table rewritten with an ORDER BY (small
     tables always are). Either way a lookup by key reads one row group."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "data_0.parquet"
-    written = con.execute(f"COPY ({typed}) TO {sql_str(path)} ({_parquet_opts()})").fetchone()[0]
+    opts = _parquet_opts(row_group_size)
+    (written,) = con.execute(f"COPY ({typed}) TO {sql_str(path)} ({opts})").fetchone()
     if not _row_groups_sorted(con, path, keys[0]):
         unsorted = out / "unsorted.parquet"
         os.replace(path, unsorted)
         order = ", ".join(q(k) for k in keys)
         con.execute(
-            f"COPY (SELECT * FROM read_parquet({sql_str(unsorted)}) ORDER BY {order}) TO {sql_str(path)} "
-            f"({_parquet_opts()})"
+            f"COPY (SELECT * FROM read_parquet({sql_str(unsorted)}) ORDER BY {order}) TO {sql_str(path)} ({opts})"
         )
         unsorted.unlink()
     return written
 
 
-# Rows held in memory across all partition buffers before the biggest are written out early (bounds the
-# load's memory at national scale: ~1 GB of Arrow data for the wide établissement rows).
-MAX_BUFFERED_ROWS = 3_000_000
+# Rows held in memory across the partition buffers of one writer before the biggest are written out early
+# (bounds the load's memory at national scale: ~1 GB of Arrow data for the wide établissement rows).
+MAX_BUFFERED_ROWS = 2_000_000
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
 class _PartitionWriter:
     """Hive partitions by departement from typed Arrow batches in source order: one pyarrow ParquetWriter
-    per partition, a row group each time a partition has ROW_GROUP_SIZE rows buffered (or when the
-    buffers hold MAX_BUFFERED_ROWS rows: the biggest are written first). Keeps track of whether each
-    partition received its rows in `key` order."""
+    per partition (file `name` in each partition folder), a row group each time a partition has
+    ROW_GROUP_SIZE rows buffered (or when the buffers hold MAX_BUFFERED_ROWS rows: the biggest are written
+    first). Keeps track of the partitions that received rows out of `key` order."""
 
-    def __init__(self, final: Path, schema, key: str):
+    def __init__(self, final: Path, schema, key: str, name: str = "data_0.parquet"):
         import pyarrow as pa
 
-        self.final, self.key = final, key
+        self.final, self.key, self.name = final, key, name
         self.schema = pa.schema([f for f in schema if f.name != "departement"])
         self.writers: dict = {}
         self.buffers: dict = {}
@@ -553,8 +554,8 @@ class _PartitionWriter:
         self.unsorted: set = set()
         self.total = 0
 
-    def folder(self, dep) -> Path:
-        return self.final / f"departement={HIVE_NULL if dep is None else dep}"
+    def path(self, dep) -> Path:
+        return self.final / f"departement={HIVE_NULL if dep is None else dep}" / self.name
 
     def add_batch(self, batch) -> None:
         import pyarrow as pa
@@ -562,12 +563,13 @@ class _PartitionWriter:
 
         deps = batch.column("departement")
         order = pc.sort_indices(deps, null_placement="at_end")  # a stable sort: source order kept
-        table = pa.Table.from_batches([batch.take(order)])
-        runs = pc.run_end_encode(table.column("departement").combine_chunks())
-        rows = table.drop_columns(["departement"])
+        runs = pc.run_end_encode(pc.take(deps, order))
+        rows = pa.Table.from_batches([batch]).drop_columns(["departement"])
         start = 0
         for dep, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
-            self._append(dep, rows.slice(start, end - start))
+            # take() copies the partition's rows into buffers of their own: a buffered partition never
+            # keeps the whole batch alive (small partitions stay buffered for most of the file)
+            self._append(dep, rows.take(order.slice(start, end - start)))
             start = end
         while self.total > MAX_BUFFERED_ROWS:
             self._flush(max(self.buffered, key=self.buffered.get))
@@ -596,10 +598,8 @@ class _PartitionWriter:
         rows = pa.concat_tables(self.buffers.pop(dep))
         self.total -= self.buffered.pop(dep)
         if dep not in self.writers:
-            self.folder(dep).mkdir(parents=True)
-            self.writers[dep] = pq.ParquetWriter(
-                self.folder(dep) / "data_0.parquet", self.schema, compression="zstd"
-            )
+            self.path(dep).parent.mkdir(parents=True, exist_ok=True)
+            self.writers[dep] = pq.ParquetWriter(self.path(dep), self.schema, compression="zstd")
         self.writers[dep].write_table(rows, row_group_size=ROW_GROUP_SIZE)
 
     def close(self) -> None:
@@ -612,30 +612,22 @@ class _PartitionWriter:
 
 
 def _write_partitioned(con, typed: str, build_dir: Path, sort: str) -> int:
-    """Établissements: hive partitions by departement, each file sorted by siret, in one pass.
+    """Établissements: hive partitions by departement, each file sorted by siret, without sorting.
 
-    The typed rows stream out of DuckDB in source order (preserve_insertion_order) as Arrow batches, split
-    by departement into one Parquet writer per partition (_PartitionWriter). INSEE's file is sorted by
-    siret, so every partition comes out sorted; a partition whose rows arrived out of order is rewritten
-    sorted afterwards. (DuckDB's PARTITION_BY write keeps no order and buffers ~100 partitions per thread:
-    3x slower, and it spills to disk at national scale.)"""
-    import pyarrow as pa
+    DuckDB writes the typed rows in source order to one staging Parquet file (its parallel writer; the
+    typing keeps INSEE's siret order), then threads split consecutive row-group ranges of it by
+    departement (_PartitionWriter, one file per thread in each partition: `data_<k>.parquet`, each sorted
+    by siret). A file whose rows arrived out of order (a source not sorted by siret) is re-sorted by
+    DuckDB. (DuckDB's own PARTITION_BY write keeps no order and buffers ~100 partitions per thread: it
+    needed a sorting pass and spilled gigabytes at national scale.)"""
+    import pyarrow.parquet as pq
 
+    staging = build_dir / ".staging-etablissements.parquet"
+    written = con.execute(f"COPY ({typed}) TO {sql_str(staging)} ({_parquet_opts()})").fetchone()[0]
     final = build_dir / "etablissements"
     final.mkdir(parents=True, exist_ok=True)
-    written = 0
-    try:
-        reader = con.execute(f"SELECT * FROM ({typed})").to_arrow_reader(ROW_GROUP_SIZE * 2)
-        parts = _PartitionWriter(final, reader.schema, "siret")
-        try:
-            for batch in reader:
-                parts.add_batch(batch)
-                written += batch.num_rows
-        finally:
-            parts.close()
-    except pa.ArrowException as exc:  # DuckDB's errors surface through the Arrow stream as Arrow errors
-        raise duckdb.Error(str(exc)) from exc
     if not written:  # no rows at all: one empty typed file, so that the view still exists
+        staging.unlink()
         (final / f"departement={HIVE_NULL}").mkdir()
         con.execute(
             f"COPY (SELECT * EXCLUDE (departement) FROM ({typed})) TO "
@@ -643,27 +635,48 @@ def _write_partitioned(con, typed: str, build_dir: Path, sort: str) -> int:
         )
         return written
 
-    def sort_partition(dep) -> None:
-        folder = parts.folder(dep)
-        unsorted = folder / "unsorted.parquet"
-        os.replace(folder / "data_0.parquet", unsorted)
+    threads = max(1, int(con.sql("SELECT current_setting('threads')").fetchone()[0]))
+    row_groups = list(range(pq.ParquetFile(staging).num_row_groups))
+    size = -(-len(row_groups) // threads)
+    ranges = [row_groups[i : i + size] for i in range(0, len(row_groups), size)]
+    stop = threading.Event()
+
+    def split(k: int) -> list[Path]:
+        source = pq.ParquetFile(staging)
+        parts = _PartitionWriter(final, source.schema_arrow, "siret", f"data_{k}.parquet")
+        try:
+            for batch in source.iter_batches(ROW_GROUP_SIZE, row_groups=ranges[k], use_threads=False):
+                if stop.is_set():
+                    raise KeyboardInterrupt
+                parts.add_batch(batch)
+        finally:
+            parts.close()
+        return [parts.path(dep) for dep in parts.unsorted]
+
+    def sort_file(path: Path) -> None:
+        unsorted = path.with_name(path.name + ".unsorted")
+        os.replace(path, unsorted)
         cur = con.cursor()
         try:
             cur.execute(
                 f"COPY (SELECT * FROM read_parquet({sql_str(unsorted)}) ORDER BY {sort}) "
-                f"TO {sql_str(folder / 'data_0.parquet')} ({_parquet_opts()})"
+                f"TO {sql_str(path)} ({_parquet_opts()})"
             )
         finally:
             cur.close()
         unsorted.unlink()
 
-    if parts.unsorted:  # not INSEE's order: sort those partitions (concurrently: most are small)
-        threads = int(con.sql("SELECT current_setting('threads')").fetchone()[0])
-        pool = ThreadPoolExecutor(max_workers=max(2, threads))
-        try:
-            list(pool.map(sort_partition, sorted(parts.unsorted, key=str)))  # list(): re-raises errors
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    pool = ThreadPoolExecutor(max_workers=max(2, threads))
+    try:  # pyarrow's take and Parquet writes release the GIL: the threads run in parallel
+        unsorted = [p for paths in pool.map(split, range(len(ranges))) for p in paths]
+        list(pool.map(sort_file, unsorted))  # list(): re-raises the first error
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    _write_siret_index(con, build_dir, staging)
+    staging.unlink()
     return written
 
 
@@ -671,18 +684,18 @@ SIRET_INDEX = "etablissements_departements"  # siret -> departement, sorted by s
 SIRET_INDEX_ROW_GROUP = 20_000
 
 
-def _write_siret_index(con, build_dir: Path) -> None:
-    """Writes the (siret, departement) index of the établissements, sorted by siret, in small row groups.
+def _write_siret_index(con, build_dir: Path, staging: Path) -> None:
+    """Writes the (siret, departement) index of the établissements, sorted by siret, in small row groups,
+    from the staging file (already in siret order for INSEE's files: no sort; otherwise sorted).
 
     A lookup by siret first reads the département here (one small row group), then opens only that
     département's partition instead of every partition file (mirror.documents uses it)."""
-    out = build_dir / SIRET_INDEX
-    out.mkdir(parents=True, exist_ok=True)
-    con.execute(
-        f"COPY (SELECT siret, departement FROM read_parquet({_glob(build_dir, 'etablissements')}, "
-        f"hive_partitioning = true, hive_types = {{'departement': 'VARCHAR'}}) ORDER BY siret) "
-        f"TO {sql_str(out / 'data_0.parquet')} (FORMAT parquet, COMPRESSION zstd, "
-        f"ROW_GROUP_SIZE {SIRET_INDEX_ROW_GROUP})"
+    _write_sorted(
+        con,
+        f"SELECT siret, departement FROM read_parquet({sql_str(staging)})",
+        build_dir / SIRET_INDEX,
+        ("siret",),
+        SIRET_INDEX_ROW_GROUP,
     )
 
 
@@ -783,11 +796,11 @@ def _build(data_dir, build_dir, sources, month, month_source, force, progress, w
     rows: dict[str, int] = {}
     timings: dict[str, float] = {}
     # The next zip is decompressed on a thread while DuckDB types and writes the current file (zlib and
-    # file writes release the GIL): the extraction hides in the idle moments of the load (~2 GB of CSV at
-    # a time on disk, at most two CSVs at once).
+    # file writes release the GIL), and the first two are decompressed side by side: the extraction hides
+    # in the idle moments of the load (at most two CSVs on disk at once).
     order = [s.key for s in STOCK_FILES]
     stop = threading.Event()
-    unzip = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mirror-unzip")
+    unzip = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mirror-unzip")
     extractions = {}
 
     def extraction(src: Source):

@@ -563,15 +563,16 @@ def test_sorted_source_gives_sorted_partitions_in_one_pass(tmp_path, stock_dir, 
     assert resorted == []
     con = duckdb.connect()
     root = data / "snapshots" / "2026-10" / "etablissements"
-    big = max(root.iterdir(), key=lambda p: (p / "data_0.parquet").stat().st_size)
-    for part in root.iterdir():
-        f = part / "data_0.parquet"
+    files = [f for part in root.iterdir() for f in part.glob("*.parquet")]
+    assert {f.name for f in files} >= {"data_0.parquet", "data_1.parquet"}  # one file per splitting thread
+    big = max(files, key=lambda f: f.stat().st_size)
+    for f in files:
         sirets = [r[0] for r in con.sql(f"SELECT siret FROM read_parquet('{f}')").fetchall()]
-        assert sirets == sorted(sirets), part.name
+        assert sirets == sorted(sirets), f
     sizes = [
         r[0]
         for r in con.sql(
-            f"SELECT row_group_num_rows FROM parquet_metadata('{big / 'data_0.parquet'}') "
+            f"SELECT row_group_num_rows FROM parquet_metadata('{big}') "
             "WHERE column_id = 0 ORDER BY row_group_id"
         ).fetchall()
     ]
