@@ -428,8 +428,8 @@ def _connect_for_build(build_dir: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _parquet_opts(row_group_size: int | None = None) -> str:
-    return f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {row_group_size or ROW_GROUP_SIZE}"
+def _parquet_opts(row_group_size: int | None = None, compression: str = "zstd") -> str:
+    return f"FORMAT parquet, COMPRESSION {compression}, ROW_GROUP_SIZE {row_group_size or ROW_GROUP_SIZE}"
 
 
 def _write_table(con, src: Source, build_dir: Path, warnings: list[str], extracted=None) -> int:
@@ -622,8 +622,9 @@ def _write_partitioned(con, typed: str, build_dir: Path, sort: str) -> int:
     needed a sorting pass and spilled gigabytes at national scale.)"""
     import pyarrow.parquet as pq
 
-    staging = build_dir / ".staging-etablissements.parquet"
-    written = con.execute(f"COPY ({typed}) TO {sql_str(staging)} ({_parquet_opts()})").fetchone()[0]
+    staging = build_dir / ".staging-etablissements.parquet"  # read once, then deleted: LZ4 (fast) is enough
+    opts = _parquet_opts(compression="lz4")
+    (written,) = con.execute(f"COPY ({typed}) TO {sql_str(staging)} ({opts})").fetchone()
     final = build_dir / "etablissements"
     final.mkdir(parents=True, exist_ok=True)
     if not written:  # no rows at all: one empty typed file, so that the view still exists

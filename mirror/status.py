@@ -15,6 +15,7 @@ from pathlib import Path
 from mirror import snapshot as snap
 from mirror.catalog import TABLES, connect
 from mirror.config import catalog_path
+from mirror.deltas import merged_root
 from mirror.errors import MirrorError
 
 STALE_SNAPSHOT_DAYS = 35
@@ -76,7 +77,7 @@ def status(data_dir: Path, today: date | None = None) -> dict:
             )
     disk = {
         "snapshots": snap.dir_size(snap.snapshots_dir(data_dir)),
-        "deltas": snap.dir_size(data_dir / "deltas"),
+        "deltas": snap.dir_size(data_dir / "deltas") + snap.dir_size(merged_root(data_dir)),
         "catalog": snap.dir_size(catalog_path(data_dir)),
         "downloads": snap.dir_size(data_dir / "downloads"),
     }
