@@ -43,7 +43,8 @@ def _ops_rows(res: dict) -> list[tuple[str, str, str, str, str]]:
     add(
         "load",
         "load the snapshot (all six files)",
-        f"snapshot {load.get('disk_mb', 0):,.0f} MB on disk. " + load.get("rss_note", ""),
+        f"snapshot {load.get('disk_mb', 0):,.0f} MB on disk. "
+        + " ".join(x for x in (load.get("rss_note"), load.get("note")) if x),
     )
     add("update_day", "apply one day of changes (local work)", ops.get("update_day", {}).get("note", ""))
     lk = ops.get("lookup_api")
@@ -121,7 +122,7 @@ def _baseline_rows(res: dict) -> list[tuple[str, str, str, str]]:
             load = res["ops"].get("load", {}).get("median")
             out.append(
                 (
-                    f"load UL + établissements — {name}",
+                    f"load (mirror: all six files; {name}: UL + établissements only)",
                     _fmt_s(load),
                     _fmt_s(base["load"]),
                     _ratio(load, base["load"]) if load else "",
