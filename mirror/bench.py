@@ -542,9 +542,8 @@ def op_update(data_dir: Path, prep: dict, days: int) -> dict:
         },
     )
     catalog.rebuild(data_dir)
-    shutil.rmtree(
-        deltas.merged_root(data_dir), ignore_errors=True
-    )  # superseded versions (kept 1 h otherwise)
+    # the merged versions the days left behind (superseded ones are otherwise kept an hour)
+    shutil.rmtree(deltas.merged_root(data_dir), ignore_errors=True)
     return {
         "day_seconds": per_day,
         "median": statistics.median(per_day),
