@@ -420,10 +420,6 @@ def _connect_for_build(build_dir: Path) -> duckdb.DuckDBPyConnection:
     con.execute(f"SET temp_directory = {sql_str(build_dir / '.tmp')}")
     con.execute("SET preserve_insertion_order = true")
     con.execute("SET enable_progress_bar = false")
-    # A CSV scan is estimated at a few dozen rows, so DuckDB would make it the build side of the joins with
-    # the commune lookup tables and hash the whole stock (tens of GB spilled at national scale): keep the
-    # small lookup tables on the build side.
-    con.execute("SET disabled_optimizers = 'build_side_probe_side'")
     prepare_connection(con)
     return con
 
@@ -542,7 +538,7 @@ class _PartitionWriter:
     ROW_GROUP_SIZE rows buffered (or when the buffers hold MAX_BUFFERED_ROWS rows: the biggest are written
     first). Keeps track of the partitions that received rows out of `key` order."""
 
-    def __init__(self, final: Path, schema, key: str, name: str = "data_0.parquet"):
+    def __init__(self, final: Path, schema, key: str, name: str):
         import pyarrow as pa
 
         self.final, self.key, self.name = final, key, name
