@@ -479,6 +479,8 @@ def _write_table(con, src: Source, build_dir: Path, warnings: list[str], extract
         raise MirrorError(
             f"{src.path.name}: cannot be read as {src.stock.name}: {str(exc).splitlines()[0]}"
         ) from exc
+    except OSError as exc:  # pyarrow's partition writes (disk full, permissions): ArrowIOError is an OSError
+        raise MirrorError(f"cannot write {key} into {build_dir}: {exc}") from exc
     finally:
         if src.fmt == "zip" and csv_path is not None:
             csv_path.unlink(missing_ok=True)

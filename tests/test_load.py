@@ -623,3 +623,25 @@ def test_derived_geography_equals_a_join_on_the_cog_lookup(tmp_path, stock_dir):
     ).fetchone()[0]
     assert mismatches == 0
     assert con.sql("SELECT count(*) FROM e WHERE epci IS NOT NULL").fetchone()[0] > 0
+
+
+def test_write_error_while_splitting_partitions_is_one_line_and_keeps_the_previous_snapshot(
+    tmp_path, monkeypatch
+):
+    """An I/O error in the partition writers (e.g. a full disk) is a MirrorError naming the table, the
+    build folder is removed and the current snapshot still answers."""
+    import mirror.load as load_mod
+
+    src = write_sample_stock(tmp_path / "stock")
+    data = tmp_path / "data"
+    load_snapshot(data, [src], month="2024-04", force=True)
+
+    def full(self, dep):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(load_mod._PartitionWriter, "_flush", full)
+    with pytest.raises(MirrorError, match="cannot write etablissements into .*No space left on device"):
+        load_snapshot(data, [src], month="2024-05", force=True)
+    assert sorted(p.name for p in (data / "snapshots").iterdir()) == ["2024-04"]
+    with connect(data) as con:
+        assert con.sql("SELECT count(*) FROM etablissements").fetchone()[0] > 0
