@@ -339,12 +339,16 @@ def compact(data_dir: Path, coverage: datetime | None) -> Path | None:
     to merge (the views are then the plain snapshot).
 
     A version holds two files per table, each with at most one row per key (histories: the periods of
-    one kept version per unit): `<table>.parquet` (the "base", the merge of older days) and
-    `<table>.recent.parquet` (the merge of the later days AND of the base rows of their keys, so a recent
-    row is the final winner and shadows the base row of its key). A new day only rewrites the small
-    recent files and hard-links the base files of the previous version; the base is recomputed from every
-    day (all but the newest, re-fetched by the next run's overlap) when a day it covers changed or was
-    removed, or when the recent files outgrow RECENT_RATIO of it.
+    one kept version per unit): `<table>.parquet` (the "base", the merge of older days, sorted) and
+    `<table>.recent.parquet` (the merge of the later days against the base, so a recent row is the final
+    winner and shadows the base row of its key).
+
+    When the only change since the previous version is new days (a daily update), the new version is
+    built from the previous one (`_append`): the base files are hard-linked, and each recent file gets the
+    rows of the new days that win their key; when the recent files have outgrown RECENT_RATIO of the base,
+    they are first folded into it. Otherwise (a day re-applied or removed, a new coverage) the version is
+    recomputed from the day files (`_recompute`): the recent files only when the base's days are
+    unchanged, else the base from every day but the newest (re-fetched by the next run's overlap) too.
 
     Nothing to do when the newest version already matches the days on disk. Otherwise a new version
     `deltas-merged/<n+1>/` is written in a staging folder then renamed (never half-visible); the previous
@@ -370,31 +374,14 @@ def compact(data_dir: Path, coverage: datetime | None) -> Path | None:
     number = int(versions[-1].name) + 1 if versions else 1
     stage = root / f".staging-{number}-{os.getpid()}"
     stage.mkdir()
-    days = list(sources["days"])
-    files = {
-        t: [str(day_dir(data_dir, date.fromisoformat(d)) / f"{t}.parquet") for d in days]
-        for t in DELTA_TABLES
-    }
     con = duckdb.connect()
     try:
         previous = versions[-1] if versions else None
-        base_days = _reusable_base(con, previous, sources, files)
-        if base_days is not None:  # the previous base still holds: link it
-            for table in DELTA_TABLES:
-                _link(previous / f"{table}.parquet", stage / f"{table}.parquet")
+        added = _added_days(previous, sources)
+        if added:  # only new days since the previous version: fold the recent files if due, then append
+            base_days, rows = _append(con, data_dir, previous, added, stage)
         else:
-            base_days = days[:-1]
-            for table in DELTA_TABLES:  # base tables first: the histories follow their staged winners
-                _compact_table(con, table, files[table], base_days, None, stage, f"{table}.parquet")
-                _crash_point(f"compact-{table}")
-        recent_days = [d for d in days if d not in base_days]
-        rows = {}
-        for table in DELTA_TABLES:
-            base = stage / f"{table}.parquet"
-            rows[table] = _compact_table(
-                con, table, files[table], recent_days, base, stage, f"{table}.recent.parquet"
-            )
-        _crash_point("compact-recent")
+            base_days, rows = _recompute(con, data_dir, previous, sources, stage)
     finally:
         con.close()
     manifest = {"sources": sources, "base_days": base_days, "recent_rows": rows, "base_rows": _rows(stage)}
@@ -409,36 +396,98 @@ def compact(data_dir: Path, coverage: datetime | None) -> Path | None:
     return target
 
 
-RECENT_RATIO = 1.0  # the base is recomputed when the recent days' rows outgrow this share of its rows
+# The recent files are folded into the base when their rows outgrow this share of the base's rows: a new
+# day costs about the size of the recent files, a fold about the size of both.
+RECENT_RATIO = 0.25
 
 
-def _reusable_base(
-    con, previous: Path | None, sources: dict, files: dict[str, list[str]]
-) -> list[str] | None:
+def _day_files(data_dir: Path, days: list[str]) -> dict[str, list[str]]:
+    return {
+        t: [str(day_dir(data_dir, date.fromisoformat(d)) / f"{t}.parquet") for d in days]
+        for t in DELTA_TABLES
+    }
+
+
+def _added_days(previous: Path | None, sources: dict) -> list[str] | None:
+    """The days added since the previous version when that is the only change (same coverage, each of its
+    days unchanged on disk, at least one new day), else None."""
+    manifest = _read_manifest(previous) if previous else None
+    if not manifest or manifest.get("sources", {}).get("since") != sources["since"]:
+        return None
+    if "base_days" not in manifest or "recent_rows" not in manifest or "base_rows" not in manifest:
+        return None
+    old = manifest["sources"]["days"]
+    if any(sources["days"].get(d) != stats for d, stats in old.items()):
+        return None
+    added = [d for d in sources["days"] if d not in old]
+    return added or None
+
+
+def _append(
+    con, data_dir: Path, previous: Path, added: list[str], stage: Path
+) -> tuple[list[str], dict[str, int]]:
+    """Writes the version of the previous version's days plus `added` into `stage`: the base files are
+    linked (or, when the recent files outgrew RECENT_RATIO of the base, the previous base and recent files
+    folded together), then each recent file gets the rows of the added days that win their key."""
+    manifest = _read_manifest(previous)
+    fold = sum(manifest["recent_rows"].values()) > RECENT_RATIO * sum(manifest["base_rows"].values())
+    base_days = list(manifest["sources"]["days"]) if fold else manifest["base_days"]
+    new_files = _day_files(data_dir, added)
+    rows = {}
+    for table in DELTA_TABLES:  # base tables first: a history follows the winners of its base table
+        base = stage / f"{table}.parquet"
+        if fold:
+            _fold_table(con, table, previous, base)
+        else:
+            _link(previous / f"{table}.parquet", base)
+        recent = None if fold else previous / f"{table}.recent.parquet"
+        rows[table] = _append_table(
+            con, table, new_files[table], recent, base, stage / f"{table}.recent.parquet"
+        )
+        _crash_point(f"compact-{table}")
+    return base_days, rows
+
+
+def _recompute(
+    con, data_dir: Path, previous: Path | None, sources: dict, stage: Path
+) -> tuple[list[str], dict[str, int]]:
+    """Writes the version of the days in `sources` into `stage` from the day files: the recent files from
+    the days after the previous version's base when that base still holds (its days unchanged), else the
+    base from every day but the newest (re-fetched by the next run's overlap) and the recent from that."""
+    days = list(sources["days"])
+    files = _day_files(data_dir, days)
+    base_days = _reusable_base(previous, sources)
+    if base_days is not None:  # the previous base still holds: link it
+        for table in DELTA_TABLES:
+            _link(previous / f"{table}.parquet", stage / f"{table}.parquet")
+    else:
+        base_days = days[:-1]
+        for table in DELTA_TABLES:  # base tables first: the histories follow their staged winners
+            _compact_table(con, table, files[table], base_days, None, stage, f"{table}.parquet")
+            _crash_point(f"compact-{table}")
+    recent_days = [d for d in days if d not in base_days]
+    rows = {}
+    for table in DELTA_TABLES:
+        base = stage / f"{table}.parquet"
+        rows[table] = _compact_table(
+            con, table, files[table], recent_days, base, stage, f"{table}.recent.parquet"
+        )
+    _crash_point("compact-recent")
+    return base_days, rows
+
+
+def _reusable_base(previous: Path | None, sources: dict) -> list[str] | None:
     """The days of the previous version's base if it can be reused as is (same coverage, each of its days
-    unchanged on disk, recent days still small next to it), else None."""
+    unchanged on disk), else None. (Its size is not checked here: the next new day folds it if due.)"""
     manifest = _read_manifest(previous) if previous else None
     if not manifest or manifest.get("sources", {}).get("since") != sources["since"]:
         return None
     base_days = manifest.get("base_days")
-    if base_days is None or not base_days:
+    if not base_days:
         return None
     old = manifest["sources"]["days"]
     if any(sources["days"].get(d) != old.get(d) for d in base_days):
         return None
-    recent = [
-        f
-        for d_files in files.values()
-        for f, d in zip(d_files, sources["days"], strict=True)
-        if d not in base_days
-    ]
-    if recent:
-        listing = "[" + ", ".join(f"'{_sql_str(f)}'" for f in recent) + "]"
-        (n,) = con.execute(
-            f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({listing})"
-        ).fetchone()
-        if n > RECENT_RATIO * sum(manifest.get("base_rows", {}).values()):
-            return None
     return base_days
 
 
@@ -476,7 +525,10 @@ def _compact_table(
     rows of `base` whose key is in those days), sorted by MERGED_ORDER, zstd. Returns its row count."""
     listing = "[" + ", ".join(f"'{_sql_str(f)}'" for f in files) + "]"
     in_days = f"_delta_day IN ({', '.join(f'DATE {d!r}' for d in days)})" if days else "false"
-    values = {"files": listing, "in_days": in_days, "order": ", ".join(f'"{c}"' for c in MERGED_ORDER[table])}
+    # The base files are sorted (row-group statistics prune lookups and département filters); the recent
+    # files are small and left in merge order.
+    order = "" if base else "ORDER BY " + ", ".join(f'"{c}"' for c in MERGED_ORDER[table])
+    values = {"files": listing, "in_days": in_days, "order_by": order}
     values["base"] = (
         f"read_parquet('{_sql_str(base)}')"
         if base
@@ -492,18 +544,80 @@ def _compact_table(
         values.update(
             keys=", ".join(f'"{k}"' for k in keys),
             rank=_RANK[table],
-            join_w=" AND ".join(f'd."{k}" IS NOT DISTINCT FROM w."{k}"' for k in keys),
-            join_r=" AND ".join(f'b."{k}" IS NOT DISTINCT FROM r."{k}"' for k in keys),
+            join_w=_key_equality(table, "d", "w"),
+            join_r=_key_equality(table, "b", "r"),
         )
         template = "compact_latest.sql"
-    select = _template(DELTA_SQL_DIR / template, values)
-    path = stage / name
+    return _write(con, _template(DELTA_SQL_DIR / template, values), stage / name)
+
+
+def _write(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> int:
+    """Writes the rows of `select` to the merged file `path` (zstd, small row groups); returns their count."""
     con.execute(
         f"COPY ({select}) TO '{_sql_str(path)}' "
         f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {MERGED_ROW_GROUP})"
     )
     (n,) = con.execute(f"SELECT num_rows FROM parquet_file_metadata('{_sql_str(path)}')").fetchone()
     return n
+
+
+def _key_equality(table: str, left: str, right: str) -> str:
+    """NULL-safe equality of the keys of `table` between the aliases `left` and `right`."""
+    return " AND ".join(f'{left}."{k}" IS NOT DISTINCT FROM {right}."{k}"' for k in KEYS[table])
+
+
+def _append_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    new_files: list[str],
+    recent: Path | None,
+    base: Path,
+    target: Path,
+) -> int:
+    """Writes `target`, the recent file of `table` after the new days `new_files`: the previous recent
+    rows (`recent`, None for none) whose key the new days did not win, plus the winning new rows
+    (sql/deltas/append_*.sql). The winners of a base table stay in the temp table `wins_<table>` of `con`
+    for its history table. Returns the row count."""
+    listing = "[" + ", ".join(f"'{_sql_str(f)}'" for f in new_files) + "]"
+    previous = (
+        f"read_parquet('{_sql_str(recent)}')"
+        if recent
+        else f"(SELECT * FROM read_parquet({listing}, union_by_name = true) WHERE false)"
+    )
+    if table in HISTORY_OF:
+        (key,) = KEYS[table]
+        values = {"new": listing, "recent": previous, "wins": f"wins_{HISTORY_OF[table]}", "key": f'"{key}"'}
+        return _write(con, _template(DELTA_SQL_DIR / "append_history.sql", values), target)
+    values = {
+        "new": listing,
+        "recent": previous,
+        "base": _sql_str(base),
+        "keys": ", ".join(f'"{k}"' for k in KEYS[table]),
+        "rank": _RANK[table],
+        "ddt": f'"{DDT[table]}"',
+        "join_k": _key_equality(table, "o", "k"),
+        "join_w": _key_equality(table, "n", "w"),
+    }
+    wins = _template(DELTA_SQL_DIR / "append_wins.sql", values)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE wins_{table} AS {wins}")
+    values.update(wins=f"wins_{table}", join_rw=_key_equality(table, "r", "w"))
+    return _write(con, _template(DELTA_SQL_DIR / "append_latest.sql", values), target)
+
+
+def _fold_table(con: duckdb.DuckDBPyConnection, table: str, previous: Path, target: Path) -> int:
+    """Writes `target`, the base file of `table` with the previous version's recent rows folded in
+    (sql/deltas/fold_*.sql), sorted by MERGED_ORDER. Returns the row count."""
+    values = {
+        "base": _sql_str(previous / f"{table}.parquet"),
+        "recent": _sql_str(previous / f"{table}.recent.parquet"),
+        "order": ", ".join(f'"{c}"' for c in MERGED_ORDER[table]),
+    }
+    if table in HISTORY_OF:
+        (key,) = KEYS[table]
+        values.update(key=f'"{key}"', base_recent=_sql_str(previous / f"{HISTORY_OF[table]}.recent.parquet"))
+        return _write(con, _template(DELTA_SQL_DIR / "fold_history.sql", values), target)
+    values.update(keys=", ".join(f'"{k}"' for k in KEYS[table]), join_br=_key_equality(table, "b", "r"))
+    return _write(con, _template(DELTA_SQL_DIR / "fold_latest.sql", values), target)
 
 
 def _cleanup(data_dir: Path, keep: set[Path]) -> None:

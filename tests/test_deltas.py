@@ -321,10 +321,12 @@ def test_compaction_files_are_sorted_and_partition_pruning_still_works(loaded, m
     catalog.rebuild(mirror)
     (version,) = deltas.merged_versions(mirror)
     con = duckdb.connect()
-    # Day 1 is in the base file, day 2 (the newest) in the recent one; both sorted by département, siret.
+    # Day 1 is in the base file, sorted by département, siret; day 2 (the newest) in the small recent one.
     for name, n in (("etablissements", 500), ("etablissements.recent", 50)):
         got = con.execute(f"SELECT departement, siret FROM '{version}/{name}.parquet'").fetchall()
-        assert len(got) == n and got == sorted(got, key=lambda r: (r[0] is None, r[0] or "", r[1]))
+        assert len(got) == n
+        if name == "etablissements":
+            assert got == sorted(got, key=lambda r: (r[0] is None, r[0] or "", r[1]))
         (codec,) = con.execute(
             f"SELECT DISTINCT compression FROM parquet_metadata('{version}/{name}.parquet')"
         ).fetchone()
@@ -462,4 +464,75 @@ def test_incremental_compaction_reuses_the_base_and_gives_the_same_rows(loaded, 
     # Day 1 (in the base) re-applied with fewer units: the base is recomputed.
     v4 = step(1, 4, ul="SELECT * REPLACE ('V1b' AS denominationUniteLegale) FROM b.ul ORDER BY siren LIMIT 5")
     assert inode(v4) != inode(v3)
+    con.close()
+
+
+def test_day_by_day_compaction_equals_the_rules_through_appends_and_folds(loaded, mirror, monkeypatch):
+    """Daily updates build each version from the previous one (new days' winners appended to the recent
+    files, folded into the base now and then): after every day, the views equal the rules computed from
+    all the day files. Keys recur across days with newer, older and NULL timestamps; some units come
+    without periods; two days are added at once; a day re-applied in between is recomputed."""
+    monkeypatch.setattr(deltas, "RECENT_RATIO", 0.5)
+    con = base_con(loaded)
+
+    def stamp(column: str, key: str, i: int) -> str:
+        return (
+            f"CASE hash({key}, {i}) % 5 WHEN 0 THEN NULL::TIMESTAMP WHEN 1 THEN TIMESTAMP '2026-09-20 00:00:00' "
+            f"ELSE TIMESTAMP '2026-10-{i:02d} 10:00:00' END AS {column}"
+        )
+
+    def pool(table: str, key: str, i: int, n: int = 60) -> str:
+        return f"{key} IN (SELECT {key} FROM b.{table} ORDER BY {key} LIMIT {n}) AND hash({key}, {i}, 'pick') % 3 = 0"
+
+    def day(i: int, seq: int) -> None:
+        ul_keys = f"SELECT siren FROM b.ul WHERE {pool('ul', 'siren', i)}"
+        et_keys = f"SELECT siret FROM b.et WHERE {pool('et', 'siret', i)}"
+        write_day(
+            mirror,
+            con,
+            date(2026, 10, i),
+            seq,
+            ul=f"SELECT * REPLACE ({stamp('dateDernierTraitementUniteLegale', 'siren', i)}, 'D{seq}' AS "
+            f"denominationUniteLegale) FROM b.ul WHERE siren IN ({ul_keys})",
+            ulh=f"SELECT * REPLACE ('D{seq}' AS denominationUniteLegale) FROM b.ulh "
+            f"WHERE siren IN ({ul_keys}) AND hash(siren, {i}, 'h') % 4 <> 0",
+            et=f"SELECT * REPLACE ({stamp('dateDernierTraitementEtablissement', 'siret', i)}, 'D{seq}' AS "
+            f"enseigne1Etablissement) FROM b.et WHERE siret IN ({et_keys})",
+            eth=f"SELECT * REPLACE ('D{seq}' AS enseigne1Etablissement) FROM b.eth WHERE siret IN ({et_keys})",
+            ls=f"SELECT * REPLACE ({stamp('dateDernierTraitementLienSuccession', 'siretEtablissementPredecesseur', i)}, "
+            f"CASE WHEN hash(siretEtablissementSuccesseur, {i}) % 4 = 0 THEN NULL ELSE dateLienSuccession END "
+            f"AS dateLienSuccession) FROM b.ls "
+            f"WHERE {pool('ls', 'siretEtablissementPredecesseur', i, 40)}",
+        )
+
+    def check() -> Path:
+        catalog.rebuild(mirror)
+        assert actual_views(mirror) == expected_views(loaded, mirror, COVERAGE.date())
+        return deltas.merged_versions(mirror)[-1]
+
+    def base_inode(version: Path) -> int:
+        return (version / "etablissements.parquet").stat().st_ino
+
+    seq, versions = 0, []
+    for i in (1, 2, 3, 4):
+        seq += 1
+        day(i, seq)
+        versions.append(check())
+    seq += 1
+    day(5, seq)
+    seq += 1
+    day(6, seq)  # two new days, one compaction
+    versions.append(check())
+    for i in (7, 8, 9):
+        seq += 1
+        day(i, seq)
+        versions.append(check())
+    folded = [base_inode(b) != base_inode(a) for a, b in zip(versions, versions[1:], strict=False)]
+    assert any(folded) and not all(folded), folded  # both: base linked, and recent folded into it
+    seq += 1
+    day(4, seq)  # a day re-applied: recomputed from the day files
+    check()
+    seq += 1
+    day(10, seq)  # and appended to again
+    check()
     con.close()

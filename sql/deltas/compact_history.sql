@@ -5,7 +5,7 @@
 --   {base}: nothing (an empty relation) for the base file; the version's base history file for the
 --           recent file (a recent winner may be a base row, whose periods are there)
 --   {winners}: the merged file of the base table just written (base or recent); {key}: siren or siret;
---   {order}: sort order of the merged file
+--   {order_by}: the base file's ORDER BY (none for the recent file)
 SELECT h.* FROM (
     SELECT * FROM read_parquet({files}, union_by_name = true) WHERE {in_days}
     UNION ALL BY NAME
@@ -13,4 +13,4 @@ SELECT h.* FROM (
 ) AS h
 SEMI JOIN (SELECT {key}, _delta_seq FROM read_parquet({winners})) AS w
     ON h.{key} = w.{key} AND h._delta_seq = w._delta_seq
-ORDER BY {order}
+{order_by}

@@ -5,7 +5,8 @@
 --           whose rows of the keys present in those days compete with them (so the recent row is final)
 --   {keys}: the key columns; {rank}: ORDER BY picking the winner (the greatest dateDernierTraitement, a
 --           NULL one lowest, then the latest fetch `_delta_seq`; one row per key and day, so no tie)
---   {join_r}, {join_w}: NULL-safe key equality (b/r, d/w); {order}: sort order of the merged file
+--   {join_r}, {join_w}: NULL-safe key equality (b/r, d/w); {order_by}: the base file's ORDER BY (none for
+--   the recent file)
 -- `winner` is narrow (keys + sequence): only the kept rows are read in full, by the semi-join.
 WITH days AS (
     SELECT * FROM read_parquet({files}, union_by_name = true) WHERE {in_days}
@@ -19,4 +20,4 @@ WITH days AS (
 )
 SELECT d.* FROM days AS d
 SEMI JOIN winner AS w ON {join_w} AND d._delta_seq = w._delta_seq
-ORDER BY {order}
+{order_by}
