@@ -114,14 +114,28 @@ def view_columns(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, table: str)
     return [c for c in known if c in present] + [c for c in present if c not in known]
 
 
+def _snapshot_view_sql(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, data_dir: Path, table: str) -> str:
+    """The `CREATE OR REPLACE VIEW <table> AS ...` of the plain snapshot (template sql/catalog/<table>.sql)."""
+    cols = ", ".join('"' + c.replace('"', '""') + '"' for c in view_columns(con, snapshot_dir, table))
+    return Template((CATALOG_SQL / f"{table}.sql").read_text(encoding="utf-8")).substitute(
+        snapshot=_esc(snapshot_dir), columns=cols, data_dir=_esc(data_dir)
+    )
+
+
+def snapshot_select(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str) -> str:
+    """The SELECT of base view `table` over the current snapshot alone (no delta merged)."""
+    data_dir = Path(data_dir).resolve()
+    snapshot_dir = snap.current_snapshot_path(data_dir)
+    if snapshot_dir is None:
+        raise MirrorError(f"no snapshot in {data_dir}: run `mirror load` or `mirror sync` first")
+    return deltas.view_select(_snapshot_view_sql(con, snapshot_dir.resolve(), data_dir, table))
+
+
 def _base_views(
     con: duckdb.DuckDBPyConnection, snapshot_dir: Path, data_dir: Path, merged: Path | None = None
 ) -> None:
     for table in TABLES:
-        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in view_columns(con, snapshot_dir, table))
-        sql = Template((CATALOG_SQL / f"{table}.sql").read_text(encoding="utf-8")).substitute(
-            snapshot=_esc(snapshot_dir), columns=cols, data_dir=_esc(data_dir)
-        )
+        sql = _snapshot_view_sql(con, snapshot_dir, data_dir, table)
         # Daily deltas (mirror.deltas): when delta days newer than the snapshot exist, `merged` is their
         # merged version and the view becomes "snapshot rows not in it + its rows" (SQL in sql/deltas/).
         sql = deltas.merge_create_view(table, sql, merged)

@@ -75,6 +75,11 @@ DDT = {
     "etablissements": "dateDernierTraitementEtablissement",
     "liens_succession": "dateDernierTraitementLienSuccession",
 }
+# État administratif column of the units counted by `mirror update`, and its closed value.
+_STATE = {
+    "unites_legales": ("etatAdministratifUniteLegale", "C"),
+    "etablissements": ("etatAdministratifEtablissement", "F"),
+}
 # History tables follow the version kept in their base table.
 HISTORY_OF = {"unites_legales_historique": "unites_legales", "etablissements_historique": "etablissements"}
 BOOKKEEPING = ("_delta_day", "_delta_seq")
@@ -690,6 +695,37 @@ def coverage_for(data_dir: Path, snapshot_dir: Path) -> datetime | None:
         return datetime.fromisoformat(recorded["coverage"])
     match = re.match(r"^(\d{4}-\d{2})", Path(snapshot_dir).name)
     return month_start(match.group(1)) if match else None
+
+
+def view_select(create_sql: str) -> str:
+    """The SELECT of a `CREATE OR REPLACE VIEW <name> AS <select>` statement."""
+    match = _CREATE_RE.match(create_sql)
+    if not match:
+        raise ValueError(f"not a CREATE OR REPLACE VIEW statement: {create_sql[:80]!r}")
+    return match.group("select")
+
+
+def previous_state_sql(table: str, day_table: str, snapshot_select: str, merged: Path | None) -> str:
+    """The SELECT counting the new, changed and closed units of the day in `day_table` against base view
+    `table` as it is before the day: its snapshot SELECT merged with the merged version `merged` (None: no
+    delta), restricted to the day's keys first (sql/deltas/count_day.sql)."""
+    (key,) = KEYS[table]
+    state, closed = _STATE[table]
+    snapshot = f"({snapshot_select})"
+    empty = f"(SELECT * FROM {snapshot} WHERE false)"
+    merged = Path(merged).resolve() if merged else None
+    return _template(
+        DELTA_SQL_DIR / "count_day.sql",
+        {
+            "day": day_table,
+            "key": f'"{key}"',
+            "state": f'"{state}"',
+            "closed": closed,
+            "snapshot": snapshot,
+            "merged": f"read_parquet('{_sql_str(merged / f'{table}.parquet')}')" if merged else empty,
+            "recent": f"read_parquet('{_sql_str(merged / f'{table}.recent.parquet')}')" if merged else empty,
+        },
+    )
 
 
 def merge_create_view(table: str, create_sql: str, merged: Path | None) -> str:

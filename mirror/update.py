@@ -237,14 +237,14 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
     con = duckdb.connect()
     try:
         load.prepare_connection(con)  # the loader's typing UDF and lookup tables, used for every day
-        _attach_catalog(con, data_dir)
+        snapshot_selects = {t: catalog.snapshot_select(con, data_dir, t) for t in KINDS}
         bar = None
         if show:
             from tqdm import tqdm
 
             bar = tqdm(total=len(days), desc="days", unit="day")
         for day in days:
-            summary = _apply_day(con, client, data_dir, day, state, dry_run)
+            summary = _apply_day(con, client, data_dir, day, state, dry_run, coverage, snapshot_selects)
             report.days.append(summary)
             if not dry_run:
                 state = _save_state(
@@ -260,9 +260,7 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
                     },
                 )
                 # A new merged version with this day, and the catalog over it (the switch readers see).
-                con.execute("DETACH cat")
                 catalog.rebuild(data_dir)
-                _attach_catalog(con, data_dir)
             if bar is not None:
                 bar.update(1)
         if bar is not None:
@@ -272,15 +270,6 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
     report.requests = client.requests_made
     report.seconds = time.monotonic() - t0
     return report
-
-
-def _attach_catalog(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
-    from mirror.config import catalog_path
-
-    path = catalog_path(data_dir)
-    if not path.exists():
-        raise MirrorError("no mirror in this data dir: run `mirror sync` (or `mirror load`) first")
-    con.execute(f"ATTACH '{deltas._sql_str(path)}' AS cat (READ_ONLY)")
 
 
 def _watermark(state: dict, coverage: datetime, applied: date | None) -> str:
@@ -320,7 +309,9 @@ def _fetch(client, kind: str, day: date) -> list[dict]:
     return list(client.iter_kind(kind, insee.day_query(kind, day)))
 
 
-def _apply_day(con, client, data_dir: Path, day: date, state: dict, dry_run: bool) -> DaySummary:
+def _apply_day(
+    con, client, data_dir: Path, day: date, state: dict, dry_run: bool, coverage: datetime, snapshot_selects
+) -> DaySummary:
     """Fetches one day, types it, counts new/changed/closed against the mirror, and writes it."""
     from mirror import insee_records
 
@@ -344,14 +335,8 @@ def _apply_day(con, client, data_dir: Path, day: date, state: dict, dry_run: boo
         name = f"day_{table}"
         deltas.write_typed_rows(con, table, rows[table], name, prepare=False)
         typed[table] = name
-    counts = {
-        "unites_legales": _count(
-            con, "day_unites_legales", "unites_legales", "siren", "etatAdministratifUniteLegale", "C"
-        ),
-        "etablissements": _count(
-            con, "day_etablissements", "etablissements", "siret", "etatAdministratifEtablissement", "F"
-        ),
-    }
+    merged = deltas.merged_version(data_dir, coverage)  # what the catalog reads before this day
+    counts = {t: _count(con, f"day_{t}", t, snapshot_selects[t], merged) for t in KINDS}
     if not dry_run:
         seq = int(state.get("delta_seq", 0)) + 1
         deltas.write_day(data_dir, day, seq, con, typed)
@@ -360,20 +345,12 @@ def _apply_day(con, client, data_dir: Path, day: date, state: dict, dry_run: boo
     )
 
 
-def _count(con, day_table: str, view: str, key: str, state_col: str, closed: str) -> dict[str, int]:
+def _count(con, day_table: str, table: str, snapshot_select: str, merged: Path | None) -> dict[str, int]:
     """New, changed and closed units of a day, relative to the mirror before the day is applied."""
-    new, closed_n, total = con.execute(
-        f"""
-        SELECT count(*) FILTER (WHERE v.{key} IS NULL),
-               count(*) FILTER (WHERE v.{key} IS NOT NULL AND d.{state_col} = '{closed}'
-                                AND v.{state_col} IS DISTINCT FROM '{closed}'),
-               count(*)
-        FROM {day_table} AS d
-        LEFT JOIN (SELECT {key}, {state_col} FROM cat.{view} WHERE {key} IN (SELECT {key} FROM {day_table})) AS v
-            ON v.{key} = d.{key}
-        """
+    new, closed, total = con.execute(
+        deltas.previous_state_sql(table, day_table, snapshot_select, merged)
     ).fetchone()
-    return {"new": new, "changed": total - new - closed_n, "closed": closed_n}
+    return {"new": new, "changed": total - new - closed, "closed": closed}
 
 
 def _save_state(data_dir: Path, **changes) -> dict:

@@ -267,3 +267,47 @@ def test_crash_between_day_and_catalog_is_repaired_by_the_next_run(upstream_data
         assert {s: v[:19] for s, v in changed.items()} == got
     finally:
         up.close()
+
+
+def test_summary_counts_are_new_changed_and_closed_against_the_mirror_before_the_day(upstream_data, tmp_path):
+    """Each day's counts compare its fetched rows (its delta files) with the mirror as it was before the
+    day: absent = new; closed now but not before = closed; the rest changed. Counted independently here."""
+    up = start(upstream_data, today=date(2026, 10, 3))
+    try:
+        mirror = tmp_path / "mirror"
+        assert mirror_cmd("sync", mirror, up).returncode == 0
+        states = {"unites_legales": ("siren", "etatAdministratifUniteLegale", "C")}
+        states["etablissements"] = ("siret", "etatAdministratifEtablissement", "F")
+        totals = {"new": 0, "closed": 0, "changed": 0}
+        for today in (date(2026, 10, 4), date(2026, 10, 5), date(2026, 10, 6)):
+            up.insee.today = today  # one more day published; the run re-fetches the previous one too
+            con = duckdb.connect(str(mirror / "sirene.duckdb"), read_only=True)
+            before = {
+                t: dict(con.execute(f"SELECT {k}, {s} FROM {t}").fetchall())
+                for t, (k, s, _) in states.items()
+            }
+            con.close()
+            run = mirror_cmd("update", mirror, up)
+            assert run.returncode == 0, run.stderr
+            day = date.fromordinal(today.toordinal() - 1)
+            line = next(li for li in run.stdout.splitlines() if li.startswith(day.isoformat())).split()
+            got = [int(x) for x in line[1:7]]
+            expected = []
+            for table, (key, state, closed) in states.items():
+                con = duckdb.connect()
+                fetched = con.execute(
+                    f"SELECT {key}, {state} FROM '{deltas.day_dir(mirror, day) / table}.parquet'"
+                ).fetchall()
+                con.close()
+                new = sum(1 for k, _ in fetched if k not in before[table])
+                shut = sum(
+                    1 for k, s in fetched if k in before[table] and s == closed and before[table][k] != closed
+                )
+                expected += [new, len(fetched) - new - shut, shut]
+                totals["new"] += new
+                totals["closed"] += shut
+                totals["changed"] += len(fetched) - new - shut
+            assert got == expected, (day, run.stdout)
+        assert all(totals.values()), totals  # the generated days have creations, closures and changes
+    finally:
+        up.close()
