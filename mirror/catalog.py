@@ -1,7 +1,7 @@
 """The DuckDB catalog DATA_DIR/sirene.duckdb: views over the current snapshot + reference tables.
 
-It holds ONLY views (over Parquet files, by absolute path, so it works from any working directory)
-and small `ref_*` tables. `rebuild` writes it into a temp file and switches it with os.replace: it
+It holds ONLY views (over Parquet files, by absolute path, so it works from any working directory),
+small `ref_*` tables and the one-row table `mirror_catalog_build` (what it was built from). `rebuild` writes it into a temp file and switches it with os.replace: it
 is never kept open for writing, so readers (`duckdb DATA_DIR/sirene.duckdb`, read-only or not) are
 never blocked, and a reader sees either the old catalog or the new one.
 
@@ -31,6 +31,8 @@ from mirror.schema import STOCK_FILES
 CATALOG_SQL = SQL_DIR / "catalog"
 VIEWS_SQL = SQL_DIR / "views"
 TABLES = tuple(f.key for f in STOCK_FILES)
+# One-row table recording what the catalog was built from (`_fingerprint`), for `rebuild(reuse=True)`.
+BUILD_TABLE = "mirror_catalog_build"
 # Reference columns that are numbers (everything else stays VARCHAR: codes keep their zeros).
 _INTEGER_REF_COLUMNS = {"tranches_effectifs": ("de", "a")}
 
@@ -165,8 +167,40 @@ def _siret_index_view(
     con.execute(sql)
 
 
-def rebuild(data_dir: Path, snapshot_dir: Path | None = None) -> Path:
+def _fingerprint(snapshot_dir: Path, data_dir: Path) -> str:
+    """What a catalog's content depends on besides the merged delta version: the snapshot and data paths,
+    every SQL file, the reference tables (their template's name) and the DuckDB version."""
+    h = hashlib.sha1(f"{snapshot_dir}\0{data_dir}\0{duckdb.__version__}\0".encode())
+    h.update(_ref_template(data_dir).name.encode())
+    for path in sorted(SQL_DIR.rglob("*.sql")):
+        h.update(f"\0{path.relative_to(SQL_DIR)}\0".encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _built_fingerprint(path: Path) -> str | None:
+    """The fingerprint recorded in the catalog `path` (None when absent or unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        return con.execute(f"SELECT fingerprint FROM {BUILD_TABLE}").fetchone()[0]
+    except (duckdb.Error, TypeError):
+        return None
+    finally:
+        con.close()
+
+
+def rebuild(data_dir: Path, snapshot_dir: Path | None = None, reuse: bool = False) -> Path:
     """Re-creates DATA_DIR/sirene.duckdb for the current snapshot (state.json) or `snapshot_dir`.
+
+    With `reuse` (a daily update: only the merged delta version changed), when the current catalog was
+    built from the same snapshot and SQL (its BUILD_TABLE fingerprint), it is copied and only its base
+    views are re-created: the dependent views name them and are bound at query time. Otherwise everything
+    is built from the templates. Either way the new file replaces the old one atomically.
 
     The caller should hold the writer lock (mirror.snapshot.writer_lock); this function does not take it.
     """
@@ -180,19 +214,25 @@ def rebuild(data_dir: Path, snapshot_dir: Path | None = None) -> Path:
     # The merged version of the delta days this catalog will read (computed first when missing or stale).
     merged = deltas.compact(data_dir, deltas.coverage_for(data_dir, snapshot_dir))
     target = catalog_path(data_dir)
+    fingerprint = _fingerprint(snapshot_dir.resolve(), data_dir.resolve())
+    reused = reuse and _built_fingerprint(target) == fingerprint
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     for p in (tmp, Path(f"{tmp}.wal")):
         p.unlink(missing_ok=True)
     try:
-        shutil.copyfile(_ref_template(data_dir), tmp)
+        shutil.copyfile(target if reused else _ref_template(data_dir), tmp)
         con = duckdb.connect(str(tmp))
         try:
             _base_views(con, snapshot_dir.resolve(), data_dir.resolve(), merged and merged.resolve())
-            for view_file in sorted(VIEWS_SQL.glob("*.sql")) if VIEWS_SQL.is_dir() else []:
-                try:
-                    con.execute(view_file.read_text(encoding="utf-8"))
-                except duckdb.Error as exc:
-                    raise MirrorError(f"sql/views/{view_file.name}: {str(exc).splitlines()[0]}") from exc
+            if not reused:
+                for view_file in sorted(VIEWS_SQL.glob("*.sql")) if VIEWS_SQL.is_dir() else []:
+                    try:
+                        con.execute(view_file.read_text(encoding="utf-8"))
+                    except duckdb.Error as exc:
+                        raise MirrorError(f"sql/views/{view_file.name}: {str(exc).splitlines()[0]}") from exc
+                con.execute(
+                    f"CREATE OR REPLACE TABLE {BUILD_TABLE} AS SELECT ? AS fingerprint", [fingerprint]
+                )
             con.execute("CHECKPOINT")
         finally:
             con.close()

@@ -260,7 +260,7 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
                     },
                 )
                 # A new merged version with this day, and the catalog over it (the switch readers see).
-                catalog.rebuild(data_dir)
+                catalog.rebuild(data_dir, reuse=True)
             if bar is not None:
                 bar.update(1)
         if bar is not None:

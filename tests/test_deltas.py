@@ -536,3 +536,57 @@ def test_day_by_day_compaction_equals_the_rules_through_appends_and_folds(loaded
     day(10, seq)  # and appended to again
     check()
     con.close()
+
+
+def test_daily_rebuild_reuses_the_catalog_and_only_repoints_its_base_views(loaded, mirror):
+    """`rebuild(reuse=True)` (after each day of `mirror update`) copies the catalog and re-creates its base
+    views only when the catalog was built from the same snapshot and SQL; the dependent views then answer
+    exactly as after a full build. A different build record means a full build."""
+    con = base_con(loaded)
+    write_day(
+        mirror, con, date(2026, 10, 1), 1, ul=ul_day(pick(loaded, "SELECT siren FROM ul LIMIT 5"), None, "R1")
+    )
+    probe = duckdb.connect(str(mirror / "sirene.duckdb"))
+    probe.execute("CREATE VIEW probe AS SELECT 1 AS x")  # survives a copy, not a full build
+    probe.close()
+    catalog.rebuild(mirror, reuse=True)
+
+    def dump(data: Path) -> dict:
+        cat = catalog.connect(data)
+        try:
+            views = [
+                r[0]
+                for r in cat.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+            ]
+            doc = cat.execute(
+                "SELECT * FROM documents_v3_unites_legales WHERE siren IN (SELECT siren FROM unites_legales "
+                "WHERE denominationUniteLegale = 'R1') ORDER BY siren"
+            ).fetchall()
+            return {"views": sorted(views), "doc": doc, "sql": view_sql(data)}
+        finally:
+            cat.close()
+
+    reused = dump(mirror)
+    assert (
+        "probe" in reused["views"]
+        and "deltas-merged/1/" in reused["sql"]
+        and len({r[0] for r in reused["doc"]}) == 5
+    )
+    assert actual_views(mirror) == expected_views(loaded, mirror, COVERAGE.date())
+    catalog.rebuild(mirror)  # a full build: same answers, the probe is gone
+    full = dump(mirror)
+    assert full["doc"] == reused["doc"] and full["sql"] == reused["sql"]
+    assert set(reused["views"]) - set(full["views"]) == {"probe"}
+
+    # A catalog recorded as built from something else is never reused.
+    probe = duckdb.connect(str(mirror / "sirene.duckdb"))
+    probe.execute("CREATE VIEW probe AS SELECT 1 AS x")
+    probe.execute(f"UPDATE {catalog.BUILD_TABLE} SET fingerprint = 'another snapshot'")
+    probe.close()
+    write_day(
+        mirror, con, date(2026, 10, 2), 2, ul=ul_day(pick(loaded, "SELECT siren FROM ul LIMIT 5"), None, "R2")
+    )
+    con.close()
+    catalog.rebuild(mirror, reuse=True)
+    assert "probe" not in dump(mirror)["views"] and "deltas-merged/2/" in view_sql(mirror)
+    assert actual_views(mirror) == expected_views(loaded, mirror, COVERAGE.date())
