@@ -274,16 +274,28 @@ def _sort_periods(rows: list[dict]) -> list[dict]:
 # ------------------------------------------------------------------------------------------------
 
 
+# Where each stock column comes from in a record (0: the record, 1: its current period, 2: its address,
+# 3: its second address), computed once: the conversions below run on every record of a day.
+_UL_SOURCES = tuple((c, 1 if c in UL_ROW_FROM_PERIOD else 0) for c in UNITE_LEGALE_COLUMNS)
+_ET_SOURCES = tuple(
+    (c, 1 if c in ET_ROW_FROM_PERIOD else 2 if c in ADRESSE else 3 if c in ADRESSE2 else 0)
+    for c in ETABLISSEMENT_COLUMNS
+)
+
+
+def _csv(value) -> str:
+    """to_csv with the common cases (text, null) first, inlined by the converters' comprehensions."""
+    return value if value.__class__ is str else to_csv(value)
+
+
 def unite_legale_to_rows(record: dict) -> tuple[dict, list[dict]]:
     """A `unitesLegales[]` record -> (StockUniteLegale row, StockUniteLegaleHistorique rows, most recent first)."""
     periods = record.get("periodesUniteLegale") or []
-    current = _current_period(periods)
-    row = {}
-    for col in UNITE_LEGALE_COLUMNS:
-        row[col] = to_csv(current.get(col) if col in UL_ROW_FROM_PERIOD else record.get(col))
+    sources = (record, _current_period(periods))
+    row = {c: _csv(sources[i].get(c)) for c, i in _UL_SOURCES}
+    siren = row["siren"]
     history = [
-        {c: row["siren"] if c == "siren" else to_csv(p.get(c)) for c in UNITE_LEGALE_HISTORIQUE_COLUMNS}
-        for p in periods
+        {"siren": siren, **{c: _csv(p.get(c)) for c in UNITE_LEGALE_HISTORIQUE_COLUMNS[1:]}} for p in periods
     ]
     return row, history
 
@@ -294,26 +306,15 @@ def etablissement_to_rows(record: dict) -> tuple[dict, list[dict]]:
     The address blocks flatten to the stock columns; the nested `uniteLegale` block is ignored.
     """
     periods = record.get("periodesEtablissement") or []
-    current = _current_period(periods)
-    adr = record.get("adresseEtablissement") or {}
-    adr2 = record.get("adresse2Etablissement") or {}
-    row = {}
-    for col in ETABLISSEMENT_COLUMNS:
-        if col in ET_ROW_FROM_PERIOD:
-            value = current.get(col)
-        elif col in ADRESSE:
-            value = adr.get(col)
-        elif col in ADRESSE2:
-            value = adr2.get(col)
-        else:
-            value = record.get(col)
-        row[col] = to_csv(value)
-    history = []
-    for p in periods:
-        h = {"siren": row["siren"], "nic": row["nic"], "siret": row["siret"]}
-        for c in ETABLISSEMENT_HISTORIQUE_COLUMNS[3:]:
-            h[c] = to_csv(p.get(c))
-        history.append(h)
+    sources = (
+        record,
+        _current_period(periods),
+        record.get("adresseEtablissement") or {},
+        record.get("adresse2Etablissement") or {},
+    )
+    row = {c: _csv(sources[i].get(c)) for c, i in _ET_SOURCES}
+    ids = {"siren": row["siren"], "nic": row["nic"], "siret": row["siret"]}
+    history = [{**ids, **{c: _csv(p.get(c)) for c in ETABLISSEMENT_HISTORIQUE_COLUMNS[3:]}} for p in periods]
     return row, history
 
 
