@@ -10,8 +10,8 @@ Layout (see docs/ARCHITECTURE.md):
     DATA_DIR/.deltas-staging/                       days being written; swapped in by rename.
     DATA_DIR/deltas-merged/<n>/                     merged version n of the days (`compact`), per table:
         <table>.parquet                             "base": the winning rows of the older days
-        <table>.recent.parquet                      "recent": the winning rows of the later days and of
-                                                    the base rows of their keys (final for those keys)
+        <table>.recent.parquet                      "recent": the winning rows of the later days (final
+                                                    for their keys: they shadow the base rows)
         manifest.json                               the days (and their files) it was computed from
     DATA_DIR/deltas-merged/.staging-*               a version being written; renamed to <n> when complete.
 
@@ -28,9 +28,9 @@ coverage are ignored and deleted by `prune()` (a newer monthly stock supersedes 
 `compact()` applies these rules once per new set of days, not at query time: the catalog's base views
 (`merged_view_sql`, SQL in sql/deltas/) are "snapshot ANTI JOIN merged keys, UNION ALL the merged rows", by
 absolute path to one merged version, so filters and projections (partition pruning on departement) still
-reach the snapshot scan. A new day rewrites only the small recent files and hard-links the base
-(`RECENT_RATIO`); `mirror.catalog.rebuild` compacts first, so every rebuild reads merged data matching the
-days on disk.
+reach the snapshot scan. A new day is appended to the previous version's small recent files (the base is
+hard-linked; the recent files are folded into it past `RECENT_RATIO`); `mirror.catalog.rebuild` compacts
+first, so every rebuild reads merged data matching the days on disk.
 """
 
 from __future__ import annotations
