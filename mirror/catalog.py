@@ -1,9 +1,10 @@
 """The DuckDB catalog DATA_DIR/sirene.duckdb: views over the current snapshot + reference tables.
 
 It holds ONLY views (over Parquet files, by absolute path, so it works from any working directory),
-small `ref_*` tables and the one-row table `mirror_catalog_build` (what it was built from). `rebuild` writes it into a temp file and switches it with os.replace: it
-is never kept open for writing, so readers (`duckdb DATA_DIR/sirene.duckdb`, read-only or not) are
-never blocked, and a reader sees either the old catalog or the new one.
+small `ref_*` tables and the one-row table `mirror_catalog_build` (what it was built from). `rebuild`
+writes it into a temp file and switches it with os.replace: it is never kept open for writing, so
+readers (`duckdb DATA_DIR/sirene.duckdb`, read-only or not) are never blocked, and a reader sees either
+the old catalog or the new one.
 
 Build order: ref tables (every sql/ref/*.csv[.gz] as `ref_<stem>`), base views from the templates
 sql/catalog/<table>.sql, then every sql/views/*.sql in file-name order.

@@ -270,7 +270,8 @@ MERGED_ROW_GROUP = 20_000  # small row groups: a lookup by key or département r
 # A superseded merged version stays this long (readers holding an older catalog may still read it); the
 # two newest versions are always kept.
 MERGED_GRACE_SECONDS = 3600
-# Sort order of each merged file (row-group statistics then prune lookups and département filters).
+# Sort order of each merged base file (row-group statistics then prune lookups and département filters;
+# the small recent files are left unsorted).
 MERGED_ORDER = {
     "unites_legales": ("siren",),
     "etablissements": ("departement", "siret"),
@@ -528,17 +529,13 @@ def _compact_table(
 ) -> int:
     """Writes stage/<name>: the merge of the rows of `days` in `files` (plus, for the recent files, the
     rows of `base` whose key is in those days), sorted by MERGED_ORDER, zstd. Returns its row count."""
-    listing = "[" + ", ".join(f"'{_sql_str(f)}'" for f in files) + "]"
+    listing = _listing(files)
     in_days = f"_delta_day IN ({', '.join(f'DATE {d!r}' for d in days)})" if days else "false"
     # The base files are sorted (row-group statistics prune lookups and département filters); the recent
     # files are small and left in merge order.
     order = "" if base else "ORDER BY " + ", ".join(f'"{c}"' for c in MERGED_ORDER[table])
     values = {"files": listing, "in_days": in_days, "order_by": order}
-    values["base"] = (
-        f"read_parquet('{_sql_str(base)}')"
-        if base
-        else f"(SELECT * FROM read_parquet({listing}, union_by_name = true) WHERE false)"
-    )
+    values["base"] = _file_or_empty(base, listing)
     if table in HISTORY_OF:
         (key,) = KEYS[table]
         winners = HISTORY_OF[table] + (".recent.parquet" if base else ".parquet")
@@ -554,6 +551,18 @@ def _compact_table(
         )
         template = "compact_latest.sql"
     return _write(con, _template(DELTA_SQL_DIR / template, values), stage / name)
+
+
+def _listing(files: list[str]) -> str:
+    """A SQL list of file paths, for read_parquet."""
+    return "[" + ", ".join(f"'{_sql_str(f)}'" for f in files) + "]"
+
+
+def _file_or_empty(path: Path | None, listing: str) -> str:
+    """The relation of the merged file `path`, or an empty one shaped like the day files in `listing`."""
+    if path:
+        return f"read_parquet('{_sql_str(path)}')"
+    return f"(SELECT * FROM read_parquet({listing}, union_by_name = true) WHERE false)"
 
 
 def _write(con: duckdb.DuckDBPyConnection, select: str, path: Path) -> int:
@@ -583,12 +592,8 @@ def _append_table(
     rows (`recent`, None for none) whose key the new days did not win, plus the winning new rows
     (sql/deltas/append_*.sql). The winners of a base table stay in the temp table `wins_<table>` of `con`
     for its history table. Returns the row count."""
-    listing = "[" + ", ".join(f"'{_sql_str(f)}'" for f in new_files) + "]"
-    previous = (
-        f"read_parquet('{_sql_str(recent)}')"
-        if recent
-        else f"(SELECT * FROM read_parquet({listing}, union_by_name = true) WHERE false)"
-    )
+    listing = _listing(new_files)
+    previous = _file_or_empty(recent, listing)
     if table in HISTORY_OF:
         (key,) = KEYS[table]
         values = {"new": listing, "recent": previous, "wins": f"wins_{HISTORY_OF[table]}", "key": f'"{key}"'}
