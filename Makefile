@@ -22,15 +22,15 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check mirror tests
-	$(BIN)/ruff format --check mirror tests
+	$(BIN)/ruff check mirror tests benchmarks
+	$(BIN)/ruff format --check mirror tests benchmarks
 
 demo: install
 	$(BIN)/python -m mirror.demo --scale $(DEMO_SCALE)
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python -m mirror.bench --scale $(SCALE)
+	$(BIN)/python -m benchmarks.bench --scale $(SCALE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

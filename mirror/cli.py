@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 
 from mirror import __version__
-from mirror.config import DATA_DIR_ENV, resolve_data_dir
-from mirror.errors import MirrorError
+from mirror.core.config import DATA_DIR_ENV, resolve_data_dir
+from mirror.core.errors import MirrorError
 
 
 def data_dir_option(func):
@@ -66,7 +66,7 @@ def main():
 
 # --- download ---
 
-from mirror.config import DATAGOUV_URL_ENV, DEFAULT_DATAGOUV_URL  # noqa: E402
+from mirror.core.config import DATAGOUV_URL_ENV, DEFAULT_DATAGOUV_URL  # noqa: E402
 
 
 @main.command("download")
@@ -112,7 +112,7 @@ def download_command(fmt, datagouv_url, only, month, retries, quiet, data_dir):
     file (<file>.json). Files already downloaded (same last_modified, size and checksum) are skipped.
     The month is the publication month of the stock (the 2026-08 stock shows the register on 31 July).
     """
-    from mirror.download import download_stock
+    from mirror.download.datagouv import download_stock
 
     paths = download_stock(
         data_dir,
@@ -131,7 +131,7 @@ def download_command(fmt, datagouv_url, only, month, retries, quiet, data_dir):
 
 
 def _insee_url_option(func):
-    from mirror.config import DEFAULT_INSEE_URL, INSEE_URL_ENV
+    from mirror.core.config import DEFAULT_INSEE_URL, INSEE_URL_ENV
 
     return click.option(
         "--insee-url",
@@ -173,7 +173,7 @@ def update_command(since, until, dry_run, insee_url, rate, quiet, data_dir):
     latest version of every unit. Re-applying a day replaces it. Prints, per day, the new, changed and
     closed unités légales and établissements, and the requests made.
     """
-    from mirror.update import parse_day, run_update
+    from mirror.update.run import parse_day, run_update
 
     report = run_update(
         data_dir,
@@ -219,7 +219,7 @@ def sync_command(datagouv_url, insee_url, rate, fmt, quiet, data_dir):
     Crontab example (INSEE publishes the day's changes around 07:00-08:30 Paris time):
       30 9 * * *  . /srv/sirene/env && /srv/sirene/.venv/bin/mirror sync -q --data-dir /srv/sirene/data
     """
-    from mirror.sync import run_sync
+    from mirror.pipeline import run_sync
 
     report = run_sync(
         data_dir,
@@ -262,8 +262,8 @@ def demo_upstream_command(port, scale, month, seed, today, api_key, data, data_d
     look-alike at http://127.0.0.1:PORT/api-sirene/3.11 (key required). Point `mirror sync` at it with
     --datagouv-url and --insee-url. Stops with Ctrl-C.
     """
-    from mirror.update import parse_day
-    from mirror.upstream.server import run_forever
+    from mirror.synthetic.upstream.server import run_forever
+    from mirror.update.run import parse_day
 
     run_forever(
         data or data_dir / "upstream",
@@ -351,7 +351,7 @@ def _output_options(func):
 
 
 def _print_columns(con, level, include_non_diffusible):
-    from mirror.export import list_columns
+    from mirror.export.exporter import list_columns
 
     for name, origin in list_columns(con, level, include_non_diffusible):
         click.echo(f"{name}\t{origin}")
@@ -491,9 +491,9 @@ def export_command(
       mirror export --near 48.8566,2.3522 --radius-km 2 --naf J -o tech.geojson
       mirror export --name "boulangerie" --departement 69 --count
     """
-    from mirror.catalog import connect
-    from mirror.export import NON_DIFFUSIBLE_WARNING, export
-    from mirror.filters import Filters, parse_near
+    from mirror.catalog.build import connect
+    from mirror.export.exporter import NON_DIFFUSIBLE_WARNING, export
+    from mirror.export.filters import Filters, parse_near
 
     level = level or "etablissement"
     if etat_all and etat_closed:
@@ -596,9 +596,9 @@ def batch_command(
       mirror batch clients.txt -o clients-enrichis.csv
       mirror batch portefeuille.csv --column siret --level etablissement --with-libelles -o out.xlsx
     """
-    from mirror.batch import batch
-    from mirror.catalog import connect
-    from mirror.export import NON_DIFFUSIBLE_WARNING
+    from mirror.catalog.build import connect
+    from mirror.export.batch import batch
+    from mirror.export.exporter import NON_DIFFUSIBLE_WARNING
 
     if output is None:
         raise MirrorError("give an output file with -o FILE", exit_code=2)
@@ -660,7 +660,7 @@ def load_command(paths, month, force, keep, quiet, data_dir):
     """
     import os
 
-    from mirror.load import load_snapshot
+    from mirror.load.stock import load_snapshot
 
     try:
         s = load_snapshot(data_dir, list(paths), month=month, force=force, progress=not quiet, keep=keep)
@@ -686,7 +686,7 @@ def status_command(as_json, data_dir):
     """Show the snapshot month, rows per table, last update, data freshness, disk use and staleness warnings."""
     import json as _json
 
-    from mirror.status import format_status, status
+    from mirror.serve.status import format_status, status
 
     s = status(data_dir)
     click.echo(_json.dumps(s, indent=2, default=str) if as_json else format_status(s))
@@ -696,11 +696,12 @@ def status_command(as_json, data_dir):
 @data_dir_option
 def catalog_command(data_dir):
     """Re-create DATA_DIR/sirene.duckdb (views + reference tables) from the current snapshot."""
-    from mirror import snapshot
-    from mirror.catalog import rebuild
+    from mirror.catalog.build import rebuild
+    from mirror.core import datadir as snapshot
+    from mirror.deltas.store import compact_for
 
     with snapshot.writer_lock(data_dir, "mirror catalog"):
-        path = rebuild(data_dir)
+        path = rebuild(data_dir, compact_for(data_dir))
     click.echo(f"catalog rebuilt: {path}")
 
 
@@ -751,8 +752,8 @@ def get_command(identifier, fmt, diffusibles, non_diffusables, siege, follow_dou
     """
     import json
 
-    from mirror.catalog import connect
-    from mirror.documents import EXIT_CODES, get_document
+    from mirror.catalog.build import connect
+    from mirror.serve.documents import EXIT_CODES, get_document
 
     con = connect(data_dir, read_only=True)
     try:
@@ -795,7 +796,7 @@ def generate_cmd(
 
     Example: mirror generate --out /tmp/stock --month 2026-10 --scale 100000
     """
-    from mirror.generate import run_generation
+    from mirror.synthetic.generate import run_generation
 
     if progress is None:
         progress = sys.stderr.isatty()

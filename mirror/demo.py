@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from mirror.upstream import server
+    from mirror.synthetic.upstream import server
 
     t0 = time.monotonic()
     root = args.root.resolve()
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _show(mirror_dir: Path, env: dict) -> None:
-    from mirror import catalog
+    from mirror.catalog import build as catalog
     from mirror.cli import main as cli_main
 
     con = catalog.connect(mirror_dir, read_only=True)

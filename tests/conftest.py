@@ -39,7 +39,7 @@ def run_mirror(
 @pytest.fixture(scope="session")
 def stock_dir(tmp_path_factory) -> Path:
     """A small generated monthly stock (current layout, zipped CSV), shared by the whole session."""
-    from mirror.generate import generate_stock
+    from mirror.synthetic.generate import generate_stock
 
     out = tmp_path_factory.mktemp("stock")
     generate_stock(out, month="2026-10", scale=3000, seed=7, fmt="zip", layout="current")

@@ -3,7 +3,7 @@
 - `write_edge_stock(folder)`: a small stock in INSEE's format (zipped CSV, current layout) with the
   cases the filters must get right (accents, P units, masked coordinates, foreign addresses,
   old nomenclatures, junk dates, Corsica, overseas...).
-- `build_catalog(data_dir, stock_folder)`: the real path (mirror.load.load_snapshot + the catalog).
+- `build_catalog(data_dir, stock_folder)`: the real path (mirror.load.stock.load_snapshot + the catalog).
 - `read_raw(stock_folder)`: the raw rows, read straight from the zip CSV with Python's csv module,
   for expected results computed independently of the export code.
 """
@@ -19,8 +19,8 @@ import zipfile
 from datetime import date, timedelta
 from pathlib import Path
 
-from mirror.identifiers import luhn_check_digit
-from mirror.schema import ETABLISSEMENTS, UNITES_LEGALES
+from mirror.core.identifiers import luhn_check_digit
+from mirror.core.schema import ETABLISSEMENTS, UNITES_LEGALES
 
 NAMES = [
     "Boulangerie Élodie",
@@ -281,9 +281,9 @@ def wgs84(x: str, y: str, code_commune: str) -> tuple[float, float] | None:
 
 def build_catalog(data_dir: Path, stock_folder: Path):
     """Loads `stock_folder` into `data_dir` through the real loader and catalog
-    (mirror.load.load_snapshot); returns a function opening a read-only catalog connection."""
-    from mirror.catalog import connect
-    from mirror.load import load_snapshot
+    (mirror.load.stock.load_snapshot); returns a function opening a read-only catalog connection."""
+    from mirror.catalog.build import connect
+    from mirror.load.stock import load_snapshot
 
     load_snapshot(data_dir, [stock_folder], month="2026-10", force=True)
     return lambda: connect(data_dir, read_only=True)

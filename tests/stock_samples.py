@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from mirror.schema import ETABLISSEMENTS, UNITES_LEGALES, StockFile
+from mirror.core.schema import ETABLISSEMENTS, UNITES_LEGALES, StockFile
 
 # 4.1 StockUniteLegale, format 3.11 (34 columns), late-2025 stock.
 UL_311 = """\
@@ -188,7 +188,7 @@ def write_sample_stock(
         write_zip(out_dir, UNITES_LEGALES, ul_header, ul_rows(layout))
         write_zip(out_dir, ETABLISSEMENTS, et_header, ets)
     else:
-        from mirror.schema import insee_parquet_type
+        from mirror.core.schema import insee_parquet_type
 
         ul_types = {c: insee_parquet_type("unites_legales", c) for c in ul_header}
         et_types = {

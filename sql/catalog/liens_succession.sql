@@ -1,5 +1,4 @@
--- Base view `liens_succession` over the current snapshot (template filled by mirror/catalog.py).
+-- The SELECT of base view `liens_succession` over the current snapshot (filled by mirror.catalog.build).
 -- ${snapshot}: absolute path of the snapshot folder; ${columns}: the typed columns, INSEE names, current layout.
-CREATE OR REPLACE VIEW liens_succession AS
 SELECT ${columns}
 FROM read_parquet('${snapshot}/liens_succession/*.parquet');

@@ -3,27 +3,27 @@
 -- each branch restricted to the day's keys first. (Through the view, DuckDB probes every snapshot row
 -- against the merged keys before it keeps the day's keys: 1.5 times slower at national scale.)
 -- Filled in by mirror.deltas.previous_state_sql:
---   {day}: the day's typed table; {key}: siren or siret; {state}: the état administratif column;
---   {closed}: its closed value; {snapshot}: the snapshot's SELECT;
---   {merged}, {recent}: the merged version's base and recent files (empty relations when none)
+--   ${day}: the day's typed table; ${key}: siren or siret; ${state}: the état administratif column;
+--   ${closed}: its closed value; ${snapshot}: the snapshot's SELECT;
+--   ${merged}, ${recent}: the merged version's base and recent files (empty relations when none)
 WITH keys AS (
-    SELECT DISTINCT {key} FROM {day}
+    SELECT DISTINCT ${key} FROM ${day}
 ), merged AS (
-    SELECT r.{key}, r.{state} FROM {recent} AS r SEMI JOIN keys AS k ON r.{key} = k.{key}
+    SELECT r.${key}, r.${state} FROM ${recent} AS r SEMI JOIN keys AS k ON r.${key} = k.${key}
     UNION ALL
-    SELECT m.{key}, m.{state} FROM {merged} AS m
-    SEMI JOIN keys AS k ON m.{key} = k.{key}
-    ANTI JOIN (SELECT {key} FROM {recent}) AS r ON m.{key} = r.{key}
+    SELECT m.${key}, m.${state} FROM ${merged} AS m
+    SEMI JOIN keys AS k ON m.${key} = k.${key}
+    ANTI JOIN (SELECT ${key} FROM ${recent}) AS r ON m.${key} = r.${key}
 ), previous AS (
     SELECT * FROM merged
     UNION ALL
-    SELECT s.{key}, s.{state} FROM {snapshot} AS s
-    SEMI JOIN keys AS k ON s.{key} = k.{key}
-    ANTI JOIN merged AS m ON s.{key} = m.{key}
+    SELECT s.${key}, s.${state} FROM ${snapshot} AS s
+    SEMI JOIN keys AS k ON s.${key} = k.${key}
+    ANTI JOIN merged AS m ON s.${key} = m.${key}
 )
-SELECT count(*) FILTER (WHERE p.{key} IS NULL) AS new,
-       count(*) FILTER (WHERE p.{key} IS NOT NULL AND d.{state} = '{closed}'
-                        AND p.{state} IS DISTINCT FROM '{closed}') AS closed,
+SELECT count(*) FILTER (WHERE p.${key} IS NULL) AS new,
+       count(*) FILTER (WHERE p.${key} IS NOT NULL AND d.${state} = '${closed}'
+                        AND p.${state} IS DISTINCT FROM '${closed}') AS closed,
        count(*) AS total
-FROM {day} AS d
-LEFT JOIN previous AS p ON p.{key} = d.{key}
+FROM ${day} AS d
+LEFT JOIN previous AS p ON p.${key} = d.${key}

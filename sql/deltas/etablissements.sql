@@ -1,5 +1,5 @@
 -- Base view `etablissements` = the latest version of each siret over the snapshot and the daily deltas.
--- Filled in by mirror.deltas.merged_view_sql: {snapshot} = the snapshot's SELECT; {merged}, {recent} =
+-- Filled in by mirror.deltas.merged_view_sql: ${snapshot} = the snapshot's SELECT; ${merged}, ${recent} =
 -- the base and recent files of the merged version of the delta days (mirror.deltas.compact: at most one
 -- row per siret in each, the winning delta version, sorted by departement then siret; a siret in the
 -- recent file is final and shadows its base row). A siret present in either replaces its snapshot row by
@@ -7,15 +7,15 @@
 -- projections still reach the snapshot scan, and reach the merged scans too (row-group statistics).
 -- Nothing is computed per key at query time. (The anti-join reads the key set on its own and no CTE is
 -- MATERIALIZED: either would make DuckDB read every snapshot column.)
-SELECT s.* FROM {snapshot} AS s
+SELECT s.* FROM ${snapshot} AS s
 ANTI JOIN (
-    SELECT siret FROM read_parquet('{merged}')
+    SELECT siret FROM read_parquet('${merged}')
     UNION ALL
-    SELECT siret FROM read_parquet('{recent}')
+    SELECT siret FROM read_parquet('${recent}')
 ) AS k ON s.siret = k.siret
 UNION ALL BY NAME
-SELECT m.* EXCLUDE (_delta_day, _delta_seq) FROM read_parquet('{merged}') AS m
-ANTI JOIN (SELECT siret FROM read_parquet('{recent}')) AS r
+SELECT m.* EXCLUDE (_delta_day, _delta_seq) FROM read_parquet('${merged}') AS m
+ANTI JOIN (SELECT siret FROM read_parquet('${recent}')) AS r
     ON m.siret = r.siret
 UNION ALL BY NAME
-SELECT * EXCLUDE (_delta_day, _delta_seq) FROM read_parquet('{recent}')
+SELECT * EXCLUDE (_delta_day, _delta_seq) FROM read_parquet('${recent}')

@@ -1,0 +1,240 @@
+"""The DuckDB catalog DATA_DIR/sirene.duckdb: views over the current snapshot + reference tables.
+
+It holds ONLY views (over Parquet files, by absolute path, so it works from any working directory),
+small `ref_*` tables and the one-row table `mirror_catalog_build` (what it was built from). `rebuild`
+writes it into a temp file and switches it with os.replace: it is never kept open for writing, so
+readers (`duckdb DATA_DIR/sirene.duckdb`, read-only or not) are never blocked, and a reader sees either
+the old catalog or the new one.
+
+Build order: ref tables (every sql/ref/*.csv[.gz] as `ref_<stem>`), base views from the templates
+sql/catalog/<table>.sql, then every sql/views/*.sql in file-name order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from mirror.core import datadir as snap
+from mirror.core.config import catalog_path
+from mirror.core.errors import MirrorError
+from mirror.core.schema import SIRET_INDEX, STOCK_FILES
+from mirror.core.sql import REF_DIR, SQL_DIR, escape, ident, idents, literal, render
+from mirror.core.typed import base_columns
+from mirror.deltas import store as deltas
+
+VIEWS_SQL = SQL_DIR / "views"
+TABLES = tuple(f.key for f in STOCK_FILES)
+# One-row table recording what the catalog was built from (`_fingerprint`), for `rebuild(reuse=True)`.
+BUILD_TABLE = "mirror_catalog_build"
+# Reference columns that are numbers (everything else stays VARCHAR: codes keep their zeros).
+_INTEGER_REF_COLUMNS = {"tranches_effectifs": ("de", "a")}
+
+
+def connect(data_dir: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Opens the catalog (read-only by default). MirrorError when there is no mirror yet."""
+    path = catalog_path(Path(data_dir))
+    if not path.is_file():
+        raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise MirrorError(f"cannot open {path}: {exc}") from exc
+    # Parquet footers parsed once per connection instead of once per query: halves a single lookup at
+    # national scale. Safe because no file the catalog names is ever rewritten in place (snapshot folders
+    # and merged delta versions are immutable, new data gets new paths): DuckDB does not notice a file
+    # replaced under the same path while this cache holds its footer.
+    con.execute("SET parquet_metadata_cache = true")
+    return con
+
+
+def _ref_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for path in sorted(REF_DIR.iterdir()):
+        if path.name.endswith(".csv.gz"):
+            stem = path.name[: -len(".csv.gz")]
+        elif path.suffix == ".csv":
+            stem = path.stem
+        else:
+            continue
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            cols = next(csv.reader(fh))
+        ints = set(_INTEGER_REF_COLUMNS.get(stem, ())) | {c for c in cols if c.startswith("population")}
+        select = ", ".join(f'TRY_CAST("{c}" AS INTEGER) AS "{c}"' if c in ints else f'"{c}"' for c in cols)
+        con.execute(
+            f"CREATE OR REPLACE TABLE ref_{stem} AS SELECT {select} "
+            f"FROM read_csv({literal(path)}, all_varchar = true, header = true)"
+        )
+
+
+def _ref_template(data_dir: Path) -> Path:
+    """A DuckDB file holding only the ref tables, cached in DATA_DIR/.ref-<key>.duckdb (key: the ref
+    files' names, sizes and mtimes, and the DuckDB version); each rebuild starts from a copy of it."""
+    h = hashlib.sha1(duckdb.__version__.encode())
+    for p in sorted(REF_DIR.iterdir()):
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    path = data_dir / f".ref-{h.hexdigest()[:16]}.duckdb"
+    if not path.is_file():
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        con = duckdb.connect(str(tmp))
+        try:
+            _ref_tables(con)
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, path)
+        for old in data_dir.glob(".ref-*.duckdb"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    return path
+
+
+def view_columns(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, table: str) -> list[str]:
+    """Columns of a snapshot table in view order: INSEE columns (current layout), derived, unknown extras."""
+    pattern = snapshot_dir / table / ("*/*.parquet" if table == "etablissements" else "*.parquet")
+    hive = (
+        ", hive_partitioning = true, hive_types = {'departement': 'VARCHAR'}"
+        if table == "etablissements"
+        else ""
+    )
+    present = con.sql(f"SELECT * FROM read_parquet({literal(pattern)}{hive}) LIMIT 0").columns
+    known = list(base_columns(table))
+    return [c for c in known if c in present] + [c for c in present if c not in known]
+
+
+def _snapshot_select(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, data_dir: Path, table: str) -> str:
+    """The SELECT of base view `table` over the plain snapshot (template sql/catalog/<table>.sql)."""
+    cols = idents(view_columns(con, snapshot_dir, table))
+    return render(
+        f"catalog/{table}.sql", snapshot=escape(snapshot_dir), columns=cols, data_dir=escape(data_dir)
+    )
+
+
+def snapshot_select(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str) -> str:
+    """The SELECT of base view `table` over the current snapshot alone (no delta merged)."""
+    data_dir = Path(data_dir).resolve()
+    snapshot_dir = snap.current_snapshot_path(data_dir)
+    if snapshot_dir is None:
+        raise MirrorError(f"no snapshot in {data_dir}: run `mirror load` or `mirror sync` first")
+    return _snapshot_select(con, snapshot_dir.resolve(), data_dir, table)
+
+
+def _base_views(
+    con: duckdb.DuckDBPyConnection, snapshot_dir: Path, data_dir: Path, merged: Path | None = None
+) -> None:
+    for table in TABLES:
+        select = _snapshot_select(con, snapshot_dir, data_dir, table)
+        # Daily deltas (mirror.deltas.store): when delta days newer than the snapshot exist, `merged` is their
+        # merged version and the view becomes "snapshot rows not in it + its rows" (SQL in sql/deltas/).
+        select = deltas.merged_view_sql(table, select, merged)
+        con.execute(render("catalog/create_view.sql", name=ident(table), select=select))
+    _siret_index_view(con, snapshot_dir, data_dir, merged)
+
+
+def _siret_index_view(
+    con: duckdb.DuckDBPyConnection, snapshot_dir: Path, data_dir: Path, merged: Path | None = None
+) -> None:
+    index_dir = snapshot_dir / SIRET_INDEX
+    if index_dir.is_dir():
+        index = f"SELECT siret, departement FROM read_parquet({literal(index_dir / '*.parquet')})"
+    else:
+        index = "SELECT siret, departement FROM etablissements"
+    extra = ""
+    if merged is not None:
+        files = [
+            f"{literal(merged / name)}"
+            for name in ("etablissements.parquet", "etablissements.recent.parquet")
+        ]
+        extra = f"UNION ALL SELECT siret, departement FROM read_parquet([{', '.join(files)}])"
+    sql = render(f"catalog/{SIRET_INDEX}.sql", index=index, deltas=extra)
+    con.execute(sql)
+
+
+def _fingerprint(snapshot_dir: Path, data_dir: Path) -> str:
+    """What a catalog's content depends on besides the merged delta version: the snapshot and data paths,
+    every SQL file, the reference tables (their template's name) and the DuckDB version."""
+    h = hashlib.sha1(f"{snapshot_dir}\0{data_dir}\0{duckdb.__version__}\0".encode())
+    h.update(_ref_template(data_dir).name.encode())
+    for path in sorted(SQL_DIR.rglob("*.sql")):
+        h.update(f"\0{path.relative_to(SQL_DIR)}\0".encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def built_from(path: Path) -> dict | None:
+    """What the catalog `path` records in its BUILD_TABLE: {"fingerprint", "merged"} (`merged`: the folder
+    name of the merged delta version its base views read, None for the plain snapshot); None when the
+    file is absent or unreadable (e.g. held open for writing by another process)."""
+    if not path.is_file():
+        return None
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        row = con.execute(render("catalog/build_record_read.sql")).fetchone()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return {"fingerprint": row[0], "merged": row[1]} if row else None
+
+
+def rebuild(
+    data_dir: Path, merged: Path | None, snapshot_dir: Path | None = None, reuse: bool = False
+) -> Path:
+    """Re-creates DATA_DIR/sirene.duckdb for the current snapshot (state.json) or `snapshot_dir`, with the
+    merged version `merged` of the delta days (mirror.deltas.store.compact_for; None: no delta).
+
+    With `reuse` (a daily update: only the merged delta version changed), when the current catalog was
+    built from the same snapshot and SQL (its BUILD_TABLE fingerprint), it is copied and only its base
+    views are re-created: the dependent views name them and are bound at query time. Otherwise everything
+    is built from the templates. Either way the new file replaces the old one atomically.
+
+    The caller should hold the writer lock (mirror.core.datadir.writer_lock); this function does not take it.
+    """
+    data_dir = Path(data_dir)
+    if snapshot_dir is None:
+        snapshot_dir = snap.current_snapshot_path(data_dir)
+        if snapshot_dir is None:
+            raise MirrorError(f"no snapshot in {data_dir}: run `mirror load` or `mirror sync` first")
+    if not snapshot_dir.is_dir():
+        raise MirrorError(f"snapshot folder {snapshot_dir} is missing: run `mirror load` again")
+    target = catalog_path(data_dir)
+    fingerprint = _fingerprint(snapshot_dir.resolve(), data_dir.resolve())
+    reused = reuse and (built_from(target) or {}).get("fingerprint") == fingerprint
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    for p in (tmp, Path(f"{tmp}.wal")):
+        p.unlink(missing_ok=True)
+    try:
+        shutil.copyfile(target if reused else _ref_template(data_dir), tmp)
+        con = duckdb.connect(str(tmp))
+        try:
+            _base_views(con, snapshot_dir.resolve(), data_dir.resolve(), merged and merged.resolve())
+            if not reused:
+                for view_file in sorted(VIEWS_SQL.glob("*.sql")) if VIEWS_SQL.is_dir() else []:
+                    try:
+                        con.execute(view_file.read_text(encoding="utf-8"))
+                    except duckdb.Error as exc:
+                        raise MirrorError(f"sql/views/{view_file.name}: {str(exc).splitlines()[0]}") from exc
+            con.execute(
+                render("catalog/build_record_write.sql"), [fingerprint, merged.name if merged else None]
+            )
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, target)
+    finally:
+        for p in (tmp, Path(f"{tmp}.wal")):
+            with contextlib.suppress(OSError):
+                p.unlink()
+    return target

@@ -1,0 +1,195 @@
+"""The data directory's layout, state.json, the writer lock and the cleaning of an interrupted writer's
+leftovers (publication and retention of snapshots: mirror.load.publish).
+
+Layout of DATA_DIR (absolute, see mirror.core.config.resolve_data_dir):
+
+    sirene.duckdb                  the catalog (views + small ref tables), replaced atomically (mirror.catalog.build)
+    state.json                     plain JSON dict, written atomically; "snapshot" = the current snapshot
+    .lock                          writer lock (fcntl.flock); holds the holder's pid/command/start time
+    snapshots/<YYYY-MM>/           one immutable folder per stock month (<YYYY-MM>.<n> for the n-th reload
+                                   of a month whose previous copy was still in use; see publish())
+    snapshots/.building-<m>-<pid>/ a snapshot being built (deleted by the next writer if left over)
+
+Only one writer at a time (`writer_lock`); readers never take a lock and never see a half-switched
+state: a snapshot folder is complete before the catalog points at it, and the catalog file is
+replaced in one `os.replace`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mirror.core.errors import MirrorError
+
+STATE_NAME = "state.json"
+LOCK_NAME = ".lock"
+SNAPSHOTS = "snapshots"
+BUILDING_PREFIX = ".building-"
+
+SNAPSHOT_DIR_RE = re.compile(r"^(\d{4}-\d{2})(?:\.(\d+))?$")
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def snapshots_dir(data_dir: Path) -> Path:
+    return data_dir / SNAPSHOTS
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ------------------------------------------------------------------------------------------------
+# state.json
+# ------------------------------------------------------------------------------------------------
+
+
+def read_state(data_dir: Path) -> dict:
+    """The state dict ({} when there is no mirror yet)."""
+    path = data_dir / STATE_NAME
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise MirrorError(f"cannot read {path}: {exc}") from exc
+
+
+def write_state(data_dir: Path, state: dict) -> None:
+    """Writes state.json atomically (temp file, fsync, os.replace)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / STATE_NAME
+    tmp = path.with_name(f"{STATE_NAME}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(state, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(data_dir)
+
+
+def update_state(data_dir: Path, **changes) -> dict:
+    """Read-modify-write of state.json (call it while holding the writer lock); returns the new state."""
+    state = read_state(data_dir)
+    state.update(changes)
+    write_state(data_dir, state)
+    return state
+
+
+def current_snapshot(data_dir: Path) -> dict | None:
+    """state["snapshot"]: {"month", "dir", "loaded_at", "rows", "max_date_dernier_traitement", ...} or None."""
+    return read_state(data_dir).get("snapshot")
+
+
+def current_snapshot_path(data_dir: Path) -> Path | None:
+    snap = current_snapshot(data_dir)
+    return snapshots_dir(data_dir) / snap["dir"] if snap else None
+
+
+def fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# ------------------------------------------------------------------------------------------------
+# Writer lock
+# ------------------------------------------------------------------------------------------------
+
+_held: dict[str, int] = {}  # lock path -> re-entrance depth in this process
+
+
+@contextlib.contextmanager
+def writer_lock(data_dir: Path, command: str):
+    """One writer at a time on DATA_DIR (fcntl.flock on DATA_DIR/.lock, never blocks: fails at once).
+
+    Re-entrant within a process, so `mirror sync` can hold it and call load_snapshot. The lock file
+    records the holder (pid, command, host, start time) for the error message of the next writer.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / LOCK_NAME
+    key = str(path)
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        except ValueError:
+            holder = {}
+        os.close(fd)
+        who = (
+            f"pid {holder.get('pid', '?')} (`{holder.get('command', '?')}`, since {holder.get('since', '?')})"
+            if holder
+            else "another process"
+        )
+        raise MirrorError(f"another mirror writer is running on {data_dir}: {who}; try again later") from None
+    info = {"pid": os.getpid(), "command": command, "host": socket.gethostname(), "since": utc_now()}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(info).encode(), 0)
+    _held[key] = 1
+    try:
+        yield
+    finally:
+        del _held[key]
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+# ------------------------------------------------------------------------------------------------
+# Building, publication, retention
+# ------------------------------------------------------------------------------------------------
+
+
+def clean_leftovers(data_dir: Path) -> list[str]:
+    """Deletes what an interrupted writer left (.building-* folders, catalog/state temp files).
+
+    Call it only while holding the writer lock. Returns the names removed.
+    """
+    removed = []
+    snaps = snapshots_dir(data_dir)
+    if snaps.is_dir():
+        for p in snaps.iterdir():
+            if p.name.startswith(BUILDING_PREFIX):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(f"{SNAPSHOTS}/{p.name}")
+    if data_dir.is_dir():
+        for p in data_dir.iterdir():
+            stem = p.name.split(".tmp-")[0]
+            if ".tmp-" in p.name and (stem in ("sirene.duckdb", STATE_NAME) or stem.startswith(".ref-")):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                removed.append(p.name)
+    return removed
+
+
+def dir_size(path: Path) -> int:
+    """Bytes on disk under a path (0 if absent)."""
+    total = 0
+    if path.is_file():
+        return path.stat().st_size
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, f)).st_size
+    return total

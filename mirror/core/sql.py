@@ -1,0 +1,57 @@
+"""The SQL files (package data `mirror.sql`, the repository's `sql/` folder) and the only quoting and
+rendering helpers of the package.
+
+Every query the code runs is a file under `sql/`, filled in by `render`, except the statements listed
+in docs/ARCHITECTURE.md ("Where SQL lives"). Values from users or upstreams are never written into SQL
+text: they are bound as parameters (`?`) or registered as Arrow tables. What `render` fills in is
+written by the package itself (identifiers from mirror.core.schema, absolute paths, generated lists),
+always through `ident` and `literal`.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.resources import files
+from pathlib import Path
+from string import Template
+
+# A wheel installs its package data as plain files, so the folder is a real path (DuckDB reads the
+# reference CSVs by path).
+SQL_DIR = Path(str(files("mirror.sql")))
+REF_DIR = SQL_DIR / "ref"
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def literal(value: str | os.PathLike) -> str:
+    """A SQL string literal (paths and constants written by the package, never user input)."""
+    return "'" + escape(value) + "'"
+
+
+def escape(value: str | os.PathLike) -> str:
+    """The body of a SQL string literal, for a path a template already puts between quotes
+    (`'${snapshot}/unites_legales/*.parquet'`)."""
+    return str(value).replace("'", "''")
+
+
+def idents(names) -> str:
+    """A comma-separated list of quoted identifiers."""
+    return ", ".join(ident(n) for n in names)
+
+
+def sql_file(path: str) -> str:
+    """The text of sql/<path> (e.g. "deltas/count_day.sql")."""
+    return (SQL_DIR / path).read_text(encoding="utf-8")
+
+
+def render(path: str, /, **values) -> str:
+    """sql/<path> with its `${placeholder}`s filled in (string.Template; every placeholder required).
+
+    Whole-line `--` comments are dropped first (they may name placeholders) and a final `;` removed, so the result can be embedded in
+    another statement (a sub-query, a view body)."""
+    lines = [line for line in sql_file(path).splitlines() if not line.lstrip().startswith("--")]
+    text = Template("\n".join(lines)).substitute({k: str(v) for k, v in values.items()})
+    return text.strip().rstrip(";").rstrip()

@@ -1,0 +1,155 @@
+"""The typing SQL shared by the monthly load and the daily updates, so that snapshot rows and delta rows
+are typed by the same code.
+
+`typed_relation(con, table_key, source)` / `typed_select_sql(table_key, source, source_types)` turn any
+relation whose columns carry INSEE's names (all VARCHAR as in the CSV, or INSEE's Parquet types; missing
+columns become NULL) into the rows of the base view `table_key`, derived columns included (`departement`,
+`region`, `epci`, `latitude`, `longitude`, `coordonneesMasquees` for etablissements). SQL in
+sql/catalog/typed_etablissements.sql and sql/catalog/commune_geo.sql.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from mirror.core.geo import LAMBERT_93, OVERSEAS_EPSG
+from mirror.core.projection import PARAMS as PROJECTIONS
+from mirror.core.projection import to_wgs84
+from mirror.core.schema import DERIVED_COLUMNS, PAD_WIDTHS, STOCK_FILES_BY_KEY, typed_column_type
+from mirror.core.sql import REF_DIR, ident, render
+
+
+def base_columns(table_key: str) -> dict[str, str]:
+    """Column -> type of the base view `table_key` (INSEE columns of the current layout, then derived)."""
+    cols = {c: typed_column_type(table_key, c) for c in STOCK_FILES_BY_KEY[table_key].columns}
+    if table_key == "etablissements":
+        cols.update(DERIVED_COLUMNS)
+    return cols
+
+
+# ------------------------------------------------------------------------------------------------
+# Typing
+# ------------------------------------------------------------------------------------------------
+
+
+def epsg_sql(code: str) -> str:
+    """SQL expression: EPSG of the Lambert columns for commune code `code` (mirror.core.geo's table)."""
+    overseas = " ".join(f"WHEN '{k}' THEN {v}" for k, v in OVERSEAS_EPSG.items() if v in PROJECTIONS)
+    return (
+        f"CASE WHEN {code} IS NULL OR left({code}, 2) = '99' THEN NULL "
+        f"WHEN left({code}, 2) IN ('97', '98') THEN CASE left({code}, 3) {overseas} END "
+        f"ELSE {LAMBERT_93} END"
+    )
+
+
+def _wgs84_udf(x, y, epsg):
+    """Vectorised (Arrow) UDF: projected coordinates + their EPSG -> STRUCT(lat, lon) in WGS84."""
+    import numpy as np
+    import pyarrow as pa
+
+    xs = np.asarray(x.to_numpy(zero_copy_only=False), dtype="float64")
+    ys = np.asarray(y.to_numpy(zero_copy_only=False), dtype="float64")
+    codes = np.asarray(epsg.fill_null(0).to_numpy(zero_copy_only=False), dtype="int64")
+    n = len(xs)
+    lat = np.full(n, np.nan)
+    lon = np.full(n, np.nan)
+    ok = np.isfinite(xs) & np.isfinite(ys) & (codes > 0)
+    for e in np.unique(codes[ok]):
+        sel = ok & (codes == e)
+        lat[sel], lon[sel] = to_wgs84(xs[sel], ys[sel], int(e))
+    bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+    lat[bad] = np.nan
+    lon[bad] = np.nan
+    return pa.StructArray.from_arrays(
+        [pa.array(lat, mask=bad), pa.array(lon, mask=bad)], names=["lat", "lon"], mask=pa.array(bad)
+    )
+
+
+def prepare_connection(con: duckdb.DuckDBPyConnection) -> None:
+    """Registers what the typing SQL needs on `con` (idempotent): the UDF mirror_wgs84 and the commune /
+    département lookups of sql/catalog/commune_geo.sql (macros, session variables) built from sql/ref."""
+    from duckdb import sqltypes as T
+
+    exists = con.sql(
+        "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'mirror_wgs84'"
+    ).fetchone()[0]
+    if not exists:
+        con.create_function(
+            "mirror_wgs84",
+            _wgs84_udf,
+            [T.DOUBLE, T.DOUBLE, T.INTEGER],
+            duckdb.struct_type({"lat": T.DOUBLE, "lon": T.DOUBLE}),
+            type="arrow",
+            null_handling="special",
+            side_effects=False,
+        )
+    have = con.sql(
+        "SELECT count(*) FROM duckdb_variables() WHERE name = 'mirror_departement_region'"
+    ).fetchone()[0]
+    if not have:
+        con.execute(render("catalog/commune_geo.sql", ref_dir=str(REF_DIR).replace("'", "''")))
+
+
+def _typed_expr(table_key: str, col: str, source_types: dict[str, str]) -> str:
+    target = typed_column_type(table_key, col)
+    if col not in source_types:
+        return f"CAST(NULL AS {target}) AS {ident(col)}"
+    src = source_types[col].upper()
+    if target == "VARCHAR":
+        if src == "VARCHAR":
+            expr = f"nullif({ident(col)}, '')"
+        else:
+            expr = f"CAST({ident(col)} AS VARCHAR)"
+            if col in PAD_WIDTHS:  # integer identifiers from some Parquet releases: restore the zeros
+                w = PAD_WIDTHS[col]
+                expr = f"CASE WHEN length({expr}) < {w} THEN lpad({expr}, {w}, '0') ELSE {expr} END"
+    elif src == target:
+        expr = ident(col)
+    else:
+        expr = f"TRY_CAST({ident(col)} AS {target})"
+    return f"{expr} AS {ident(col)}"
+
+
+def typed_select_sql(table_key: str, source: str, source_types: dict[str, str]) -> str:
+    """SELECT turning `source` (table/view name or parenthesised query with INSEE column names) into the
+    typed rows of base view `table_key`. `source_types`: column -> DuckDB type of the source columns.
+
+    Known columns are cast to mirror.core.schema.typed_column_type (dates/timestamps/numbers with TRY_CAST:
+    junk becomes NULL, never an error; empty strings become NULL; integer identifiers re-padded);
+    columns absent from the source are NULL; columns unknown to us are kept, after the known ones.
+    For etablissements, the derived columns are computed (needs prepare_connection(con)).
+    """
+    stock = STOCK_FILES_BY_KEY[table_key]
+    known = list(stock.columns)
+    extras = [c for c in source_types if c not in known and c not in DERIVED_COLUMNS]
+    typed = ", ".join(_typed_expr(table_key, c, source_types) for c in known)
+    extra_cols = "".join(f", {ident(c)}" for c in extras)
+    if table_key != "etablissements":
+        return f"SELECT {typed}{extra_cols} FROM {source}"
+
+    def raw(col: str) -> str:
+        return f"CAST({ident(col)} AS VARCHAR)" if col in source_types else "CAST(NULL AS VARCHAR)"
+
+    masked = (
+        f"coalesce({raw('coordonneeLambertAbscisseEtablissement')} = '[ND]', false)"
+        f" OR coalesce({raw('coordonneeLambertOrdonneeEtablissement')} = '[ND]', false)"
+    )
+    return render(
+        "catalog/typed_etablissements.sql",
+        typed_columns=typed,
+        masked_test=masked,
+        extra_columns=extra_cols,
+        source=source,
+        epsg=epsg_sql("codeCommuneEtablissement"),
+        typed_names=", ".join(ident(c) for c in known),
+        extra_names=extra_cols,
+    )
+
+
+def typed_relation(con: duckdb.DuckDBPyConnection, table_key: str, source: str) -> duckdb.DuckDBPyRelation:
+    """The typed rows of base view `table_key` from `source` (a table/view name or a parenthesised
+    query on `con`, columns named as INSEE's, e.g. all VARCHAR string rows). See typed_select_sql."""
+    prepare_connection(con)
+    rel = con.sql(f"SELECT * FROM {source} LIMIT 0")
+    source_types = {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
+    return con.sql(typed_select_sql(table_key, source, source_types))

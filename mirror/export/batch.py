@@ -1,0 +1,205 @@
+"""`mirror batch`: enrich a list of SIRENs / SIRETs with the mirror's columns, in one SQL join.
+
+Input: one identifier per line, or a CSV file and the name of its identifier column. Spaces inside
+identifiers are ignored ("552 100 554"). Every input row gives exactly one output row, in input order
+(duplicates kept), with the original `input` value and a `status`:
+
+- `ok`: found;
+- `non_diffusible`: found, but the unit (level unite-legale) or établissement (level etablissement)
+  is partially diffusible: its personal data are masked (or, with --include-non-diffusible, shown
+  under the legal restriction);
+- `not_found`: a valid identifier absent from the mirror;
+- `invalid`: not 9 or 14 digits, or fails the Luhn check (La Poste exception included).
+
+Level unite-legale: a SIRET gives its unit's row. Level etablissement: a SIREN gives its siège's row.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pyarrow as pa
+
+from mirror.core.errors import MirrorError
+from mirror.core.faults import crash_after_rows
+from mirror.core.identifiers import is_valid_siren, is_valid_siret
+from mirror.export.exporter import LIBELLES, Query, _progress_bar, build_source, format_for, write_output
+
+STATUSES = ("ok", "non_diffusible", "not_found", "invalid")
+_BLANKS = str.maketrans("", "", " \t\u00a0\u202f")
+
+
+def read_identifiers(path: Path, column: str | None = None) -> list[str]:
+    """Raw input values, in order: lines of a text file, or one column of a CSV file."""
+    path = Path(path)
+    if not path.is_file():
+        raise MirrorError(f"input file {path} not found")
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        if column is None:
+            return [line.strip() for line in fh if line.strip()]
+        sample = fh.read(65536)
+        fh.seek(0)
+        try:
+            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        except csv.Error:
+            dialect = csv.excel
+        reader = csv.reader(fh, dialect)
+        header = next(reader, None)
+        if header is None:
+            raise MirrorError(f"{path} is empty")
+        names = [h.strip() for h in header]
+        lowered = [h.lower() for h in names]
+        if column.lower() not in lowered:
+            raise MirrorError(
+                f"no column {column!r} in {path.name} (columns: {', '.join(names)})", exit_code=2
+            )
+        idx = lowered.index(column.lower())
+        return [(row[idx] if idx < len(row) else "").strip() for row in reader if row]
+
+
+def classify(values: list[str]) -> pa.Table:
+    """Arrow table (pos, input, siren, siret, valid): siret only for 14-digit inputs; NULL ids when invalid."""
+    sirens, sirets, valid = [], [], []
+    for raw in values:
+        v = raw.translate(_BLANKS)
+        if len(v) == 9 and is_valid_siren(v):
+            sirens.append(v)
+            sirets.append(None)
+            valid.append(True)
+        elif len(v) == 14 and is_valid_siret(v):
+            sirens.append(v[:9])
+            sirets.append(v)
+            valid.append(True)
+        else:
+            sirens.append(None)
+            sirets.append(None)
+            valid.append(False)
+    return pa.table(
+        {
+            "pos": pa.array(range(len(values)), pa.int64()),
+            "input": pa.array(values, pa.string()),
+            "siren": pa.array(sirens, pa.string()),
+            "siret": pa.array(sirets, pa.string()),
+            "valid": pa.array(valid, pa.bool_()),
+        }
+    )
+
+
+def build_batch_query(
+    con, level: str, columns: list[str], include_non_diffusible: bool, input_name: str
+) -> Query:
+    """One SELECT joining the registered input table with the export source, in input order."""
+    source = build_source(con, level, include_non_diffusible)
+    statut = "statutDiffusionEtablissement" if level == "etablissement" else "statutDiffusionUniteLegale"
+    needed = set(columns) | {source.key, statut}
+    if level == "etablissement":
+        ul_view = source.ul_view
+        keys = (
+            f'SELECT i.*, coalesce(i.siret, h.siret_siege) AS _key FROM "{input_name}" i '
+            f'LEFT JOIN (SELECT siren, siren || nicSiegeUniteLegale AS siret_siege FROM "{ul_view}") h '
+            "ON i.siret IS NULL AND h.siren = i.siren"
+        )
+    else:
+        keys = f'SELECT i.*, i.siren AS _key FROM "{input_name}" i'
+    status = (
+        "CASE WHEN NOT k.valid THEN 'invalid' "
+        f"WHEN src.\"{source.key}\" IS NULL THEN 'not_found' "
+        f"WHEN src.\"{statut}\" = 'P' THEN 'non_diffusible' ELSE 'ok' END"
+    )
+    select = ", ".join(f'src."{c}"' for c in columns)
+    sql = (
+        f"SELECT k.input, {status} AS status{', ' + select if select else ''} "
+        f'FROM ({keys}) k LEFT JOIN ({source.select_sql(needed)}) src ON src."{source.key}" = k._key '
+        "ORDER BY k.pos"
+    )
+    return Query(sql, [], ["input", "status", *columns])
+
+
+def batch(
+    con,
+    input_path: Path,
+    out: Path,
+    *,
+    level: str = "unite-legale",
+    column: str | None = None,
+    columns: list[str] | None = None,
+    with_libelles: bool = False,
+    fmt: str | None = None,
+    include_non_diffusible: bool = False,
+    delimiter: str = ",",
+    split_sheets: bool = False,
+    document: str = "v3",
+    progress: bool = False,
+) -> dict:
+    """Enriches the identifiers of `input_path` into `out`; returns a summary with the count per status."""
+    out = Path(out)
+    fmt = format_for(out, fmt)
+    if fmt == "jsonl":
+        values = read_identifiers(input_path, column)
+        return _batch_documents(con, values, out, document, include_non_diffusible, progress)
+    source = build_source(con, level, include_non_diffusible)
+    cols = source.resolve(columns) if columns else list(source.default_columns)
+    if with_libelles:
+        cols += [c for c in LIBELLES if c not in cols]
+    if fmt == "csv" and out.suffix.lower() == ".tsv" and delimiter == ",":
+        delimiter = "\t"
+    table = classify(read_identifiers(input_path, column))
+    input_name = "_mirror_batch_input"
+    con.register(input_name, table)
+    try:
+        extra = [c for c in ("latitude", "longitude") if fmt == "geojson" and c not in cols]
+        query = build_batch_query(con, level, cols + extra, include_non_diffusible, input_name)
+        summary = write_output(
+            con, query, out, fmt, delimiter=delimiter, split_sheets=split_sheets, progress=progress
+        )
+        light = build_batch_query(con, level, [], include_non_diffusible, input_name)
+        counts = dict(con.execute(f"SELECT status, count(*) FROM ({light.sql}) GROUP BY status").fetchall())
+    finally:
+        con.unregister(input_name)
+    summary["statuses"] = {s: counts.get(s, 0) for s in STATUSES}
+    summary["level"] = level
+    return summary
+
+
+# HTTP status of a document answer -> batch status.
+_DOCUMENT_STATUSES = {200: "ok", 451: "non_diffusible", 404: "not_found", 422: "invalid", 301: "doublon"}
+
+
+def _batch_documents(
+    con, values: list[str], out: Path, document: str, include_non_diffusible: bool, progress: bool
+) -> dict:
+    """JSON Lines: one API Entreprise document (or its error body: 422, 404, 451, 301) per input row, in order.
+
+    SIRENs give the unit's document, SIRETs the établissement's (mirror.serve.documents, one SQL join).
+    """
+    from mirror.serve.documents import iter_documents
+
+    out = out.absolute()
+    if not out.parent.is_dir():
+        raise MirrorError(f"output folder {out.parent} does not exist")
+    part = out.with_name(out.name + ".part")
+    counts = dict.fromkeys(_DOCUMENT_STATUSES.values(), 0)
+    cleaned = [v.translate(_BLANKS) for v in values]
+    try:
+        with open(part, "w", encoding="utf-8") as fh, _progress_bar(len(values), progress) as bar:
+            docs = iter_documents(
+                con,
+                cleaned,
+                fmt=document,
+                diffusibles=not include_non_diffusible,
+                non_diffusables=include_non_diffusible,
+                as_text=True,
+            )
+            for n, (_ident, status, text) in enumerate(docs, 1):
+                counts[_DOCUMENT_STATUSES.get(status, "invalid")] += 1
+                fh.write(text.rstrip("\n") + "\n")
+                bar.update(1)
+                crash_after_rows(n)
+        crash_after_rows(len(values), final=True)
+        os.replace(part, out)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return {"path": str(out), "format": "jsonl", "rows": len(values), "statuses": counts, "level": "document"}

@@ -1,0 +1,568 @@
+"""`mirror export`: filtered bulk exports of the catalog to CSV, Parquet, JSON Lines, Excel or GeoJSON.
+
+How a query is built: a *source* exposes, for one level (établissement or unité légale), every
+column a user may ask for or filter on: the base view's columns, the other level's columns
+(through one join), and libellés next to codes (through joins on the `ref_*` tables and the
+lookup views of `sql/views/30_export.sql`). Only the joins a given export needs are added. The
+WHERE clause comes from `mirror.export.filters` with bound parameters.
+
+By default the source reads the `*_diffusibles` views (personal data of partially diffusible
+units masked); `include_non_diffusible=True` reads the raw views.
+
+Writing is streamed: DuckDB COPY for CSV and Parquet, Arrow record batches for the other formats.
+The file is written as `<out>.part` and renamed over `<out>` only once complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+
+from mirror.core.errors import MirrorError
+from mirror.core.faults import crash_after_rows
+from mirror.export.filters import Filters, WhereClause, build_where, check_near_siret
+
+FORMATS = ("csv", "parquet", "jsonl", "xlsx", "geojson")
+EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".xlsx": "xlsx",
+    ".geojson": "geojson",
+}
+EXCEL_MAX_ROWS = 1_048_575  # data rows per sheet (Excel's 1,048,576 rows minus the header)
+BATCH_ROWS = 65_536
+
+NON_DIFFUSIBLE_WARNING = (
+    "Warning: --include-non-diffusible exports the personal data of partially diffusible (statut P) "
+    "units and établissements. The law forbids using it for prospection and rediffusing it; "
+    "keep it for your own administrative use."
+)
+
+# Joins, by alias. {E} is the alias holding the établissement columns, {U} the unit's.
+_LIBELLE_JOINS = {
+    "la_e": "LEFT JOIN libelles_activites la_e ON la_e.nomenclature = {E}.nomenclatureActivitePrincipaleEtablissement"
+    " AND la_e.code = {E}.activitePrincipaleEtablissement",
+    "n25_e": "LEFT JOIN ref_naf_2025 n25_e ON n25_e.code = {E}.activitePrincipaleNAF25Etablissement",
+    "te_e": "LEFT JOIN ref_tranches_effectifs te_e ON te_e.code = {E}.trancheEffectifsEtablissement",
+    "com": "LEFT JOIN libelles_communes com ON com.code = {E}.codeCommuneEtablissement",
+    "dep": "LEFT JOIN ref_departements dep ON dep.code = {E}.departement",
+    "reg": "LEFT JOIN ref_regions reg ON reg.code = {E}.region",
+    "epc": "LEFT JOIN ref_epci epc ON epc.code = {E}.epci",
+    "cj": "LEFT JOIN ref_categories_juridiques cj ON cj.code = {U}.categorieJuridiqueUniteLegale",
+    "la_u": "LEFT JOIN libelles_activites la_u ON la_u.nomenclature = {U}.nomenclatureActivitePrincipaleUniteLegale"
+    " AND la_u.code = {U}.activitePrincipaleUniteLegale",
+    "n25_u": "LEFT JOIN ref_naf_2025 n25_u ON n25_u.code = {U}.activitePrincipaleNAF25UniteLegale",
+    "te_u": "LEFT JOIN ref_tranches_effectifs te_u ON te_u.code = {U}.trancheEffectifsUniteLegale",
+}
+# Libellé columns: name -> (expression, join alias).
+LIBELLES = {
+    "libelleActivitePrincipaleEtablissement": ("la_e.libelle", "la_e"),
+    "sectionActivitePrincipaleEtablissement": ("la_e.section", "la_e"),
+    "libelleActivitePrincipaleNAF25Etablissement": ("n25_e.libelle", "n25_e"),
+    "sectionActivitePrincipaleNAF25Etablissement": ("n25_e.section", "n25_e"),
+    "libelleTrancheEffectifsEtablissement": ("te_e.intitule", "te_e"),
+    "libelleCommune": ("com.libelle", "com"),
+    "libelleDepartement": ("dep.nom", "dep"),
+    "libelleRegion": ("reg.nom", "reg"),
+    "libelleEpci": ("epc.nom", "epc"),
+    "libelleCategorieJuridiqueUniteLegale": ("cj.libelle", "cj"),
+    "libelleActivitePrincipaleUniteLegale": ("la_u.libelle", "la_u"),
+    "sectionActivitePrincipaleUniteLegale": ("la_u.section", "la_u"),
+    "libelleActivitePrincipaleNAF25UniteLegale": ("n25_u.libelle", "n25_u"),
+    "libelleTrancheEffectifsUniteLegale": ("te_u.intitule", "te_u"),
+}
+
+
+@dataclass
+class Column:
+    name: str
+    expr: str
+    alias: str | None  # the join it needs (None: the base view)
+    origin: str  # for --list-columns
+
+
+@dataclass
+class Source:
+    """Everything an export at one level can select or filter on."""
+
+    level: str
+    et_view: str
+    ul_view: str
+    base: str  # "<view> <alias>"
+    key: str  # siret or siren
+    columns: dict[str, Column]
+    default_columns: list[str]
+    joins: dict[str, tuple[str, str | None]]  # alias -> (JOIN sql, alias it depends on)
+
+    def resolve(self, names: list[str]) -> list[str]:
+        """Canonical column names for user-typed names (case-insensitive); unknown names are an error."""
+        by_lower = {n.lower(): n for n in self.columns}
+        out, unknown = [], []
+        for n in names:
+            c = by_lower.get(n.strip().lower())
+            (out if c else unknown).append(c or n)
+        if unknown:
+            raise MirrorError(
+                f"unknown column(s): {', '.join(unknown)} (see `mirror export --list-columns --level {self.level}`)",
+                exit_code=2,
+            )
+        return out
+
+    def select_sql(self, needed: set[str] | list[str]) -> str:
+        """SELECT exposing the `needed` columns under their names, with only the joins they need."""
+        needed = [c for c in self.columns if c in set(needed)]
+        aliases: list[str] = []
+
+        def need(alias: str | None):
+            if alias is None or alias in aliases:
+                return
+            need(self.joins[alias][1])
+            aliases.append(alias)
+
+        for c in needed:
+            need(self.columns[c].alias)
+        order = list(self.joins)
+        aliases.sort(key=order.index)
+        select = ", ".join(f'{self.columns[c].expr} AS "{c}"' for c in needed) or "1 AS _none"
+        joins = " ".join(self.joins[a][0] for a in aliases)
+        return f"SELECT {select} FROM {self.base} {joins}".rstrip()
+
+
+def source_views(include_non_diffusible: bool) -> tuple[str, str]:
+    """(établissements view, unités légales view) an export reads."""
+    if include_non_diffusible:
+        return "etablissements", "unites_legales"
+    return "etablissements_diffusibles", "unites_legales_diffusibles"
+
+
+def _view_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[str]:
+    try:
+        return [r[0] for r in con.execute(f'DESCRIBE "{view}"').fetchall()]
+    except duckdb.CatalogException:
+        raise MirrorError(
+            f"the catalog has no view {view!r}: rebuild it with the current version (`mirror load` / `mirror sync`)"
+        ) from None
+
+
+def build_source(con: duckdb.DuckDBPyConnection, level: str, include_non_diffusible: bool = False) -> Source:
+    et_view, ul_view = source_views(include_non_diffusible)
+    et_cols = _view_columns(con, et_view)
+    ul_cols = _view_columns(con, ul_view)
+    columns: dict[str, Column] = {}
+    if level == "etablissement":
+        E, U = "e", "u"
+        base, key = f'"{et_view}" e', "siret"
+        joins: dict[str, tuple[str, str | None]] = {
+            "u": (f'LEFT JOIN "{ul_view}" u ON u.siren = e.siren', None)
+        }
+        for c in et_cols:
+            columns[c] = Column(c, f'e."{c}"', None, et_view)
+        for c in ul_cols:
+            if c not in columns:
+                columns[c] = Column(c, f'u."{c}"', "u", f"{ul_view} (the établissement's unit)")
+        default = list(et_cols)
+    elif level == "unite-legale":
+        E, U = "s", "u"
+        base, key = f'"{ul_view}" u', "siren"
+        joins = {"s": (f'LEFT JOIN "{et_view}" s ON s.siret = u.siren || u.nicSiegeUniteLegale', None)}
+        for c in ul_cols:
+            columns[c] = Column(c, f'u."{c}"', None, ul_view)
+        for c in et_cols:
+            if c not in columns:
+                columns[c] = Column(c, f's."{c}"', "s", f"{et_view} (the unit's siège)")
+        default = list(ul_cols)
+    else:
+        raise MirrorError(f"invalid level {level!r} (expected etablissement or unite-legale)", exit_code=2)
+    for alias, sql in _LIBELLE_JOINS.items():
+        parent = E if "{E}" in sql else U
+        joins[alias] = (sql.format(E=E, U=U), parent if parent in joins else None)
+    for name, (expr, alias) in LIBELLES.items():
+        columns[name] = Column(name, expr, alias, "libellé (ref tables)")
+    return Source(level, et_view, ul_view, base, key, columns, default, joins)
+
+
+@dataclass
+class Query:
+    sql: str
+    params: list
+    columns: list[str]
+
+
+def resolve_near(con, source: Source, f: Filters) -> tuple[float, float] | None:
+    """The centre of a radius search: --near, or the coordinates of --near-siret."""
+    if f.near is not None and f.near_siret:
+        raise MirrorError("use either --near or --near-siret, not both", exit_code=2)
+    if f.near is not None:
+        return f.near
+    if not f.near_siret:
+        return None
+    siret = check_near_siret(f.near_siret)
+    row = con.execute(
+        f'SELECT latitude, longitude FROM "{source.et_view}" WHERE siret = ?', [siret]
+    ).fetchone()
+    if row is None:
+        raise MirrorError(f"--near-siret {siret}: no such établissement in the mirror", exit_code=3)
+    if row[0] is None or row[1] is None:
+        raise MirrorError(
+            f"--near-siret {siret}: this établissement has no (public) coordinates", exit_code=3
+        )
+    return float(row[0]), float(row[1])
+
+
+def build_query(
+    con, source: Source, f: Filters, columns: list[str] | None = None, extra: list[str] = ()
+) -> Query:
+    """The export's SELECT (columns in the requested order) and its parameters."""
+    out = source.resolve(columns) if columns else list(source.default_columns)
+    where: WhereClause = build_where(f, source.level, set(source.columns), resolve_near(con, source, f))
+    needed = set(out) | set(where.columns) | set(extra)
+    select = ", ".join(f'"{c}"' for c in dict.fromkeys([*out, *extra]))
+    sql = f"SELECT {select} FROM ({source.select_sql(needed)}) AS src WHERE {where.sql}"
+    return Query(sql, where.params, out)
+
+
+def count_rows(con, query: Query) -> int:
+    return con.execute(f"SELECT count(*) FROM ({query.sql}) AS q", query.params).fetchone()[0]
+
+
+# ------------------------------------------------------------------------------------------
+# Writers
+# ------------------------------------------------------------------------------------------
+
+
+def format_for(path: Path, fmt: str | None) -> str:
+    if fmt:
+        if fmt not in FORMATS:
+            raise MirrorError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})", exit_code=2)
+        return fmt
+    found = EXTENSIONS.get(path.suffix.lower())
+    if not found:
+        raise MirrorError(
+            f"cannot tell the format from {path.name!r}: give --format ({', '.join(FORMATS)})", exit_code=2
+        )
+    return found
+
+
+def _progress_bar(total: int | None, progress: bool, unit: str = "rows"):
+    from tqdm import tqdm
+
+    disable = not progress or not sys.stderr.isatty()
+    fmt = "{l_bar}{bar}| [{elapsed}<{remaining}]" if unit == "%" else None
+    return tqdm(
+        total=total, unit=unit, unit_scale=True, disable=disable, file=sys.stderr, leave=False, bar_format=fmt
+    )
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _write_copy(con, query: Query, part: Path, fmt: str, delimiter: str, progress: bool) -> int:
+    """CSV / Parquet through DuckDB COPY (streaming, parallel); a thread polls the query's progress."""
+    if fmt == "csv":
+        options = f"FORMAT csv, HEADER true, DELIMITER {_sql_string(delimiter)}, QUOTE '\"', ESCAPE '\"'"
+    else:
+        options = "FORMAT parquet, COMPRESSION zstd"
+    sql = f"COPY ({query.sql}) TO {_sql_string(str(part))} ({options})"
+    bar = _progress_bar(100, progress, unit="%")
+    # DuckDB tracks the progress for query_progress() but must not print its own bar.
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
+    done = threading.Event()
+
+    def poll():
+        last = 0.0
+        while not done.wait(0.2):
+            p = con.query_progress()
+            if p is not None and p > last:
+                bar.update(p - last)
+                last = p
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    if not bar.disable:
+        watcher.start()
+    try:
+        result = con.execute(sql, query.params).fetchone()
+    finally:
+        done.set()
+        if watcher.is_alive():
+            watcher.join()
+        bar.close()
+    return int(result[0]) if result else 0
+
+
+def _batches(con, query: Query, extra_sql: str | None = None):
+    return con.execute(extra_sql or query.sql, query.params).to_arrow_reader(BATCH_ROWS)
+
+
+def _json_default(value):
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _write_geojson(con, query: Query, part: Path, total: int, progress: bool) -> tuple[int, int]:
+    """FeatureCollection of points; rows without coordinates are skipped and counted."""
+    props = [c for c in query.columns if c not in ("latitude", "longitude")]
+    written = skipped = 0
+    with open(part, "w", encoding="utf-8") as fh, _progress_bar(total, progress) as bar:
+        fh.write('{"type": "FeatureCollection", "features": [\n')
+        for batch in _batches(con, query):
+            data = batch.to_pydict()
+            lats, lons = data["latitude"], data["longitude"]
+            for i in range(batch.num_rows):
+                if lats[i] is None or lons[i] is None:
+                    skipped += 1
+                    continue
+                feature = {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [lons[i], lats[i]]},
+                    "properties": {c: data[c][i] for c in props},
+                }
+                fh.write(
+                    (",\n" if written else "")
+                    + json.dumps(feature, ensure_ascii=False, default=_json_default)
+                )
+                written += 1
+            bar.update(batch.num_rows)
+            crash_after_rows(written)
+        fh.write("\n]}\n")
+    return written, skipped
+
+
+def _write_xlsx(con, query: Query, part: Path, total: int, split_sheets: bool, progress: bool) -> int:
+    """Excel through xlsxwriter's constant-memory mode; one sheet per EXCEL_MAX_ROWS rows when split."""
+    import xlsxwriter
+
+    if total > EXCEL_MAX_ROWS and not split_sheets:
+        raise MirrorError(
+            f"{total:,} rows exceed Excel's limit of {EXCEL_MAX_ROWS:,} rows per sheet: "
+            "add --split-sheets, or export to CSV or Parquet",
+            exit_code=2,
+        )
+    options = {
+        "constant_memory": True,
+        "strings_to_numbers": False,
+        "strings_to_formulas": False,
+        "strings_to_urls": False,
+    }
+    workbook = xlsxwriter.Workbook(str(part), options)
+    date_fmt = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    ts_fmt = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    bold = workbook.add_format({"bold": True})
+    state = {"sheet": None, "row": 0, "n": 0}
+
+    def new_sheet():
+        state["n"] += 1
+        sheet = workbook.add_worksheet("export" if state["n"] == 1 else f"export_{state['n']}")
+        sheet.write_row(0, 0, query.columns, bold)
+        sheet.freeze_panes(1, 0)
+        state["sheet"], state["row"] = sheet, 0
+
+    def write_cell(sheet, r, c, v):
+        if v is None:
+            return
+        if isinstance(v, str):
+            sheet.write_string(r, c, v)
+        elif isinstance(v, bool):
+            sheet.write_boolean(r, c, v)
+        elif isinstance(v, (int, float)):
+            sheet.write_number(r, c, v)
+        elif isinstance(v, datetime):
+            if 1900 <= v.year <= 9999:
+                sheet.write_datetime(r, c, v, ts_fmt)
+            else:
+                sheet.write_string(r, c, v.isoformat(sep=" "))
+        elif isinstance(v, date):
+            if 1900 <= v.year <= 9999:
+                sheet.write_datetime(r, c, v, date_fmt)
+            else:
+                sheet.write_string(r, c, v.isoformat())
+        else:
+            sheet.write_string(r, c, str(v))
+
+    written = 0
+    try:
+        new_sheet()
+        with _progress_bar(total, progress) as bar:
+            for batch in _batches(con, query):
+                cols = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+                for i in range(batch.num_rows):
+                    if state["row"] >= EXCEL_MAX_ROWS:
+                        new_sheet()
+                    state["row"] += 1
+                    r, sheet = state["row"], state["sheet"]
+                    for c, values in enumerate(cols):
+                        write_cell(sheet, r, c, values[i])
+                    written += 1
+                bar.update(batch.num_rows)
+                crash_after_rows(written)
+    finally:
+        workbook.close()
+    return written
+
+
+def _write_jsonl(
+    con,
+    query: Query,
+    source: Source,
+    part: Path,
+    total: int,
+    document: str,
+    diffusibles: bool,
+    progress: bool,
+    skipped: dict,
+) -> int:
+    """The API Entreprise documents (v2/v3/v4) of the matching rows, one JSON per line (mirror.serve.documents)."""
+    try:
+        from mirror.serve.documents import iter_documents
+    except ImportError:
+        raise MirrorError("JSON Lines needs mirror.serve.documents, which this installation lacks") from None
+    ids = con.sql(f'SELECT "{source.key}" AS id FROM ({query.sql}) AS q', params=query.params)
+    written = 0
+    with open(part, "w", encoding="utf-8") as fh, _progress_bar(total, progress) as bar:
+        docs = iter_documents(
+            con, ids, fmt=document, diffusibles=diffusibles, non_diffusables=not diffusibles, as_text=True
+        )
+        for _ident, status, text in docs:
+            bar.update(1)
+            if status != 200:
+                skipped[status] = skipped.get(status, 0) + 1
+                continue
+            fh.write(text.rstrip("\n") + "\n")
+            written += 1
+            crash_after_rows(written)
+    return written
+
+
+def write_output(
+    con,
+    query: Query,
+    out: Path,
+    fmt: str,
+    *,
+    source: Source | None = None,
+    delimiter: str = ",",
+    split_sheets: bool = False,
+    document: str = "v3",
+    diffusibles: bool = True,
+    progress: bool = False,
+) -> dict:
+    """Writes the query to `out` atomically (via `<out>.part`); returns a summary."""
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise MirrorError(
+            f"invalid --delimiter {delimiter!r}: one character other than a quote or newline", exit_code=2
+        )
+    out = Path(out).absolute()
+    if not out.parent.is_dir():
+        raise MirrorError(f"output folder {out.parent} does not exist")
+    if out.is_dir():
+        raise MirrorError(f"{out} is a folder; give a file name")
+    part = out.with_name(out.name + ".part")
+    started = time.monotonic()
+    skipped = 0
+    skipped_documents: dict[int, int] = {}  # HTTP status -> documents not written (JSON Lines)
+    total = None
+    try:
+        if fmt in ("csv", "parquet"):
+            rows = _write_copy(con, query, part, fmt, delimiter, progress)
+        else:
+            total = count_rows(con, query)
+            if fmt == "xlsx":
+                rows = _write_xlsx(con, query, part, total, split_sheets, progress)
+            elif fmt == "geojson":
+                rows, skipped = _write_geojson(con, query, part, total, progress)
+            elif fmt == "jsonl":
+                if source is None:
+                    raise MirrorError("JSON Lines needs the export source")
+                rows = _write_jsonl(
+                    con, query, source, part, total, document, diffusibles, progress, skipped_documents
+                )
+            else:
+                raise MirrorError(f"unknown format {fmt!r}", exit_code=2)
+        crash_after_rows(rows, final=True)
+        os.replace(part, out)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return {
+        "path": str(out),
+        "format": fmt,
+        "rows": rows,
+        "skipped_without_coordinates": skipped,
+        "skipped_documents": skipped_documents,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def export(
+    con,
+    out: Path | None,
+    *,
+    level: str = "etablissement",
+    filters: Filters | None = None,
+    columns: list[str] | None = None,
+    with_libelles: bool = False,
+    fmt: str | None = None,
+    include_non_diffusible: bool = False,
+    count_only: bool = False,
+    delimiter: str = ",",
+    split_sheets: bool = False,
+    document: str = "v3",
+    progress: bool = False,
+) -> dict:
+    """Runs one export (or only counts its rows when `count_only`); returns a summary dict."""
+    f = filters or Filters()
+    source = build_source(con, level, include_non_diffusible)
+    cols = source.resolve(columns) if columns else list(source.default_columns)
+    if with_libelles:
+        cols += [c for c in LIBELLES if c not in cols]
+    if count_only:
+        query = build_query(con, source, f, cols)
+        return {"rows": count_rows(con, query), "level": level}
+    if out is None:
+        raise MirrorError("give an output file (-o FILE), or --count", exit_code=2)
+    out = Path(out)
+    fmt = format_for(out, fmt)
+    if fmt == "csv" and out.suffix.lower() == ".tsv" and delimiter == ",":
+        delimiter = "\t"
+    extra = ["latitude", "longitude"] if fmt == "geojson" else []
+    if fmt == "jsonl":
+        extra = [source.key]
+    query = build_query(con, source, f, cols, extra=extra)
+    if fmt == "geojson":
+        query.columns = cols + [c for c in extra if c not in cols]
+    summary = write_output(
+        con,
+        query,
+        out,
+        fmt,
+        source=source,
+        delimiter=delimiter,
+        split_sheets=split_sheets,
+        document=document,
+        diffusibles=not include_non_diffusible,
+        progress=progress,
+    )
+    summary["level"] = level
+    return summary
+
+
+def list_columns(con, level: str, include_non_diffusible: bool = False) -> list[tuple[str, str]]:
+    """(name, origin) of every column an export at `level` can select or use in --where."""
+    source = build_source(con, level, include_non_diffusible)
+    return [(c.name, c.origin) for c in source.columns.values()]

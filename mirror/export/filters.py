@@ -1,0 +1,357 @@
+"""Export filters: command-line options -> one SQL WHERE clause with bound parameters.
+
+Every user value reaches DuckDB as a bound parameter (`?`), never inside the SQL text; values are
+also checked for their expected shape so that a typo gives a clear one-line error instead of an
+empty export. The clause references the export source's column names (see `mirror.export.exporter`):
+
+- level "etablissement": the établissement's own activity, headcount band, state, dates and address;
+  the unit's columns (catégorie juridique, catégorie d'entreprise, ESS, société à mission, names).
+- level "unite-legale": the unit's activity, headcount band, state and dates; the address filters
+  (commune, code postal, département, région, EPCI, radius) apply to the unit's siège.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+from mirror.core.errors import MirrorError
+from mirror.core.identifiers import is_valid_siren, is_valid_siret
+from mirror.export.where import validate_where
+
+LEVELS = ("etablissement", "unite-legale")
+EARTH_RADIUS_KM = 6371.0088
+
+# Column names per level for the filters whose meaning depends on the level.
+LEVEL_COLUMNS = {
+    "etablissement": {
+        "naf": "activitePrincipaleEtablissement",
+        "nomenclature": "nomenclatureActivitePrincipaleEtablissement",
+        "naf25": "activitePrincipaleNAF25Etablissement",
+        "tranche": "trancheEffectifsEtablissement",
+        "etat": "etatAdministratifEtablissement",
+        "closed": "F",
+        "created": "dateCreationEtablissement",
+        "updated": "dateDernierTraitementEtablissement",
+    },
+    "unite-legale": {
+        "naf": "activitePrincipaleUniteLegale",
+        "nomenclature": "nomenclatureActivitePrincipaleUniteLegale",
+        "naf25": "activitePrincipaleNAF25UniteLegale",
+        "tranche": "trancheEffectifsUniteLegale",
+        "etat": "etatAdministratifUniteLegale",
+        "closed": "C",
+        "created": "dateCreationUniteLegale",
+        "updated": "dateDernierTraitementUniteLegale",
+    },
+}
+
+# Searched by --name (case and accents ignored), for both levels (at unit level the établissement
+# names are the siège's).
+NAME_COLUMNS = (
+    "denominationUniteLegale",
+    "sigleUniteLegale",
+    "denominationUsuelle1UniteLegale",
+    "denominationUsuelle2UniteLegale",
+    "denominationUsuelle3UniteLegale",
+    "nomUniteLegale",
+    "nomUsageUniteLegale",
+    "enseigne1Etablissement",
+    "enseigne2Etablissement",
+    "enseigne3Etablissement",
+    "denominationUsuelleEtablissement",
+)
+
+_NAF_CODE = re.compile(r"^\d{2}\.\d{2}[A-Z]$")
+_NAF_PREFIX = re.compile(r"^\d{2}(\.\d{0,2})?$")
+_SECTION = re.compile(r"^[A-U]$")
+_TRANCHE = re.compile(r"^(NN|\d{2})$")
+_CJ = re.compile(r"^\d{1,4}$")
+_COMMUNE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
+_CODE_POSTAL = re.compile(r"^\d{5}$")
+_DEPARTEMENT = re.compile(r"^(\d{2}|2[AB]|97\d|98\d)$")
+_REGION = re.compile(r"^\d{2}$")
+_EPCI = re.compile(r"^\d{9}$")
+CATEGORIES_ENTREPRISE = ("PME", "ETI", "GE")
+
+
+@dataclass
+class Filters:
+    """What the user asked for; empty lists / None mean "no constraint"."""
+
+    naf: list[str] = field(default_factory=list)
+    naf25: list[str] = field(default_factory=list)
+    tranches: list[str] = field(default_factory=list)
+    effectif_min: int | None = None
+    effectif_max: int | None = None
+    categories_juridiques: list[str] = field(default_factory=list)
+    categories_entreprise: list[str] = field(default_factory=list)
+    etat: str = "active"  # active | closed | all
+    siege_only: bool = False
+    communes: list[str] = field(default_factory=list)
+    codes_postaux: list[str] = field(default_factory=list)
+    departements: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    epcis: list[str] = field(default_factory=list)
+    near: tuple[float, float] | None = None
+    near_siret: str | None = None
+    radius_km: float | None = None
+    created_from: date | None = None
+    created_to: date | None = None
+    updated_from: date | None = None
+    updated_to: date | None = None
+    ess: bool = False
+    societe_mission: bool = False
+    sirens: list[str] = field(default_factory=list)
+    name: str | None = None
+    where: str | None = None
+
+
+@dataclass
+class WhereClause:
+    sql: str  # "TRUE" when nothing is filtered
+    params: list
+    columns: set[str]  # source columns the clause reads
+
+
+def _split(values) -> list[str]:
+    """Accepts repeated options and comma-separated lists; strips blanks."""
+    out: list[str] = []
+    for v in values or ():
+        out.extend(p.strip() for p in str(v).split(",") if p.strip())
+    return out
+
+
+def _check(values: list[str], pattern: re.Pattern, what: str, example: str) -> list[str]:
+    for v in values:
+        if not pattern.match(v):
+            raise MirrorError(f"invalid {what} {v!r} (expected e.g. {example})", exit_code=2)
+    return values
+
+
+def parse_near(value: str) -> tuple[float, float]:
+    """'LAT,LON' in WGS84 degrees."""
+    try:
+        lat_s, lon_s = value.split(",")
+        lat, lon = float(lat_s), float(lon_s)
+    except ValueError:
+        raise MirrorError(
+            f"invalid --near {value!r} (expected LAT,LON e.g. 48.8566,2.3522)", exit_code=2
+        ) from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or math.isnan(lat) or math.isnan(lon):
+        raise MirrorError(f"invalid --near {value!r}: latitude or longitude out of range", exit_code=2)
+    return lat, lon
+
+
+def normalize_naf(value: str) -> str:
+    """'6201Z' -> '62.01Z', '62.01z' -> '62.01Z'; other shapes unchanged."""
+    v = value.strip().upper()
+    if re.match(r"^\d{4}[A-Z]$", v):
+        v = f"{v[:2]}.{v[2:]}"
+    return v
+
+
+def build_where(
+    f: Filters, level: str, available: set[str], near_point: tuple[float, float] | None = None
+) -> WhereClause:
+    """The WHERE clause of an export at `level`, over a source exposing the `available` columns.
+
+    `near_point` is the resolved centre of a radius search (from --near or --near-siret).
+    """
+    if level not in LEVELS:
+        raise MirrorError(f"invalid level {level!r} (expected {' or '.join(LEVELS)})", exit_code=2)
+    cols = LEVEL_COLUMNS[level]
+    parts: list[str] = []
+    params: list = []
+    used: set[str] = set()
+
+    def q(name: str) -> str:
+        used.add(name)
+        return f'"{name}"'
+
+    def add(sql: str, *values):
+        parts.append(sql)
+        params.extend(values)
+
+    # Activity, NAF rév. 2: exact code, prefix, or section letter.
+    naf = [normalize_naf(v) for v in _split(f.naf)]
+    if naf:
+        ors = []
+        for v in naf:
+            if _SECTION.match(v):
+                ors.append(f"{q(cols['naf'])} IN (SELECT code FROM ref_naf_rev2 WHERE section = ?)")
+            elif _NAF_CODE.match(v):
+                ors.append(f"{q(cols['naf'])} = ?")
+            elif _NAF_PREFIX.match(v):
+                ors.append(f"starts_with({q(cols['naf'])}, ?)")
+            else:
+                raise MirrorError(
+                    f"invalid NAF code {v!r} (expected a code 62.01Z, a prefix 62 / 62.0, or a section letter J)",
+                    exit_code=2,
+                )
+            params.append(v)
+        parts.append(f"({q(cols['nomenclature'])} = 'NAFRev2' AND ({' OR '.join(ors)}))")
+
+    # Activity, NAF 2025 (no nomenclature column: the code pattern is enough).
+    naf25 = [normalize_naf(v) for v in _split(f.naf25)]
+    if naf25:
+        ors = []
+        for v in naf25:
+            if _SECTION.match(v):
+                ors.append(f"{q(cols['naf25'])} IN (SELECT code FROM ref_naf_2025 WHERE section = ?)")
+            elif _NAF_CODE.match(v):
+                ors.append(f"{q(cols['naf25'])} = ?")
+            elif _NAF_PREFIX.match(v):
+                ors.append(f"starts_with({q(cols['naf25'])}, ?)")
+            else:
+                raise MirrorError(
+                    f"invalid NAF 2025 code {v!r} (expected a code 62.10Y, a prefix 62, or a section letter)",
+                    exit_code=2,
+                )
+            params.append(v)
+        parts.append(f"({' OR '.join(ors)})")
+
+    # Headcount band: codes, or the bands whose [de, a] range overlaps [min, max].
+    tranches = _check([t.upper() for t in _split(f.tranches)], _TRANCHE, "tranche d'effectif", "11 or NN")
+    if tranches:
+        add(f"{q(cols['tranche'])} IN ({', '.join('?' * len(tranches))})", *tranches)
+    if f.effectif_min is not None or f.effectif_max is not None:
+        lo = f.effectif_min if f.effectif_min is not None else 0
+        hi = f.effectif_max if f.effectif_max is not None else 2**31 - 1
+        if lo < 0 or hi < lo:
+            raise MirrorError(
+                "invalid headcount range: need 0 <= --effectif-min <= --effectif-max", exit_code=2
+            )
+        add(
+            f"{q(cols['tranche'])} IN (SELECT code FROM ref_tranches_effectifs "
+            "WHERE de IS NOT NULL AND de <= ? AND coalesce(a, 2147483647) >= ?)",
+            hi,
+            lo,
+        )
+
+    # Catégorie juridique: 4-digit code or a prefix (a trailing * is accepted, as on sirene.fr).
+    cjs = _check(
+        [v.rstrip("*") for v in _split(f.categories_juridiques)], _CJ, "catégorie juridique", "5710, 57 or 5*"
+    )
+    if cjs:
+        ors = []
+        for v in cjs:
+            ors.append(
+                '"categorieJuridiqueUniteLegale" = ?'
+                if len(v) == 4
+                else 'starts_with("categorieJuridiqueUniteLegale", ?)'
+            )
+            params.append(v)
+        used.add("categorieJuridiqueUniteLegale")
+        parts.append(f"({' OR '.join(ors)})")
+
+    cats = [v.upper() for v in _split(f.categories_entreprise)]
+    for v in cats:
+        if v not in CATEGORIES_ENTREPRISE:
+            raise MirrorError(f"invalid catégorie d'entreprise {v!r} (expected PME, ETI or GE)", exit_code=2)
+    if cats:
+        add(f"{q('categorieEntreprise')} IN ({', '.join('?' * len(cats))})", *cats)
+
+    # État administratif.
+    if f.etat == "active":
+        add(f"{q(cols['etat'])} = 'A'")
+    elif f.etat == "closed":
+        add(f"{q(cols['etat'])} = ?", cols["closed"])
+    elif f.etat != "all":
+        raise MirrorError(f"invalid état {f.etat!r}", exit_code=2)
+
+    if f.siege_only:
+        if level != "etablissement":
+            raise MirrorError("--siege-only applies to --level etablissement", exit_code=2)
+        add(f"{q('etablissementSiege')}")
+
+    # Geography (établissement, or the unit's siège).
+    geo = (
+        ("codeCommuneEtablissement", f.communes, _COMMUNE, "commune code", "75056 or 2A004", str.upper),
+        ("codePostalEtablissement", f.codes_postaux, _CODE_POSTAL, "code postal", "75001", str.strip),
+        ("departement", f.departements, _DEPARTEMENT, "département", "75, 2A or 974", str.upper),
+        ("region", f.regions, _REGION, "région code", "11", str.strip),
+        ("epci", f.epcis, _EPCI, "EPCI SIREN", "200054781", str.strip),
+    )
+    for column, values, pattern, what, example, norm in geo:
+        vals = _check([norm(v) for v in _split(values)], pattern, what, example)
+        if vals:
+            add(f"{q(column)} IN ({', '.join('?' * len(vals))})", *vals)
+
+    if near_point is not None:
+        if f.radius_km is None or not (0 < f.radius_km <= 1000):
+            raise MirrorError("a radius search needs --radius-km between 0 and 1000", exit_code=2)
+        lat, lon = near_point
+        dlat = f.radius_km / 110.574
+        coslat = max(math.cos(math.radians(lat)), 1e-6)
+        dlon = min(f.radius_km / (111.320 * coslat), 180.0)
+        la, lo_ = q("latitude"), q("longitude")
+        add(f"{la} BETWEEN ? AND ?", lat - dlat, lat + dlat)
+        if dlon < 180:
+            add(f"{lo_} BETWEEN ? AND ?", lon - dlon, lon + dlon)
+        add(
+            f"2 * {EARTH_RADIUS_KM} * asin(sqrt(pow(sin(radians({la} - ?) / 2), 2) + cos(radians(?)) * "
+            f"cos(radians({la})) * pow(sin(radians({lo_} - ?) / 2), 2))) <= ?",
+            lat,
+            lat,
+            lon,
+            f.radius_km,
+        )
+    elif f.radius_km is not None:
+        raise MirrorError("--radius-km needs --near LAT,LON or --near-siret SIRET", exit_code=2)
+
+    # Date ranges (inclusive).
+    for key, lo_d, hi_d in (
+        ("created", f.created_from, f.created_to),
+        ("updated", f.updated_from, f.updated_to),
+    ):
+        column = q(cols[key])
+        if lo_d is not None:
+            add(f"{column} >= ?", lo_d)
+        if hi_d is not None:
+            if key == "updated":  # a timestamp: the whole last day is included
+                add(f"{column} < CAST(? AS DATE) + INTERVAL 1 DAY", hi_d)
+            else:
+                add(f"{column} <= ?", hi_d)
+
+    if f.ess:
+        add(f"{q('economieSocialeSolidaireUniteLegale')} = 'O'")
+    if f.societe_mission:
+        add(f"{q('societeMissionUniteLegale')} = 'O'")
+
+    # Given units (e.g. every établissement of a company).
+    sirens = [v.replace(" ", "") for v in _split(f.sirens)]
+    for v in sirens:
+        if not is_valid_siren(v):
+            raise MirrorError(f"invalid SIREN {v!r} (9 digits passing the Luhn check)", exit_code=2)
+    if sirens:
+        add(f"{q('siren')} IN ({', '.join('?' * len(sirens))})", *sirens)
+
+    # Name search: every word must occur in one of the names, ignoring case and accents.
+    if f.name is not None:
+        words = f.name.split()
+        if not words:
+            raise MirrorError("--name needs at least one word", exit_code=2)
+        names = [c for c in NAME_COLUMNS if c in available]
+        haystack = "strip_accents(lower(concat_ws(' ', " + ", ".join(q(c) for c in names) + ")))"
+        for w in words:
+            add(f"contains({haystack}, strip_accents(lower(?)))", w)
+
+    if f.where:
+        sql, where_cols = validate_where(f.where, available)
+        used |= where_cols
+        parts.append(f"({sql})")
+
+    missing = used - available
+    if missing:
+        raise MirrorError(f"this filter needs column(s) {', '.join(sorted(missing))}, absent from the mirror")
+    return WhereClause(" AND ".join(parts) if parts else "TRUE", params, used)
+
+
+def check_near_siret(siret: str) -> str:
+    s = siret.replace(" ", "")
+    if not is_valid_siret(s):
+        raise MirrorError(f"invalid --near-siret {siret!r} (not a valid SIRET)", exit_code=2)
+    return s

@@ -1,0 +1,111 @@
+"""Publication and retention of monthly snapshots: the one step that makes a complete build current.
+
+A snapshot folder is complete before anything points at it; the catalog switch (one os.replace) is what
+readers see; state.json follows; only then are old snapshots deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from mirror.catalog import build as catalog
+from mirror.core.datadir import (
+    BUILDING_PREFIX,
+    SNAPSHOT_DIR_RE,
+    current_snapshot,
+    fsync_dir,
+    read_state,
+    snapshots_dir,
+    utc_now,
+    write_state,
+)
+from mirror.core.faults import crash_point
+from mirror.deltas import store as deltas
+
+DEFAULT_KEEP = 2
+
+
+def new_build_dir(data_dir: Path, month: str | None) -> Path:
+    path = snapshots_dir(data_dir) / f"{BUILDING_PREFIX}{month or 'auto'}-{os.getpid()}"
+    path.mkdir(parents=True)
+    return path
+
+
+def published_dirs(data_dir: Path) -> list[tuple[str, int, Path]]:
+    """Published snapshot folders as (month, generation, path), oldest first."""
+    snaps = snapshots_dir(data_dir)
+    out = []
+    if snaps.is_dir():
+        for p in snaps.iterdir():
+            m = SNAPSHOT_DIR_RE.match(p.name)
+            if m and p.is_dir():
+                out.append((m.group(1), int(m.group(2) or 1), p))
+    return sorted(out, key=lambda t: (t[0], t[1]))
+
+
+def free_snapshot_name(data_dir: Path, month: str) -> str:
+    """`<month>` if free, else `<month>.<n>` (a reload of a month whose folder is still in use)."""
+    taken = {p.name for _, _, p in published_dirs(data_dir)}
+    if month not in taken:
+        return month
+    n = 2
+    while f"{month}.{n}" in taken:
+        n += 1
+    return f"{month}.{n}"
+
+
+def publish(
+    data_dir: Path, build_dir: Path, month: str, snapshot_info: dict, keep: int = DEFAULT_KEEP
+) -> dict:
+    """Makes a complete, validated build the current snapshot, atomically for readers.
+
+    Order: rename the build folder to snapshots/<name> (complete before anything points at it);
+    rebuild the catalog into a temp file and os.replace it (the switch readers see); write
+    state.json atomically; only then delete snapshots beyond `keep` months (and the old copy of a
+    reloaded month). A crash at any point leaves the previous snapshot queryable; a re-run finishes.
+    """
+    name = free_snapshot_name(data_dir, month)
+    target = snapshots_dir(data_dir) / name
+    crash_point("before-rename")
+    os.rename(build_dir, target)
+    fsync_dir(snapshots_dir(data_dir))
+    crash_point("after-rename")
+    state = read_state(data_dir)
+    previous = state.get("snapshot")
+    snapshot = dict(snapshot_info, month=month, dir=name, loaded_at=utc_now())
+    catalog.rebuild(data_dir, deltas.compact_for(data_dir, target), snapshot_dir=target)
+    crash_point("after-catalog")
+    state["snapshot"] = snapshot
+    if previous and previous.get("dir") != name:
+        history = [h for h in state.get("previous_snapshots", []) if h.get("dir") != previous.get("dir")]
+        history.insert(0, {k: previous.get(k) for k in ("month", "dir", "loaded_at", "rows")})
+        state["previous_snapshots"] = history[:10]
+    write_state(data_dir, state)
+    crash_point("after-state")
+    removed = apply_retention(data_dir, keep)
+    return {"snapshot": snapshot, "removed": removed}
+
+
+def apply_retention(data_dir: Path, keep: int = DEFAULT_KEEP) -> list[str]:
+    """Keeps the current snapshot plus the newest copy of the (keep - 1) most recent other months.
+
+    Deletes every other published folder, including older copies of the current month. Call it
+    only while holding the writer lock, after the catalog and state.json point at the current one.
+    """
+    keep = max(1, keep)
+    current = current_snapshot(data_dir)
+    if not current:
+        return []
+    newest_per_month: dict[str, Path] = {}
+    for month, _gen, path in published_dirs(data_dir):  # ascending: the last copy of a month wins
+        newest_per_month[month] = path
+    others = sorted((m for m in newest_per_month if m != current["month"]), reverse=True)[: keep - 1]
+    kept = {current["dir"]} | {newest_per_month[m].name for m in others}
+    removed = []
+    for _month, _gen, path in published_dirs(data_dir):
+        if path.name not in kept:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed

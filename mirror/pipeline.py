@@ -1,0 +1,110 @@
+"""`mirror sync`: the main job, safe from cron at any hour.
+
+Under the writer lock: if data.gouv.fr publishes a newer monthly stock than the current snapshot (a later
+month, or the same month re-published later, as INSEE did mid-month on 2025-12-16), download it
+(mirror.download.datagouv) and load it (mirror.load.stock; the delta days it contains are then ignored and deleted); then
+apply every day of INSEE API changes published since the snapshot (mirror.update.run).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mirror.core.errors import MirrorError
+from mirror.update import run as update
+
+# Checking data.gouv.fr for a newer stock: a few retries only, the next run checks again.
+CHECK_RETRIES = 2
+CHECK_BACKOFF = 2.0  # seconds, doubled at each retry
+
+
+@dataclass
+class SyncReport:
+    stock: str = ""  # what happened to the monthly stock
+    notes: list[str] = field(default_factory=list)
+    update: update.UpdateReport | None = None
+    seconds: float = 0.0
+
+    def format(self) -> str:
+        lines = [self.stock, *self.notes]
+        if self.update is not None:
+            lines.append(self.update.format())
+        lines.append(f"Sync done in {self.seconds:.1f}s.")
+        return "\n".join(line for line in lines if line)
+
+
+def newer_stock(state: dict, month: str, last_modified: str) -> bool:
+    """Whether the published stock (month, last_modified of its main files) is newer than the mirror's."""
+    snap = state.get("snapshot") or {}
+    if not snap.get("month"):
+        return True
+    if month != snap["month"]:
+        return month > snap["month"]
+    synced = state.get("sync_stock") or {}
+    return synced.get("month") == month and last_modified > (synced.get("last_modified") or "")
+
+
+def _refresh_stock(data_dir, state, picked, current, datagouv_url, fmt, show, report) -> None:
+    """Downloads and loads the published stock when it is newer than the mirror's."""
+    from mirror.core import datadir as snapshot
+    from mirror.download import datagouv as download
+    from mirror.load import stock as load
+
+    month = download.stock_month(picked)
+    stamp = max(r.last_modified for r in picked if r.month == month)
+    if newer_stock(state, month, stamp):
+        paths = download.download_stock(
+            data_dir, datagouv_url, fmt, progress=show, report=report.notes.append
+        )
+        summary = load.load_snapshot(data_dir, paths, month=month, progress=show)
+        snapshot.update_state(data_dir, sync_stock={"month": month, "last_modified": stamp})
+        report.stock = f"Loaded the {month} monthly stock" + (f" (replacing {current})." if current else ".")
+        report.notes.extend(f"warning: {w}" for w in (summary or {}).get("warnings", []) or [])
+    elif current and month < current:
+        report.stock = f"data.gouv.fr publishes the {month} stock, older than the mirror's {current}: kept."
+    else:
+        report.stock = f"Monthly stock {current} is the latest published."
+        if not state.get("sync_stock") and current == month:
+            snapshot.update_state(data_dir, sync_stock={"month": month, "last_modified": stamp})
+
+
+def run_sync(
+    data_dir: Path,
+    datagouv_url: str | None = None,
+    insee_url: str | None = None,
+    rate: float = 30.0,
+    fmt: str = "auto",
+    progress: bool | None = None,
+) -> SyncReport:
+    """Loads a newer monthly stock if data.gouv.fr has one, then applies every published day of changes."""
+    update.api_key()  # a missing key is reported before any work
+    from mirror.core import datadir as snapshot
+    from mirror.download import datagouv as download
+
+    t0 = time.monotonic()
+    data_dir = Path(data_dir)
+    show = update._show_progress(progress)
+    report = SyncReport()
+    with snapshot.writer_lock(data_dir, "mirror sync"):
+        state = snapshot.read_state(data_dir)
+        current = (state.get("snapshot") or {}).get("month")
+        try:
+            resources = download.discover(datagouv_url, retries=CHECK_RETRIES, backoff=CHECK_BACKOFF)
+            picked = download.pick(resources, fmt)
+            if not picked:
+                raise MirrorError("data.gouv.fr lists no Sirene stock file")
+        except MirrorError as exc:
+            if not current:
+                raise
+            # Cron-safe: a data.gouv.fr outage must not stop the daily updates of an existing mirror.
+            report.stock = f"warning: cannot check data.gouv.fr for a newer stock ({exc}); kept {current}."
+            picked = []
+        if picked:
+            _refresh_stock(data_dir, state, picked, current, datagouv_url, fmt, show, report)
+        report.update = update.run_update(
+            data_dir, insee_url=insee_url, rate=rate, progress=progress, locked=True
+        )
+    report.seconds = time.monotonic() - t0
+    return report

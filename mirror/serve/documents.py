@@ -1,0 +1,489 @@
+"""API Entreprise documents (v2, v3, v4) rebuilt from the mirror, one at a time or in bulk.
+
+The documents themselves are built by the SQL views of `sql/views/2*.sql` (one row per siren / siret, a JSON
+column in API Entreprise's key order); this module only picks the right view and row and tells the truth
+about errors, with API Entreprise's HTTP status and error bodies:
+
+- 422: not a SIREN / SIRET (length, digits, Luhn with the La Poste exception; mirror.core.identifiers);
+- 301: a SIREN closed as a doublon (StockDoublons): the body names the replacing SIREN;
+- 404: unknown to the mirror;
+- 451: partially diffusible (statutDiffusion P) without `non_diffusables=True`: for v2 the unit (entreprises)
+  or the établissement (etablissements); for the v3/v4 protected documents the unit or the établissement.
+  The `/diffusibles/` documents (`diffusibles=True`) answer 200 with the protected fields as "[ND]".
+
+    from mirror.serve.documents import get_document
+    status, doc = get_document("./data", "418166096", fmt="v2")
+
+Data held as "[ND]" by INSEE's open files stays "[ND]": nothing is ever reconstructed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from string import Template
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mirror.core.identifiers import is_valid_siren, is_valid_siret
+from mirror.core.sql import SQL_DIR
+
+FORMATS = ("v2", "v3", "v4")
+
+# Exit codes of `mirror get` per HTTP status (1 is a missing mirror or another MirrorError).
+EXIT_CODES = {200: 0, 422: 2, 404: 3, 451: 4, 301: 5}
+
+_API = "https://entreprise.api.gouv.fr"
+_NOT_FOUND_V2 = (
+    "Le siret ou siren indiqué n'existe pas, n'est pas connu ou ne comporte aucune information pour cet appel"
+)
+_NOT_FOUND_V3 = (
+    "Le ou les paramètre(s) d'entrée n'existent pas, ne sont pas connus, ou ne comportent aucune information "
+    "pour cet appel. Veuillez vérifier que votre recherche est couverte par le périmètre de l'API."
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# Error bodies (reference api-entreprise-json.md section 12)
+# ------------------------------------------------------------------------------------------------
+
+
+def error_document(status: int, fmt: str, kind: str, replacing_siren: str | None = None) -> dict:
+    """API Entreprise's error body for an HTTP status, in the v2 (strings) or v3/v4 (JSON:API-like) model.
+
+    `kind` is "siren" or "siret" (the parameter the error is about).
+    """
+    label = kind.upper()
+    if status == 422:
+        detail = f"Le numéro de {kind} n'est pas correctement formatté"
+        if fmt == "v2":
+            return {"errors": [detail], "gateway_error": False}
+        code = "00301" if kind == "siren" else "00302"
+        return {
+            "errors": [
+                {
+                    "code": code,
+                    "title": "Entité non traitable",
+                    "detail": detail,
+                    "source": {"parameter": kind},
+                    "meta": {},
+                }
+            ]
+        }
+    if status == 404:
+        if fmt == "v2":
+            return {"errors": [_NOT_FOUND_V2], "gateway_error": True}
+        return {
+            "errors": [
+                {
+                    "code": "01003",
+                    "title": "Entité non trouvée",
+                    "detail": _NOT_FOUND_V3,
+                    "source": None,
+                    "meta": {"provider": "INSEE"},
+                }
+            ]
+        }
+    if status == 451:
+        detail = f"Le {label} est non diffusable, pour y accéder référez-vous à notre documentation."
+        if fmt == "v2":
+            return {"errors": [detail], "gateway_error": True}
+        return {
+            "errors": [
+                {
+                    "code": "01005",
+                    "title": "Indisponible pour des raisons légales",
+                    "detail": detail,
+                    "source": None,
+                    "meta": {"provider": "INSEE"},
+                }
+            ]
+        }
+    if status == 301:
+        what = "Unité légale" if kind == "siren" else "Établissement d'une unité légale"
+        detail = f"{what} fermée pour cause de doublon ; SIREN valide : {replacing_siren}"
+        if fmt == "v2":
+            return {"errors": [detail], "gateway_error": False}
+        location = f"{_API}/{fmt}/insee/sirene/unites_legales/{replacing_siren}"
+        return {
+            "errors": [
+                {
+                    "code": "01301",
+                    "title": "Redirection (doublon)",
+                    "detail": detail,
+                    "source": {"parameter": kind},
+                    "meta": {"provider": "INSEE", "siren": replacing_siren, "location": location},
+                }
+            ]
+        }
+    raise ValueError(f"no error body for HTTP {status}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Identifiers and diffusion decisions
+# ------------------------------------------------------------------------------------------------
+
+
+def normalize_identifier(identifier: str) -> str:
+    """Removes spaces (and non-breaking spaces) people paste from documents: '418 166 096' -> '418166096'."""
+    return "".join(str(identifier).split()).replace("\u00a0", "").replace("\u202f", "")
+
+
+def identifier_kind(identifier: str) -> str | None:
+    """'siren' or 'siret' when the identifier is a valid one (length, digits, Luhn), else None."""
+    if len(identifier) == 9 and is_valid_siren(identifier):
+        return "siren"
+    if len(identifier) == 14 and is_valid_siret(identifier):
+        return "siret"
+    return None
+
+
+def _guess_kind(identifier: str) -> str:
+    """The parameter an invalid identifier was meant to be (for the 422 body)."""
+    return "siret" if len(identifier) > 9 else "siren"
+
+
+def _blocked(
+    fmt: str, kind: str, diffusibles: bool, non_diffusables: bool, statut: str | None, statut_ul: str | None
+) -> bool:
+    """True when the answer is 451: a document that is not diffusible, asked without the option."""
+    if non_diffusables or (diffusibles and fmt != "v2"):
+        return False
+    if fmt == "v2":
+        return statut != "O"  # v2 checks the resource itself (the unit, or the établissement)
+    return statut != "O" or (kind == "siret" and statut_ul not in (None, "O"))
+
+
+def _check_args(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Single lookups
+# ------------------------------------------------------------------------------------------------
+
+
+def _connect(source) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """(connection, owned): an open DuckDB connection, or the catalog of a data directory opened read-only."""
+    if isinstance(source, duckdb.DuckDBPyConnection):
+        return source, False
+    from mirror.catalog.build import connect
+    from mirror.core.config import resolve_data_dir
+
+    return connect(resolve_data_dir(source), read_only=True), True
+
+
+def _replacing_siren(con: duckdb.DuckDBPyConnection, siren: str) -> str | None:
+    row = con.execute("SELECT min(siren) FROM doublons WHERE sirenDoublon = ?", [siren]).fetchone()
+    return row[0] if row else None
+
+
+def get_document(
+    source: duckdb.DuckDBPyConnection | str | os.PathLike,
+    identifier: str,
+    fmt: str = "v3",
+    diffusibles: bool = False,
+    non_diffusables: bool = False,
+    siege: bool = False,
+    follow_doublons: bool = False,
+) -> tuple[int, dict]:
+    """The API Entreprise answer for one SIREN or SIRET: (HTTP status, JSON body as a dict).
+
+    source: an open DuckDB connection on the catalog, or a data directory (opened read-only, then closed).
+    fmt: "v2" (SIREN -> /v2/entreprises, SIRET -> /v2/etablissements), "v3" or "v4" (SIREN ->
+    unites_legales, SIRET -> etablissements). diffusibles: the v3/v4 /diffusibles/ variant (ignored by v2).
+    non_diffusables: v2's non_diffusables=true (and access to the v3/v4 protected documents of P units).
+    siege: for a SIREN, the document of its siège (v3/v4 /unites_legales/{siren}/siege_social; v2: the
+    /v2/etablissements document of the siège). follow_doublons: for a SIREN closed as a doublon, answer the
+    replacing unit's document with meta.redirect_from_siren set (v3/v4; v2 has no such field) instead of 301.
+    """
+    _check_args(fmt)
+    ident = normalize_identifier(identifier)
+    kind = identifier_kind(ident)
+    if kind is None:
+        return 422, error_document(422, fmt, _guess_kind(ident))
+    if siege and kind == "siret":
+        return 422, error_document(422, fmt, "siren")
+    con, owned = _connect(source)
+    try:
+        replacing = _replacing_siren(con, ident[:9])
+        if replacing is not None:
+            if follow_doublons and kind == "siren" and replacing != ident:
+                status, doc = get_document(con, replacing, fmt, diffusibles, non_diffusables, siege)
+                if status == 200 and fmt != "v2" and not siege:
+                    doc["meta"]["redirect_from_siren"] = ident
+                return status, doc
+            return 301, error_document(301, fmt, kind, replacing)
+        if siege:  # the siège's établissement document, looked up by its siret (one partition, not all)
+            siret = _siege_siret(con, ident)
+            row = _document_row(con, fmt, "siret", siret, diffusibles, non_diffusables) if siret else None
+        else:
+            row = _document_row(con, fmt, kind, ident, diffusibles, non_diffusables)
+    finally:
+        if owned:
+            con.close()
+    if row is None:
+        return 404, error_document(404, fmt, kind)
+    if siege:
+        kind = "siret"  # the diffusion decision and its 451 body are about the siège établissement
+    statut, statut_ul, document = row
+    if _blocked(fmt, kind, diffusibles, non_diffusables, statut, statut_ul):
+        return 451, error_document(451, fmt, kind)
+    return 200, json.loads(document)
+
+
+# Optimizers a single-row lookup does without: their planning work (per-column statistics merged over every
+# row group of the big files, join enumeration over the ~20 joins of a document view) costs more than the
+# query itself at national scale, and one row needs no join reordering (measured: v3 SIREN 48 -> 27 ms).
+_LOOKUP_DISABLED_OPTIMIZERS = ("statistics_propagation", "join_order")
+
+
+@contextlib.contextmanager
+def _lookup_planning(con: duckdb.DuckDBPyConnection):
+    """Disables _LOOKUP_DISABLED_OPTIMIZERS on `con` for one lookup, then restores the caller's setting."""
+    (before,) = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()
+    current = [o.strip() for o in (before or "").split(",") if o.strip()]
+    wanted = current + [o for o in _LOOKUP_DISABLED_OPTIMIZERS if o not in current]
+    con.execute(f"SET disabled_optimizers = '{','.join(wanted)}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET disabled_optimizers = '{','.join(current)}'")
+
+
+def _siege_siret(con: duckdb.DuckDBPyConnection, siren: str) -> str | None:
+    """The siret of the unit's siège (siren + nicSiegeUniteLegale), None when the unit is unknown."""
+    row = con.execute(
+        "SELECT siren || nicSiegeUniteLegale FROM unites_legales WHERE siren = ?", [siren]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _partition_hint(con: duckdb.DuckDBPyConnection, siret: str) -> tuple[str, list] | None:
+    """An extra WHERE naming the département(s) of `siret` (read from the small etablissements_departements
+    index), so that DuckDB opens that partition only instead of every partition file; None when the
+    siret is unknown to the mirror."""
+    deps = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT departement FROM etablissements_departements WHERE siret = ?", [siret]
+        ).fetchall()
+    ]
+    if not deps:
+        return None
+    known = [d for d in deps if d is not None]
+    conditions = [f"departement IN ({', '.join('?' * len(known))})"] if known else []
+    if len(known) < len(deps):
+        conditions.append("departement IS NULL")
+    return f" AND ({' OR '.join(conditions)})", known
+
+
+def _document_row(
+    con: duckdb.DuckDBPyConnection, fmt: str, kind: str, ident: str, diffusibles: bool, non_diffusables: bool
+) -> tuple | None:
+    """(statut_diffusion, statut_diffusion of the unit or None, document JSON) of one siren / siret, or None."""
+    if fmt == "v2":
+        view = "documents_v2_entreprises" if kind == "siren" else "documents_v2_etablissements"
+        column = "document_non_diffusables" if kind == "siren" and non_diffusables else "document"
+        where, args = "", []
+    else:
+        view = f"documents_{fmt}_{'unites_legales' if kind == 'siren' else 'etablissements'}"
+        column, where, args = "document", " AND diffusibles = ?", [diffusibles]
+    statut_ul = "statut_diffusion_unite_legale" if kind == "siret" else "NULL"
+    hint = _partition_hint(con, ident) if kind == "siret" else ("", [])
+    if hint is None:
+        return None
+    with _lookup_planning(con):
+        return con.execute(
+            f"SELECT statut_diffusion, {statut_ul}, {column} FROM {view} WHERE {kind} = ?{hint[0]}{where}",
+            [ident, *hint[1], *args],
+        ).fetchone()
+
+
+# ------------------------------------------------------------------------------------------------
+# Bulk
+# ------------------------------------------------------------------------------------------------
+
+
+def _identifier_table(identifiers) -> pa.Table:
+    """(pos, id) Arrow table from a list/iterable of strings, a pyarrow array/table or a DuckDB relation."""
+    if isinstance(identifiers, duckdb.DuckDBPyRelation):
+        identifiers = identifiers.arrow()
+    if isinstance(identifiers, pa.Table | pa.RecordBatchReader):
+        table = identifiers.read_all() if isinstance(identifiers, pa.RecordBatchReader) else identifiers
+        identifiers = table.column(0)
+    if isinstance(identifiers, pa.ChunkedArray | pa.Array):
+        ids = [normalize_identifier(x) if x is not None else "" for x in identifiers.to_pylist()]
+    else:
+        ids = [normalize_identifier(x) if x is not None else "" for x in identifiers]
+    return pa.table({"pos": pa.array(range(len(ids)), pa.int64()), "id": pa.array(ids, pa.string())})
+
+
+def iter_documents(
+    con: duckdb.DuckDBPyConnection,
+    identifiers,
+    fmt: str = "v3",
+    diffusibles: bool = False,
+    non_diffusables: bool = False,
+    siege: bool = False,
+    as_text: bool = False,
+    batch_size: int = 50_000,
+) -> Iterator[tuple[str, int, dict | str]]:
+    """Yields (identifier, HTTP status, document) for many SIRENs and/or SIRETs, in input order (duplicates kept).
+
+    One SQL query joins the whole list with the document views (no query per identifier). identifiers: a
+    list/iterable of strings, a pyarrow Array/ChunkedArray/Table (first column) or a DuckDB relation (first
+    column). Errors are yielded as their error bodies (422 invalid, 301 doublon, 404 unknown, 451 non
+    diffusible), never raised. as_text=True yields the documents as JSON text (JSON Lines without re-encoding;
+    error bodies are encoded with json.dumps). siege=True (v3/v4) gives the siège's document for SIRENs.
+    """
+    _check_args(fmt)
+    if siege and fmt == "v2":
+        raise ValueError(
+            "siege=True is for v3/v4 (v2 entreprises documents already embed etablissement_siege)"
+        )
+    ids = _identifier_table(identifiers)
+    lengths = set(pc.unique(pc.utf8_length(ids.column("id"))).to_pylist())
+    sirens, sirets = 9 in lengths, 14 in lengths
+    cur = con.cursor()  # private: its TEMP tables and registration never reach the caller's connection
+    try:
+        cur.register("_documents_ids", ids)
+        (db,) = cur.execute("SELECT current_database()").fetchone()
+        script = Template(_BULK_RESTRICT.read_text(encoding="utf-8")).substitute(
+            db=f'"{db}"', ids="_documents_ids", sirets_of_sieges="true" if fmt == "v2" or siege else "false"
+        )
+        cur.execute(script)
+        sql, args = _bulk_sql("_documents_ids", fmt, diffusibles, non_diffusables, siege, sirens, sirets)
+        reader = cur.execute(sql, args).to_arrow_reader(batch_size)
+        for batch in reader:
+            cols = batch.to_pydict()
+            for ident, replacing, statut, statut_ul, document in zip(
+                cols["id"],
+                cols["replacing"],
+                cols["statut"],
+                cols["statut_ul"],
+                cols["document"],
+                strict=True,
+            ):
+                status, doc = _bulk_answer(
+                    ident, fmt, diffusibles, non_diffusables, siege, replacing, statut, statut_ul, document
+                )
+                if as_text:
+                    yield ident, status, doc if isinstance(doc, str) else json.dumps(doc, ensure_ascii=False)
+                else:
+                    yield ident, status, json.loads(doc) if isinstance(doc, str) else doc
+    finally:
+        cur.close()
+
+
+_BULK_RESTRICT = SQL_DIR / "documents" / "bulk_restrict.sql"
+
+
+def _bulk_sql(
+    name: str, fmt: str, diffusibles: bool, non_diffusables: bool, siege: bool, sirens: bool, sirets: bool
+) -> tuple[str, list]:
+    """The bulk query; only the document views of the identifier kinds present are joined (each costs a scan)."""
+    if fmt == "v2":
+        ul = (
+            "SELECT siren AS key, statut_diffusion AS statut, NULL AS statut_ul, "
+            f"{'document_non_diffusables' if non_diffusables else 'document'} AS document "
+            f"FROM documents_v2_entreprises WHERE siren IN (SELECT id FROM {name})"
+        )
+        et = (
+            "SELECT siret AS key, statut_diffusion AS statut, statut_diffusion_unite_legale AS statut_ul, document "
+            f"FROM documents_v2_etablissements WHERE siret IN (SELECT id FROM {name})"
+        )
+        args_ul: list = []
+        args_et: list = []
+    else:
+        ul_view = f"documents_{fmt}_sieges" if siege else f"documents_{fmt}_unites_legales"
+        ul_statut_ul = "statut_diffusion_unite_legale" if siege else "NULL"
+        ul = (
+            f"SELECT siren AS key, statut_diffusion AS statut, {ul_statut_ul} AS statut_ul, document "
+            f"FROM {ul_view} WHERE diffusibles = ? AND siren IN (SELECT id FROM {name})"
+        )
+        et = (
+            "SELECT siret AS key, statut_diffusion AS statut, statut_diffusion_unite_legale AS statut_ul, document "
+            f"FROM documents_{fmt}_etablissements WHERE diffusibles = ? AND siret IN (SELECT id FROM {name})"
+        )
+        args_ul, args_et = [diffusibles], [diffusibles]
+    branches = [q for q, wanted in ((ul, sirens), (et, sirets)) if wanted]
+    args = (args_ul if sirens else []) + (args_et if sirets else [])
+    if not branches:
+        branches = [
+            "SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS statut, NULL::VARCHAR AS statut_ul, "
+            "NULL::VARCHAR AS document WHERE false"
+        ]
+    sql = f"""
+        SELECT i.id, db.replacing, d.statut, d.statut_ul, d.document
+        FROM {name} i
+        LEFT JOIN (SELECT sirenDoublon, min(siren) AS replacing FROM doublons
+                   WHERE sirenDoublon IN (SELECT substr(id, 1, 9) FROM {name}) GROUP BY sirenDoublon) db
+               ON db.sirenDoublon = substr(i.id, 1, 9)
+        LEFT JOIN ({" UNION ALL ".join(branches)}) d ON d.key = i.id
+        ORDER BY i.pos
+    """
+    return sql, args
+
+
+def _bulk_answer(ident, fmt, diffusibles, non_diffusables, siege, replacing, statut, statut_ul, document):
+    kind = identifier_kind(ident)
+    if kind is None:
+        return 422, error_document(422, fmt, _guess_kind(ident))
+    if siege and kind == "siret":
+        return 422, error_document(422, fmt, "siren")
+    if replacing is not None:
+        return 301, error_document(301, fmt, kind, replacing)
+    if document is None:
+        return 404, error_document(404, fmt, kind)
+    effective = "siret" if siege else kind
+    if _blocked(fmt, effective, diffusibles, non_diffusables, statut, statut_ul):
+        return 451, error_document(451, fmt, effective)
+    return 200, document
+
+
+def write_jsonl(
+    con: duckdb.DuckDBPyConnection,
+    identifiers,
+    out: str | os.PathLike,
+    fmt: str = "v3",
+    diffusibles: bool = False,
+    non_diffusables: bool = False,
+    siege: bool = False,
+    errors: bool = False,
+) -> dict[int, int]:
+    """Writes the documents of `identifiers` as JSON Lines to `out` (temp file, then os.replace).
+
+    Error answers are skipped unless errors=True (then each line is the error body). Returns the count per
+    HTTP status.
+    """
+    out = Path(out)
+    tmp = out.with_name(out.name + f".part-{os.getpid()}")
+    counts: dict[int, int] = {}
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for _ident, status, text in iter_documents(
+                con, identifiers, fmt, diffusibles, non_diffusables, siege, as_text=True
+            ):
+                counts[status] = counts.get(status, 0) + 1
+                if status == 200 or errors:
+                    fh.write(text)
+                    fh.write("\n")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return counts
+
+
+def all_identifiers(con: duckdb.DuckDBPyConnection, kind: str = "siren") -> duckdb.DuckDBPyRelation:
+    """Every SIREN (or SIRET) of the mirror, as a DuckDB relation usable by iter_documents."""
+    if kind == "siren":
+        return con.sql("SELECT siren FROM unites_legales")
+    return con.sql("SELECT siret FROM etablissements")

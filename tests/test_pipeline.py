@@ -1,0 +1,244 @@
+"""`mirror sync` end to end against the combined local upstream (real HTTP on 127.0.0.1, real CLI runs).
+
+Oracle: the mirror after stock M plus every day of M's changes must equal the stock M+1 that the change
+stream writes (mirror.synthetic.upstream.changes.write_next_month_stock), loaded by the real loader.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import run_mirror
+
+from mirror.core.errors import MirrorError
+from mirror.deltas import store as deltas
+from mirror.synthetic.upstream import server
+
+MONTH = "2026-10"
+SCALE = 1200
+SEED = 5
+KEY = server.DEFAULT_API_KEY
+ENV = {"INSEE_API_KEY": KEY}
+VIEWS = (
+    "unites_legales",
+    "etablissements",
+    "unites_legales_historique",
+    "etablissements_historique",
+    "liens_succession",
+    "doublons",
+)
+
+
+@pytest.fixture(scope="module")
+def upstream_data(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("upstream")
+    server.prepare_stock(data, MONTH, SCALE, SEED)
+    return data
+
+
+def start(upstream_data: Path, today: date, **options) -> server.Upstream:
+    return server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=today, **options)
+
+
+def sync(data_dir: Path, up: server.Upstream, *extra: str, env: dict | None = None):
+    return run_mirror(
+        "sync",
+        "--datagouv-url",
+        up.datagouv_url,
+        "--insee-url",
+        up.insee_url,
+        "--rate",
+        "100000",
+        "-q",
+        *extra,
+        data_dir=data_dir,
+        env={**ENV, **(env or {})},
+    )
+
+
+def differences(a: Path, b: Path, views=VIEWS) -> dict[str, int]:
+    """Rows of each view present in one catalog and not the other (EXCEPT ALL, both ways)."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{a / 'sirene.duckdb'}' AS a (READ_ONLY)")
+    con.execute(f"ATTACH '{b / 'sirene.duckdb'}' AS b (READ_ONLY)")
+    out = {}
+    for view in views:
+        cols = ", ".join(
+            f'"{c}"' for c in con.execute(f"SELECT * FROM a.{view} LIMIT 0").to_arrow_table().column_names
+        )
+        (n,) = con.execute(
+            f"SELECT (SELECT count(*) FROM (SELECT {cols} FROM a.{view} EXCEPT ALL SELECT {cols} FROM b.{view}))"
+            f" + (SELECT count(*) FROM (SELECT {cols} FROM b.{view} EXCEPT ALL SELECT {cols} FROM a.{view}))"
+        ).fetchone()
+        out[view] = n
+    con.close()
+    return out
+
+
+def rows(data_dir: Path, view: str) -> list[tuple]:
+    con = duckdb.connect(str(data_dir / "sirene.duckdb"), read_only=True)
+    try:
+        return sorted(con.execute(f"SELECT * FROM {view}").fetchall(), key=repr)
+    finally:
+        con.close()
+
+
+def no_duplicates(data_dir: Path) -> None:
+    con = duckdb.connect(str(data_dir / "sirene.duckdb"), read_only=True)
+    for view, key in (("unites_legales", "siren"), ("etablissements", "siret")):
+        n, distinct = con.execute(f"SELECT count(*), count(DISTINCT {key}) FROM {view}").fetchone()
+        assert n == distinct, f"{view}: {n - distinct} duplicated keys"
+    con.close()
+
+
+def state(data_dir: Path) -> dict:
+    return json.loads((data_dir / "state.json").read_text())
+
+
+def test_sync_month_of_changes_equals_next_month_stock(upstream_data, tmp_path):
+    """Stock M + its 31 days of changes through the views == stock M+1, even after a crash in the middle
+    of a day's fetch and a crash in the middle of re-applying a day (nothing lost or doubled); re-applying
+    days changes nothing; a stock re-published mid-month supersedes the delta days it contains, a newer
+    monthly stock all of them."""
+    up = start(upstream_data, today=date(2026, 11, 1))  # every day of October published
+    try:
+        mirror = tmp_path / "mirror"
+        crashed = sync(mirror, up, env={"MIRROR_CRASH_AT": "fetch-2026-10-03"})
+        assert crashed.returncode == 86
+        assert state(mirror)["deltas"] == ["2026-10-01", "2026-10-02"]
+        result = sync(mirror, up)
+        assert result.returncode == 0, result.stderr
+        assert "is the latest published" in result.stdout  # the stock loaded before the crash is kept
+        assert "2026-10-31" in result.stdout and "2026-11-01" not in result.stdout
+        st = state(mirror)
+        assert st["deltas"] == [f"2026-10-{d:02d}" for d in range(1, 32)]
+
+        # The oracle: stock M+1 written by the change stream, loaded by the real loader elsewhere.
+        next_dir = tmp_path / "next-stock"
+        up.changes.write_next_month_stock(next_dir)
+        reference = tmp_path / "reference"
+        loaded = run_mirror("load", str(next_dir), "--month", "2026-11", data_dir=reference, env=ENV)
+        assert loaded.returncode == 0, loaded.stderr
+
+        changed_ul = {r["siren"] for d in up.changes.days for r in up.changes.changes_for(d).unites_legales}
+        changed_et = {r["siret"] for d in up.changes.days for r in up.changes.changes_for(d).etablissements}
+        assert len(changed_ul) > 50 and len(changed_et) > 50  # a real month of changes, not a trivial one
+        con = duckdb.connect(str(mirror / "sirene.duckdb"), read_only=True)
+        # The views really show the deltas: every changed unit has its latest timestamp from October.
+        (stale,) = con.execute(
+            "SELECT count(*) FROM unites_legales WHERE siren IN (SELECT unnest(?)) "
+            "AND dateDernierTraitementUniteLegale < TIMESTAMP '2026-10-01'",
+            [sorted(changed_ul)],
+        ).fetchone()
+        assert stale == 0
+        con.close()
+        assert differences(mirror, reference) == dict.fromkeys(VIEWS, 0)
+        no_duplicates(mirror)
+
+        # Re-applying days changes nothing, even after a crash in the middle of swapping a re-applied day.
+        reapply = ["update", "--since", "2026-10-29", "--until", "2026-10-31", "--insee-url", up.insee_url]
+        reapply += ["--rate", "100000", "-q"]
+        crashed = run_mirror(*reapply, data_dir=mirror, env={**ENV, "MIRROR_CRASH_AT": "delta-mid-swap"})
+        assert crashed.returncode == 86
+        assert not (mirror / "deltas" / "2026-10-29").exists()  # moved aside, not yet replaced
+        again = run_mirror(*reapply, data_dir=mirror, env=ENV)
+        assert again.returncode == 0, again.stderr
+        assert differences(mirror, reference) == dict.fromkeys(VIEWS, 0)
+        assert deltas.list_days(mirror) == [date(2026, 10, d) for d in range(1, 32)]
+        assert not any((mirror / ".deltas-staging").iterdir())
+
+        # INSEE re-publishes the October stock mid-month, now holding October's changes (as on 2025-12-16):
+        # sync reloads it, its coverage (last dateDernierTraitement, on 31 Oct) supersedes the earlier days.
+        up.datagouv.add_month(MONTH, next_dir)
+        up.datagouv.republish(MONTH)
+        result = sync(mirror, up)
+        assert result.returncode == 0, result.stderr
+        assert "Loaded the 2026-10 monthly stock" in result.stdout
+        assert deltas.list_days(mirror) == [date(2026, 10, 31)]
+        assert differences(mirror, reference) == dict.fromkeys(VIEWS, 0)
+        no_duplicates(mirror)
+
+        # A newer monthly stock (November) supersedes every delta day: the views are the snapshot's again.
+        up.datagouv.add_month("2026-11", next_dir)
+        up.datagouv.publish("2026-11")
+        result = sync(mirror, up)
+        assert result.returncode == 0, result.stderr
+        assert "Loaded the 2026-11 monthly stock (replacing 2026-10)" in result.stdout
+        assert deltas.list_days(mirror) == []
+        assert state(mirror)["snapshot"]["month"] == "2026-11"
+        con = duckdb.connect(str(mirror / "sirene.duckdb"), read_only=True)
+        (view_sql,) = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = 'unites_legales'"
+        ).fetchone()
+        con.close()
+        assert "_delta" not in view_sql
+        assert differences(mirror, reference) == dict.fromkeys(VIEWS, 0)
+
+        # Nothing new upstream: a second sync is a no-op that still exits 0.
+        result = sync(mirror, up)
+        assert result.returncode == 0, result.stderr
+        assert "is the latest published" in result.stdout
+    finally:
+        up.close()
+
+
+def test_429_and_503_storms_are_survived(upstream_data, tmp_path, monkeypatch):
+    from mirror import pipeline as sync_module
+    from mirror.update import insee_client as insee
+
+    monkeypatch.setattr(insee, "BACKOFF_BASE", 0.01)  # real retries, short waits
+    monkeypatch.setenv("INSEE_API_KEY", KEY)
+    up = start(upstream_data, today=date(2026, 10, 4), throttle_every=3, retry_after=0.01, fail_next=4)
+    try:
+        mirror = tmp_path / "mirror"
+        report = sync_module.run_sync(mirror, up.datagouv_url, up.insee_url, rate=100000, progress=False)
+        assert [d.day for d in report.update.days] == [
+            date(2026, 10, 1),
+            date(2026, 10, 2),
+            date(2026, 10, 3),
+        ]
+        statuses_seen = len(up.insee.calls)
+        assert report.update.requests == statuses_seen  # every call counted, retries included
+        assert statuses_seen >= 3 * 3 + 4 + 3  # pages + the 4 failures + the throttled ones
+
+        # Nothing lost or doubled by the retries: re-applying the same days without storms changes nothing.
+        before = {v: rows(mirror, v) for v in VIEWS}
+        up.insee.throttle_every = 0
+        sync_module.update.run_update(
+            mirror, since=date(2026, 10, 1), insee_url=up.insee_url, rate=100000, progress=False
+        )
+        assert {v: rows(mirror, v) for v in VIEWS} == before
+        no_duplicates(mirror)
+
+        # data.gouv.fr unreachable: the existing mirror still gets its daily updates (cron-safe).
+        monkeypatch.setattr(sync_module, "CHECK_BACKOFF", 0.01)
+        up.insee.today = date(2026, 10, 5)
+        report = sync_module.run_sync(mirror, "http://127.0.0.1:9", up.insee_url, rate=100000, progress=False)
+        assert report.stock.startswith("warning: cannot check data.gouv.fr")
+        assert deltas.list_days(mirror)[-1] == date(2026, 10, 4)
+
+        # 5xx forever: a clear failure, and nothing half-applied.
+        up.insee.today = date(2026, 10, 6)
+        up.insee.down = True
+        monkeypatch.setattr(insee, "BACKOFF_BASE", 0.001)
+        before = state(mirror)
+        with pytest.raises(MirrorError, match="INSEE API unavailable"):
+            sync_module.run_sync(mirror, up.datagouv_url, up.insee_url, rate=100000, progress=False)
+        assert state(mirror)["deltas"] == before["deltas"]
+    finally:
+        up.close()
+
+
+def test_missing_key_is_a_clear_error_before_any_work(tmp_path):
+    mirror = tmp_path / "mirror"
+    for args in (["sync", "--datagouv-url", "http://127.0.0.1:9"], ["update"]):
+        result = run_mirror(*args, data_dir=mirror)
+        assert result.returncode != 0
+        assert result.stderr.strip().count("\n") == 0, result.stderr
+        assert "INSEE_API_KEY is not set" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not mirror.exists()
