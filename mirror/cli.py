@@ -14,7 +14,7 @@ import click
 
 from mirror import __version__
 from mirror.core.config import DATA_DIR_ENV, resolve_data_dir
-from mirror.core.errors import MirrorError
+from mirror.core.errors import BadInput, MirrorError
 
 
 def data_dir_option(func):
@@ -497,7 +497,7 @@ def export_command(
 
     level = level or "etablissement"
     if etat_all and etat_closed:
-        raise MirrorError("use either --all or --closed", exit_code=2)
+        raise BadInput("use either --all or --closed")
     con = connect(data_dir, read_only=True)
     if list_columns:
         _print_columns(con, level, include_non_diffusible)
@@ -601,7 +601,7 @@ def batch_command(
     from mirror.export.exporter import NON_DIFFUSIBLE_WARNING
 
     if output is None:
-        raise MirrorError("give an output file with -o FILE", exit_code=2)
+        raise BadInput("give an output file with -o FILE")
     con = connect(data_dir, read_only=True)
     if include_non_diffusible:
         click.echo(NON_DIFFUSIBLE_WARNING, err=True)

@@ -1,4 +1,4 @@
-"""Real Sirene stock rows quoted verbatim in ../shared/reference/sirene-stock-files.md section 4, and a
+"""Real Sirene stock rows as published in INSEE's open-data stock files (data.gouv.fr), and a
 helper writing them as a (tiny) stock in a given layout and format. Used by the loader tests."""
 
 from __future__ import annotations

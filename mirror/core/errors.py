@@ -1,11 +1,17 @@
-"""Errors a user can cause or meet: the CLI prints them as one line, never as a traceback."""
+"""Errors a user can cause or meet: the library raises them, the CLI prints them as one line (never a
+traceback) and exits with their `exit_code`.
+
+    MirrorError             anything else that stops a command (exit 1): a missing mirror, a lock held...
+    ├── BadInput            a bad option, argument, identifier or input file (exit 2)
+    ├── NotFound            what was asked for is not in the mirror (exit 3)
+    ├── UpstreamUnavailable data.gouv.fr or the INSEE API cannot be reached, refuses or keeps failing (exit 1)
+    ├── IntegrityError      data that fails validation: a stock refused, a malformed upstream answer (exit 1)
+    └── MassUpdate          INSEE reprocessed the register in bulk: reload a stock instead of paging (exit 3)
+"""
 
 
 class MirrorError(Exception):
-    """A failure with a message meant for the user (bad input, missing file, upstream down...).
-
-    `exit_code` is the process exit status the CLI uses for it.
-    """
+    """A failure with a message meant for the user; `exit_code` is the process exit status of the CLI."""
 
     exit_code = 1
 
@@ -13,3 +19,29 @@ class MirrorError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+class BadInput(MirrorError):
+    """A bad option, argument, identifier or input file: fix the command and run it again."""
+
+    exit_code = 2
+
+
+class NotFound(MirrorError):
+    """The identifier or object asked for is not in the mirror."""
+
+    exit_code = 3
+
+
+class UpstreamUnavailable(MirrorError):
+    """data.gouv.fr or the INSEE API cannot be reached, refuses the request, or keeps failing."""
+
+
+class IntegrityError(MirrorError):
+    """Data that fails validation (a stock file, an upstream answer, the state file): nothing was applied."""
+
+
+class MassUpdate(MirrorError):
+    """INSEE ran a mass update after the last sync: the mirror waits for the next monthly stock."""
+
+    exit_code = 3

@@ -1,7 +1,8 @@
 """The six Sirene stock files: their names, ordered headers per layout, and column types.
 
 Single source of truth shared by the generator, the loader, the delta store and the views.
-Header history (see ../shared/reference/sirene-stock-files.md, section 2):
+Header history (INSEE, "Description des fichiers du stock" of the Sirene dataset on data.gouv.fr, and the
+files themselves):
 
 - layout "3.9"  (2019 to 26 Mar 2024): UL 33 columns, établissements 48;
 - layout "3.11" (26 Mar 2024 to 16 Dec 2025): UL 34 (+ societeMissionUniteLegale), établissements 53

@@ -1,0 +1,1 @@
+"""Stage: discover and download the monthly stock files from data.gouv.fr (resumable, verified)."""

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from mirror import __version__
 from mirror.core.config import DATAGOUV_URL_ENV, DEFAULT_DATAGOUV_URL, SIRENE_DATASET_ID
-from mirror.core.errors import MirrorError
+from mirror.core.errors import IntegrityError, MirrorError, UpstreamUnavailable
 from mirror.core.schema import STOCK_FILES, STOCK_FILES_BY_KEY, STOCK_FILES_BY_NAME
 
 FORMATS = ("auto", "parquet", "zip")
@@ -204,13 +204,15 @@ def discover(
         response = _request(http, url, retries=retries, backoff=backoff, what="the data.gouv.fr dataset")
         with response:
             if response.status_code != 200:
-                raise MirrorError(f"data.gouv.fr dataset API answered HTTP {response.status_code} at {url}")
+                raise UpstreamUnavailable(
+                    f"data.gouv.fr dataset API answered HTTP {response.status_code} at {url}"
+                )
             try:
                 dataset = response.json()
             except ValueError:
-                raise MirrorError(f"data.gouv.fr dataset API at {url} did not answer JSON") from None
+                raise IntegrityError(f"data.gouv.fr dataset API at {url} did not answer JSON") from None
     if not isinstance(dataset, dict):
-        raise MirrorError(f"data.gouv.fr dataset API at {url} answered an unexpected document")
+        raise IntegrityError(f"data.gouv.fr dataset API at {url} answered an unexpected document")
     return parse_resources(dataset)
 
 
@@ -315,7 +317,7 @@ def _request(
             continue
         return response
     tries = f" after {retries + 1} attempts" if retries else ""
-    raise MirrorError(f"cannot get {what} from {url}: {last}{tries}")
+    raise UpstreamUnavailable(f"cannot get {what} from {url}: {last}{tries}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from mirror.core.errors import MirrorError
+from mirror.core.errors import BadInput, MirrorError
 from mirror.core.faults import crash_after_rows
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
 from mirror.export.exporter import LIBELLES, Query, _progress_bar, build_source, format_for, write_output
@@ -52,9 +52,7 @@ def read_identifiers(path: Path, column: str | None = None) -> list[str]:
         names = [h.strip() for h in header]
         lowered = [h.lower() for h in names]
         if column.lower() not in lowered:
-            raise MirrorError(
-                f"no column {column!r} in {path.name} (columns: {', '.join(names)})", exit_code=2
-            )
+            raise BadInput(f"no column {column!r} in {path.name} (columns: {', '.join(names)})")
         idx = lowered.index(column.lower())
         return [(row[idx] if idx < len(row) else "").strip() for row in reader if row]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from mirror.core.errors import MirrorError
+from mirror.core.errors import BadInput, MirrorError, NotFound
 from mirror.core.faults import crash_after_rows
 from mirror.export.filters import Filters, WhereClause, build_where, check_near_siret
 
@@ -114,9 +114,8 @@ class Source:
             c = by_lower.get(n.strip().lower())
             (out if c else unknown).append(c or n)
         if unknown:
-            raise MirrorError(
-                f"unknown column(s): {', '.join(unknown)} (see `mirror export --list-columns --level {self.level}`)",
-                exit_code=2,
+            raise BadInput(
+                f"unknown column(s): {', '.join(unknown)} (see `mirror export --list-columns --level {self.level}`)"
             )
         return out
 
@@ -184,7 +183,7 @@ def build_source(con: duckdb.DuckDBPyConnection, level: str, include_non_diffusi
                 columns[c] = Column(c, f's."{c}"', "s", f"{et_view} (the unit's siège)")
         default = list(ul_cols)
     else:
-        raise MirrorError(f"invalid level {level!r} (expected etablissement or unite-legale)", exit_code=2)
+        raise BadInput(f"invalid level {level!r} (expected etablissement or unite-legale)")
     for alias, sql in _LIBELLE_JOINS.items():
         parent = E if "{E}" in sql else U
         joins[alias] = (sql.format(E=E, U=U), parent if parent in joins else None)
@@ -203,7 +202,7 @@ class Query:
 def resolve_near(con, source: Source, f: Filters) -> tuple[float, float] | None:
     """The centre of a radius search: --near, or the coordinates of --near-siret."""
     if f.near is not None and f.near_siret:
-        raise MirrorError("use either --near or --near-siret, not both", exit_code=2)
+        raise BadInput("use either --near or --near-siret, not both")
     if f.near is not None:
         return f.near
     if not f.near_siret:
@@ -213,11 +212,9 @@ def resolve_near(con, source: Source, f: Filters) -> tuple[float, float] | None:
         f'SELECT latitude, longitude FROM "{source.et_view}" WHERE siret = ?', [siret]
     ).fetchone()
     if row is None:
-        raise MirrorError(f"--near-siret {siret}: no such établissement in the mirror", exit_code=3)
+        raise NotFound(f"--near-siret {siret}: no such établissement in the mirror")
     if row[0] is None or row[1] is None:
-        raise MirrorError(
-            f"--near-siret {siret}: this établissement has no (public) coordinates", exit_code=3
-        )
+        raise NotFound(f"--near-siret {siret}: this établissement has no (public) coordinates")
     return float(row[0]), float(row[1])
 
 
@@ -245,13 +242,11 @@ def count_rows(con, query: Query) -> int:
 def format_for(path: Path, fmt: str | None) -> str:
     if fmt:
         if fmt not in FORMATS:
-            raise MirrorError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})", exit_code=2)
+            raise BadInput(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
         return fmt
     found = EXTENSIONS.get(path.suffix.lower())
     if not found:
-        raise MirrorError(
-            f"cannot tell the format from {path.name!r}: give --format ({', '.join(FORMATS)})", exit_code=2
-        )
+        raise BadInput(f"cannot tell the format from {path.name!r}: give --format ({', '.join(FORMATS)})")
     return found
 
 
@@ -349,10 +344,9 @@ def _write_xlsx(con, query: Query, part: Path, total: int, split_sheets: bool, p
     import xlsxwriter
 
     if total > EXCEL_MAX_ROWS and not split_sheets:
-        raise MirrorError(
+        raise BadInput(
             f"{total:,} rows exceed Excel's limit of {EXCEL_MAX_ROWS:,} rows per sheet: "
-            "add --split-sheets, or export to CSV or Parquet",
-            exit_code=2,
+            "add --split-sheets, or export to CSV or Parquet"
         )
     options = {
         "constant_memory": True,
@@ -464,9 +458,7 @@ def write_output(
 ) -> dict:
     """Writes the query to `out` atomically (via `<out>.part`); returns a summary."""
     if len(delimiter) != 1 or delimiter in '"\r\n':
-        raise MirrorError(
-            f"invalid --delimiter {delimiter!r}: one character other than a quote or newline", exit_code=2
-        )
+        raise BadInput(f"invalid --delimiter {delimiter!r}: one character other than a quote or newline")
     out = Path(out).absolute()
     if not out.parent.is_dir():
         raise MirrorError(f"output folder {out.parent} does not exist")
@@ -493,7 +485,7 @@ def write_output(
                     con, query, source, part, total, document, diffusibles, progress, skipped_documents
                 )
             else:
-                raise MirrorError(f"unknown format {fmt!r}", exit_code=2)
+                raise BadInput(f"unknown format {fmt!r}")
         crash_after_rows(rows, final=True)
         os.replace(part, out)
     except BaseException:
@@ -535,7 +527,7 @@ def export(
         query = build_query(con, source, f, cols)
         return {"rows": count_rows(con, query), "level": level}
     if out is None:
-        raise MirrorError("give an output file (-o FILE), or --count", exit_code=2)
+        raise BadInput("give an output file (-o FILE), or --count")
     out = Path(out)
     fmt = format_for(out, fmt)
     if fmt == "csv" and out.suffix.lower() == ".tsv" and delimiter == ",":

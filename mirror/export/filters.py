@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from mirror.core.errors import MirrorError
+from mirror.core.errors import BadInput, MirrorError
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
 from mirror.export.where import validate_where
 
@@ -127,7 +127,7 @@ def _split(values) -> list[str]:
 def _check(values: list[str], pattern: re.Pattern, what: str, example: str) -> list[str]:
     for v in values:
         if not pattern.match(v):
-            raise MirrorError(f"invalid {what} {v!r} (expected e.g. {example})", exit_code=2)
+            raise BadInput(f"invalid {what} {v!r} (expected e.g. {example})")
     return values
 
 
@@ -137,11 +137,9 @@ def parse_near(value: str) -> tuple[float, float]:
         lat_s, lon_s = value.split(",")
         lat, lon = float(lat_s), float(lon_s)
     except ValueError:
-        raise MirrorError(
-            f"invalid --near {value!r} (expected LAT,LON e.g. 48.8566,2.3522)", exit_code=2
-        ) from None
+        raise BadInput(f"invalid --near {value!r} (expected LAT,LON e.g. 48.8566,2.3522)") from None
     if not (-90 <= lat <= 90 and -180 <= lon <= 180) or math.isnan(lat) or math.isnan(lon):
-        raise MirrorError(f"invalid --near {value!r}: latitude or longitude out of range", exit_code=2)
+        raise BadInput(f"invalid --near {value!r}: latitude or longitude out of range")
     return lat, lon
 
 
@@ -161,7 +159,7 @@ def build_where(
     `near_point` is the resolved centre of a radius search (from --near or --near-siret).
     """
     if level not in LEVELS:
-        raise MirrorError(f"invalid level {level!r} (expected {' or '.join(LEVELS)})", exit_code=2)
+        raise BadInput(f"invalid level {level!r} (expected {' or '.join(LEVELS)})")
     cols = LEVEL_COLUMNS[level]
     parts: list[str] = []
     params: list = []
@@ -187,9 +185,8 @@ def build_where(
             elif _NAF_PREFIX.match(v):
                 ors.append(f"starts_with({q(cols['naf'])}, ?)")
             else:
-                raise MirrorError(
-                    f"invalid NAF code {v!r} (expected a code 62.01Z, a prefix 62 / 62.0, or a section letter J)",
-                    exit_code=2,
+                raise BadInput(
+                    f"invalid NAF code {v!r} (expected a code 62.01Z, a prefix 62 / 62.0, or a section letter J)"
                 )
             params.append(v)
         parts.append(f"({q(cols['nomenclature'])} = 'NAFRev2' AND ({' OR '.join(ors)}))")
@@ -206,9 +203,8 @@ def build_where(
             elif _NAF_PREFIX.match(v):
                 ors.append(f"starts_with({q(cols['naf25'])}, ?)")
             else:
-                raise MirrorError(
-                    f"invalid NAF 2025 code {v!r} (expected a code 62.10Y, a prefix 62, or a section letter)",
-                    exit_code=2,
+                raise BadInput(
+                    f"invalid NAF 2025 code {v!r} (expected a code 62.10Y, a prefix 62, or a section letter)"
                 )
             params.append(v)
         parts.append(f"({' OR '.join(ors)})")
@@ -221,9 +217,7 @@ def build_where(
         lo = f.effectif_min if f.effectif_min is not None else 0
         hi = f.effectif_max if f.effectif_max is not None else 2**31 - 1
         if lo < 0 or hi < lo:
-            raise MirrorError(
-                "invalid headcount range: need 0 <= --effectif-min <= --effectif-max", exit_code=2
-            )
+            raise BadInput("invalid headcount range: need 0 <= --effectif-min <= --effectif-max")
         add(
             f"{q(cols['tranche'])} IN (SELECT code FROM ref_tranches_effectifs "
             "WHERE de IS NOT NULL AND de <= ? AND coalesce(a, 2147483647) >= ?)",
@@ -250,7 +244,7 @@ def build_where(
     cats = [v.upper() for v in _split(f.categories_entreprise)]
     for v in cats:
         if v not in CATEGORIES_ENTREPRISE:
-            raise MirrorError(f"invalid catégorie d'entreprise {v!r} (expected PME, ETI or GE)", exit_code=2)
+            raise BadInput(f"invalid catégorie d'entreprise {v!r} (expected PME, ETI or GE)")
     if cats:
         add(f"{q('categorieEntreprise')} IN ({', '.join('?' * len(cats))})", *cats)
 
@@ -260,11 +254,11 @@ def build_where(
     elif f.etat == "closed":
         add(f"{q(cols['etat'])} = ?", cols["closed"])
     elif f.etat != "all":
-        raise MirrorError(f"invalid état {f.etat!r}", exit_code=2)
+        raise BadInput(f"invalid état {f.etat!r}")
 
     if f.siege_only:
         if level != "etablissement":
-            raise MirrorError("--siege-only applies to --level etablissement", exit_code=2)
+            raise BadInput("--siege-only applies to --level etablissement")
         add(f"{q('etablissementSiege')}")
 
     # Geography (établissement, or the unit's siège).
@@ -282,7 +276,7 @@ def build_where(
 
     if near_point is not None:
         if f.radius_km is None or not (0 < f.radius_km <= 1000):
-            raise MirrorError("a radius search needs --radius-km between 0 and 1000", exit_code=2)
+            raise BadInput("a radius search needs --radius-km between 0 and 1000")
         lat, lon = near_point
         dlat = f.radius_km / 110.574
         coslat = max(math.cos(math.radians(lat)), 1e-6)
@@ -300,7 +294,7 @@ def build_where(
             f.radius_km,
         )
     elif f.radius_km is not None:
-        raise MirrorError("--radius-km needs --near LAT,LON or --near-siret SIRET", exit_code=2)
+        raise BadInput("--radius-km needs --near LAT,LON or --near-siret SIRET")
 
     # Date ranges (inclusive).
     for key, lo_d, hi_d in (
@@ -325,7 +319,7 @@ def build_where(
     sirens = [v.replace(" ", "") for v in _split(f.sirens)]
     for v in sirens:
         if not is_valid_siren(v):
-            raise MirrorError(f"invalid SIREN {v!r} (9 digits passing the Luhn check)", exit_code=2)
+            raise BadInput(f"invalid SIREN {v!r} (9 digits passing the Luhn check)")
     if sirens:
         add(f"{q('siren')} IN ({', '.join('?' * len(sirens))})", *sirens)
 
@@ -333,7 +327,7 @@ def build_where(
     if f.name is not None:
         words = f.name.split()
         if not words:
-            raise MirrorError("--name needs at least one word", exit_code=2)
+            raise BadInput("--name needs at least one word")
         names = [c for c in NAME_COLUMNS if c in available]
         haystack = "strip_accents(lower(concat_ws(' ', " + ", ".join(q(c) for c in names) + ")))"
         for w in words:
@@ -353,5 +347,5 @@ def build_where(
 def check_near_siret(siret: str) -> str:
     s = siret.replace(" ", "")
     if not is_valid_siret(s):
-        raise MirrorError(f"invalid --near-siret {siret!r} (not a valid SIRET)", exit_code=2)
+        raise BadInput(f"invalid --near-siret {siret!r} (not a valid SIRET)")
     return s

@@ -13,7 +13,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-from mirror.core.errors import MirrorError
+from mirror.core.errors import BadInput, MirrorError
 
 # Operators, literals and structure.
 _ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
@@ -112,7 +112,7 @@ ALLOWED_FUNCTION_NAMES = sorted(
 
 
 def _refuse(detail: str) -> MirrorError:
-    return MirrorError(f"--where refused: {detail}", exit_code=2)
+    return BadInput(f"--where refused: {detail}")
 
 
 def _describe(node: exp.Expression) -> str:

@@ -1,0 +1,1 @@
+"""Stage: monthly stock files -> a typed, partitioned Parquet snapshot, validated and published."""

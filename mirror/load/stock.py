@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 
 from mirror.core import datadir as snap
-from mirror.core.errors import MirrorError
+from mirror.core.errors import IntegrityError, MirrorError
 from mirror.core.faults import crash_point
 from mirror.core.schema import (
     KEY_COLUMNS,
@@ -707,5 +707,5 @@ def _validate(
         )
     if problems:
         if not force:
-            raise MirrorError("; ".join(problems) + " (use --force to load anyway)")
+            raise IntegrityError("; ".join(problems) + " (use --force to load anyway)")
         warnings.extend(f"forced: {p}" for p in problems)

@@ -1,9 +1,10 @@
 """Client of the INSEE API Sirene 3.11 (daily updates): searches with cursor pagination, retries, rate limit.
 
 The API key travels only in the `X-INSEE-Api-Key-Integration` header of each request: it is never logged,
-printed, put in an exception message or written to disk. Facts used here are in
-../shared/reference/insee-api-sirene.md (404 = zero results, the extra empty cursor page, 429/Retry-After,
-414 -> POST form, 301 = doublon on lookups, `/informations` collections matched by name).
+printed, put in an exception message or written to disk. Facts used here come from INSEE's documentation
+of the API Sirene 3.11 (portail-api.insee.fr: "Documentation API Sirene" and its OpenAPI file): 404 = zero
+results, the extra empty cursor page, 429/Retry-After, 414 -> POST form, 301 = doublon on lookups,
+`/informations` collections matched by name.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from urllib.parse import urlencode
 import requests
 
 from mirror.core.config import INSEE_KEY_HEADER
-from mirror.core.errors import MirrorError
+from mirror.core.errors import IntegrityError, MirrorError, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def parse_timestamp(value: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise MirrorError(f"INSEE API returned an unreadable timestamp: {value!r}") from None
+        raise IntegrityError(f"INSEE API returned an unreadable timestamp: {value!r}") from None
 
 
 def parse_informations(js: dict) -> dict[str, dict[str, datetime | None]]:
@@ -109,7 +110,7 @@ def parse_informations(js: dict) -> dict[str, dict[str, datetime | None]]:
     """
     entries = js.get("datesDernieresMisesAJourDesDonnees") if isinstance(js, dict) else None
     if not isinstance(entries, list):
-        raise MirrorError("INSEE /informations answer has no datesDernieresMisesAJourDesDonnees")
+        raise IntegrityError("INSEE /informations answer has no datesDernieresMisesAJourDesDonnees")
     out: dict[str, dict[str, datetime | None]] = {}
     for entry in entries:
         key = COLLECTIONS.get(_norm(str(entry.get("collection", ""))))
@@ -125,7 +126,7 @@ def parse_informations(js: dict) -> dict[str, dict[str, datetime | None]]:
         }
     missing = [k for k in ("unites_legales", "etablissements") if k not in out]
     if missing:
-        raise MirrorError(f"INSEE /informations does not describe the collection(s): {', '.join(missing)}")
+        raise IntegrityError(f"INSEE /informations does not describe the collection(s): {', '.join(missing)}")
     return out
 
 
@@ -256,7 +257,7 @@ class InseeClient:
                 continue
             status = resp.status_code
             if status in (401, 403):
-                raise MirrorError(f"INSEE API key rejected (HTTP {status} on {path})")
+                raise UpstreamUnavailable(f"INSEE API key rejected (HTTP {status} on {path})")
             if status == 429:
                 last = "HTTP 429 (quota exceeded)"
                 delay = self._retry_after(resp)
@@ -270,15 +271,17 @@ class InseeClient:
                     self._wait(self._backoff(attempt))
                 continue
             if status == 400:
-                raise MirrorError(f"INSEE API refused the query on {path}: {_message(resp)}")
+                raise UpstreamUnavailable(f"INSEE API refused the query on {path}: {_message(resp)}")
             return resp
-        raise MirrorError(f"INSEE API unavailable on {path} after {self.max_retries + 1} attempts: {last}")
+        raise UpstreamUnavailable(
+            f"INSEE API unavailable on {path} after {self.max_retries + 1} attempts: {last}"
+        )
 
     def _json(self, resp: requests.Response, path: str) -> dict:
         try:
             return resp.json()
         except ValueError:
-            raise MirrorError(f"INSEE API returned invalid JSON on {path}") from None
+            raise IntegrityError(f"INSEE API returned invalid JSON on {path}") from None
 
     # ---------------------------------------------------------------- endpoints
 
@@ -286,7 +289,7 @@ class InseeClient:
         """Raw JSON of `/informations` (see parse_informations)."""
         resp = self.request("/informations")
         if resp.status_code != 200:
-            raise MirrorError(f"INSEE /informations answered HTTP {resp.status_code}")
+            raise UpstreamUnavailable(f"INSEE /informations answered HTTP {resp.status_code}")
         return self._json(resp, "/informations")
 
     def search(self, path: str, array_key: str, q: str) -> Iterator[dict]:
@@ -302,7 +305,7 @@ class InseeClient:
                 if resp.status_code == 404:
                     return
                 if resp.status_code != 200:
-                    raise MirrorError(f"INSEE search on {path} answered HTTP {resp.status_code}")
+                    raise UpstreamUnavailable(f"INSEE search on {path} answered HTTP {resp.status_code}")
                 js = self._json(resp, path)
                 header = js.get("header") or {}
                 records = js.get(array_key) or []
@@ -356,7 +359,7 @@ class InseeClient:
         if resp.status_code in (301, 302, 307, 308):
             raise DoublonError(identifier, resp.headers.get("Location"))
         if resp.status_code != 200:
-            raise MirrorError(f"INSEE lookup of {identifier} answered HTTP {resp.status_code}")
+            raise UpstreamUnavailable(f"INSEE lookup of {identifier} answered HTTP {resp.status_code}")
         return self._json(resp, path).get(key)
 
     def unite_legale(self, siren: str) -> dict | None:

@@ -32,7 +32,7 @@ import duckdb
 from mirror.catalog import build as catalog
 from mirror.core import datadir as snapshot
 from mirror.core.config import DEFAULT_INSEE_URL, INSEE_KEY_ENV, INSEE_URL_ENV, catalog_path
-from mirror.core.errors import MirrorError
+from mirror.core.errors import MassUpdate, MirrorError
 from mirror.core.faults import crash_point
 from mirror.core.typed import prepare_connection
 from mirror.deltas import store as deltas
@@ -40,12 +40,6 @@ from mirror.update import insee_client as insee
 from mirror.update import records as insee_records
 
 KINDS = ("unites_legales", "etablissements")  # tables counted in the summary
-
-
-class MassUpdateError(MirrorError):
-    """INSEE reprocessed the register in bulk after the last sync: reload a stock instead of paging."""
-
-    exit_code = 3
 
 
 @dataclass
@@ -214,7 +208,7 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
 
     mass = mass_update(info)
     if mass is not None and mass > base and start <= mass.date() <= end:
-        raise MassUpdateError(
+        raise MassUpdate(
             f"INSEE ran a mass update on {mass:%Y-%m-%d %H:%M} (after the last sync, {base:%Y-%m-%d}): "
             f"paging it at 30 requests/minute would take hours, so nothing was fetched; the mirror must "
             f"reload the next monthly stock: run `mirror sync` once data.gouv.fr publishes it"

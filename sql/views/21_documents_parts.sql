@@ -1,8 +1,9 @@
 -- Building blocks of the API Entreprise documents (documents helper, issue 5).
--- Reference: shared/reference/api-entreprise-json.md (section numbers below are that file's).
+-- Reference: API Entreprise's documentation of the INSEE endpoints (entreprise.api.gouv.fr, "unites_legales"
+-- and "etablissements" v2/v3/v4) and siade's serialisers.
 -- doc_* views are internal: one row per siren / siret with every derived value the documents need.
 --
--- Timestamps (section 7): a date is the Unix time of its midnight in Europe/Paris
+-- Timestamps: a date is the Unix time of its midnight in Europe/Paris
 -- (`epoch(CAST(d AS TIMESTAMP) AT TIME ZONE 'Europe/Paris')`); v2 `date_mise_a_jour` keeps the time of
 -- day (Paris local time; a time inside the spring-forward gap moves one hour forward, an ambiguous autumn
 -- time takes the summer-time instant, like Rails' Time.zone.parse; milliseconds are truncated).
@@ -20,7 +21,7 @@ FROM (
 ) c
 LEFT JOIN (SELECT code, nom FROM ref_regions WHERE zone <> 'com') r ON r.code = c.region;
 
--- Tranches d'effectif as siade serialises them (section 10.1).
+-- Tranches d'effectif as siade serialises them.
 CREATE OR REPLACE VIEW doc_tranches AS
 SELECT * FROM (VALUES
     ('NN', NULL, NULL, 'Unités non employeuses'),
@@ -41,7 +42,7 @@ SELECT * FROM (VALUES
     ('53', 10000, NULL, '10 000 salariés et plus')
 ) t(code, de, a, intitule);
 
--- v3 type de voie (section 6.3): the historical INSEE codes with the OpenAPI spelling; any other value
+-- v3 type de voie: the historical INSEE codes with the OpenAPI spelling; any other value
 -- (the 3.11 files hold full words such as PLACE) is emitted upper-cased as it is.
 CREATE OR REPLACE VIEW doc_types_voie AS
 SELECT * FROM (VALUES
@@ -85,7 +86,7 @@ SELECT
     u.dateCreationUniteLegale AS date_creation,
     CASE WHEN u.categorieJuridiqueUniteLegale IS NULL THEN NULL
          ELSE coalesce(cj.libelle, 'non référencé') END AS forme_juridique,
-    -- v2 raison sociale (section 4.1): a natural person's name as "NOM*NOM_USAGE/PRENOM1 PRENOM2 PRENOM3/".
+    -- v2 raison sociale: a natural person's name as "NOM*NOM_USAGE/PRENOM1 PRENOM2 PRENOM3/".
     CASE WHEN u.categorieJuridiqueUniteLegale = '1000' THEN coalesce(
             u.denominationUniteLegale,
             coalesce(u.nomUniteLegale, '') || '*' || coalesce(u.nomUsageUniteLegale, '') || '/'
@@ -146,7 +147,7 @@ LEFT JOIN ref_naf_rev2 naf ON naf.code = u.activitePrincipaleUniteLegale
 LEFT JOIN ref_naf_2025 naf25 ON naf25.code = u.activitePrincipaleNAF25UniteLegale
 LEFT JOIN doc_tranches tr ON tr.code = u.trancheEffectifsUniteLegale;
 
--- v3/v4 date_cessation (section 7.2): dateDebut of the most recent period that changed the état to C.
+-- v3/v4 date_cessation: dateDebut of the most recent period that changed the état to C.
 CREATE OR REPLACE VIEW doc_unites_legales_cessation AS
 SELECT siren, max(dateDebut) AS date_cessation
 FROM unites_legales_historique
@@ -161,7 +162,7 @@ WHERE changementEtatAdministratifEtablissement AND etatAdministratifEtablissemen
 GROUP BY siret;
 
 -- The v3 `activite_principale` object and the nested `unite_legale` of v3/v4 établissements (no date_cessation),
--- plain and masked for /diffusibles/ (section 8.4: sigle of a legal person, identity of a natural person).
+-- plain and masked for /diffusibles/ (sigle of a legal person, identity of a natural person).
 CREATE OR REPLACE VIEW doc_unites_legales AS
 SELECT *,
     json_object(
@@ -212,7 +213,7 @@ FROM (
 -- Établissement: every derived value of the v2 and v3 établissement documents (sections 4.2, 5.3, 6).
 CREATE OR REPLACE VIEW doc_etablissements AS
 SELECT *,
-    -- v2 address lines (section 6.1): null when empty, INSEE's raw street type.
+    -- v2 address lines: null when empty, INSEE's raw street type.
     coalesce(nullif(trim(regexp_replace(ul_denomination, '\s+', ' ', 'g')), ''),
              trim(regexp_replace(concat_ws(' ', CASE ul_sexe WHEN 'M' THEN 'MONSIEUR' WHEN 'F' THEN 'MADAME' END,
                                            ul_prenom_1, coalesce(ul_nom_usage, ul_nom)), '\s+', ' ', 'g'))) AS v2_l1,
@@ -225,7 +226,7 @@ SELECT *,
     nullif(concat_ws(' ', nullif(coalesce(code_cedex, code_postal), ''),
                      nullif(coalesce(libelle_cedex, libelle_commune, libelle_commune_etranger), '')), '') AS v2_l6,
     CASE WHEN adresse_francaise THEN 'FRANCE' ELSE libelle_pays_etranger END AS v2_l7,
-    -- v3 acheminement postal (section 6.2): "" when empty, street type expanded.
+    -- v3 acheminement postal: "" when empty, street type expanded.
     CASE WHEN ul_type = 'personne_morale' THEN trim(regexp_replace(
              coalesce(ul_denomination, '') || ' ' || CASE WHEN ul_denomination_usuelle_1 IS NOT DISTINCT FROM ul_denomination
                                                           THEN '' ELSE coalesce(ul_denomination_usuelle_1, '') END,

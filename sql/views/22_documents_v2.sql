@@ -65,7 +65,7 @@ SELECT siren, statut_diffusion, siret_siege,
     ), 'etablissement_siege', etablissement, 'gateway_error', false) AS document_non_diffusables
 FROM (
     SELECT u.*, s.etablissement,
-        -- TVA (section 9): null when the siège is abroad.
+        -- TVA: null when the siège is abroad.
         CASE WHEN s.adresse_francaise IS DISTINCT FROM false
              THEN 'FR' || lpad(CAST((12 + 3 * (CAST(u.siren AS BIGINT) % 97)) % 97 AS VARCHAR), 2, '0') || u.siren
         END AS tva

@@ -1,6 +1,6 @@
 -- API Entreprise v3 documents (documents helper, issue 5; reference api-entreprise-json.md sections 5, 6.2, 8).
 -- Each view has two rows per unit: `diffusibles` false (the protected endpoint) and true (the /diffusibles/
--- endpoint, where the fields of a partially diffusible (P) resource become "[ND]", section 8.4). Filter on it.
+-- endpoint, where the fields of a partially diffusible (P) resource become "[ND]"). Filter on it.
 -- /unites_legales/{siren}/siege_social has the établissement document of the siège (documents_v3_sieges).
 
 CREATE OR REPLACE VIEW documents_v3_unites_legales AS

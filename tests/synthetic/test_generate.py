@@ -1,7 +1,7 @@
 """The synthetic stock generator: headers, CSV dialect, identifiers, invariants, distributions, quirks,
 [ND] masking, history consistency, determinism, Parquet variant and the `mirror generate` command.
 
-Expected headers are copied from ../shared/reference/sirene-stock-files.md section 2 (not derived from
+Expected headers are copied from the headers of INSEE's published stock files (not derived from
 mirror.core.schema, so that a schema error is caught here)."""
 
 from __future__ import annotations
