@@ -7,8 +7,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 SCALE  ?= 100000
 DEMO_SCALE ?= 20000
+# Test workers: one per core (pytest-xdist).
+JOBS   ?= auto
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test test-fast lint demo bench clean
 
 install: $(STAMP)
 
@@ -18,8 +20,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The full suite (what CI runs).
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(JOBS)
+
+# Everything but the slow end-to-end tests: under a minute.
+test-fast: install
+	$(BIN)/python -m pytest -q -n $(JOBS) -m "not slow"
 
 lint: install
 	$(BIN)/ruff check mirror tests benchmarks
