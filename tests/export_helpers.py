@@ -244,7 +244,7 @@ def haversine_km(lat1, lon1, lat2, lon2) -> float:
     return 2 * 6371.0088 * math.asin(math.sqrt(a))
 
 
-# EPSG of the Lambert columns per territory (reference sirene-stock-files.md section 7.1), written out
+# EPSG of the Lambert columns per territory (as INSEE documents them), written out
 # here rather than imported so that expected values do not depend on the code under test.
 _EPSG_BY_PREFIX = {
     "971": 5490,

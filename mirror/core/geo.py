@@ -1,8 +1,8 @@
 """Projected coordinate systems of the Sirene Lambert columns, per territory.
 
 Mainland France and Corsica use Lambert-93 (EPSG:2154); overseas territories use their local
-projection, chosen from the commune (or postcode) prefix, as annuaire-entreprises does
-(reference: sirene-stock-files.md section 7.1).
+projection, chosen from the commune (or postcode) prefix, as annuaire-entreprises does (INSEE documents
+the EPSG per territory in the description of the établissement file).
 """
 
 from __future__ import annotations
@@ -32,10 +32,3 @@ def epsg_for_commune(code_commune: str | None) -> int | None:
     if code_commune[:2] in ("97", "98"):
         return OVERSEAS_EPSG.get(code_commune[:3])
     return LAMBERT_93
-
-
-def departement_of_commune(code_commune: str | None) -> str | None:
-    """Département code of a COG commune code: 2 characters (01..95, 2A, 2B), 3 overseas (971..989)."""
-    if not code_commune or len(code_commune) != 5:
-        return None
-    return code_commune[:3] if code_commune[:2] in ("97", "98") else code_commune[:2]

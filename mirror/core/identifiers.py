@@ -37,9 +37,3 @@ def is_valid_siret(value: str) -> bool:
     if luhn_ok(value):
         return True
     return value.startswith(LA_POSTE_SIREN) and sum(ord(c) - 48 for c in value) % 5 == 0
-
-
-def tva_intracommunautaire(siren: str) -> str:
-    """FR + 2-digit key + SIREN, key = (12 + 3 * (siren % 97)) % 97."""
-    key = (12 + 3 * (int(siren) % 97)) % 97
-    return f"FR{key:02d}{siren}"

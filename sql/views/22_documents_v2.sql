@@ -1,4 +1,4 @@
--- API Entreprise v2 documents (documents helper, issue 5; reference api-entreprise-json.md sections 2 to 4, 6.1).
+-- API Entreprise v2 documents (the JSON of API Entreprise's v2 INSEE endpoints, as siade serialises them).
 -- One row per siret / siren; `document` is the JSON body of a 200 answer, in the serializers' key order.
 -- The diffusion decision (HTTP 451 for a P unit / établissement unless non_diffusables=true) is taken by
 -- mirror.documents from the statut_diffusion column; the rows are here for every unit.

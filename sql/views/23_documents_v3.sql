@@ -1,4 +1,4 @@
--- API Entreprise v3 documents (documents helper, issue 5; reference api-entreprise-json.md sections 5, 6.2, 8).
+-- API Entreprise v3 documents (the JSON of API Entreprise's v3 INSEE endpoints).
 -- Each view has two rows per unit: `diffusibles` false (the protected endpoint) and true (the /diffusibles/
 -- endpoint, where the fields of a partially diffusible (P) resource become "[ND]"). Filter on it.
 -- /unites_legales/{siren}/siege_social has the établissement document of the siège (documents_v3_sieges).

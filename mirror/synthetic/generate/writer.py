@@ -1,6 +1,6 @@
 """Serialisation of generated chunks: INSEE's CSV dialect streamed into a ZIP member, and Parquet.
 
-CSV dialect (reference sirene-stock-files.md section 1): `,` separator, a field is double-quoted only
+CSV dialect (as in INSEE's published stock files): `,` separator, a field is double-quoted only
 when it holds `,`, `"` or a line break (`"` doubled inside), empty string for null, LF line ends,
 UTF-8, one header row. A backslash is an ordinary character (`\\,` stays as is, inside quotes).
 """

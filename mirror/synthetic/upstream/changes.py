@@ -114,11 +114,6 @@ def month_days(month: str) -> list[date]:
     return [date(year, mon, d) for d in range(1, calendar.monthrange(year, mon)[1] + 1)]
 
 
-def next_month(month: str) -> str:
-    year, mon = (int(x) for x in month.split("-"))
-    return f"{year + mon // 12}-{mon % 12 + 1:02d}"
-
-
 def _blank(value) -> str:
     return "" if value is None else value
 

@@ -1,7 +1,7 @@
 """A data.gouv.fr-like server for the Sirene dataset, over real HTTP on 127.0.0.1 (tests and demo upstream).
 
 It serves folders of stock files (`<Name>_utf8.zip` and/or `<Name>_utf8.parquet`, one folder per
-stock month) the way data.gouv.fr does (reference: sirene-stock-files.md section 8):
+stock month) the way data.gouv.fr does (its dataset API, /api/1/datasets/<id>/, and the stable r/<id> links):
 
 - `GET /api/1/datasets/5b7ffc618b4c4169d30727e0/` (or the slug): the dataset JSON with `resources[]`
   (id, title, format, url = a dated static URL, latest = `{base}/api/1/datasets/r/<id>`,
