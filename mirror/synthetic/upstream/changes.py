@@ -43,7 +43,7 @@ from mirror.core.schema import (
     STOCK_FILES,
     STOCK_FILES_BY_KEY,
 )
-from mirror.core.sql import literal
+from mirror.core.sql import ident, idents, literal, render
 
 # ~20,000 unités légales changed per day for ~30 M units (reference: ~10-30 k updates a day).
 DEFAULT_RATE = 20_000 / 30_000_000
@@ -154,18 +154,9 @@ class DailyChanges:
         self._events: dict[date, list[tuple[str, str]]] = {}
         self.n_units = self.con.execute("SELECT count(*) FROM unites_legales").fetchone()[0]
         # Units with many établissements are left alone (loading them for each change would be slow).
-        self.con.execute(
-            f"CREATE TABLE big_units AS SELECT siren FROM etablissements GROUP BY siren "
-            f"HAVING count(*) > {MAX_ETABS_PER_CHANGED_UNIT}"
-        )
+        self.con.execute(render("synthetic/big_units.sql", max_etabs=int(MAX_ETABS_PER_CHANGED_UNIT)))
         self._naf_pairs = [
-            (a, _blank(b))
-            for a, b in self.con.execute(
-                "SELECT DISTINCT activitePrincipaleUniteLegale, activitePrincipaleNAF25UniteLegale "
-                "FROM unites_legales WHERE etatAdministratifUniteLegale = 'A' "
-                "AND nomenclatureActivitePrincipaleUniteLegale = 'NAFRev2' "
-                "AND activitePrincipaleUniteLegale IS NOT NULL ORDER BY 1, 2 LIMIT 2000"
-            ).fetchall()
+            (a, _blank(b)) for a, b in self.con.execute(render("synthetic/naf_pairs.sql")).fetchall()
         ] or list(_FALLBACK_NAF)
 
     # ------------------------------------------------------------------ stock loading
@@ -317,21 +308,15 @@ class DailyChanges:
 
     def _current_sql(self, table: str, as_of: date | None) -> str:
         """SQL of the current state of `table` after day `as_of` (overlay versions of days <= as_of win)."""
-        day = f"DATE '{as_of.isoformat()}'" if as_of else "DATE '0001-01-01'"
+        day = "DATE " + literal((as_of or date(1, 1, 1)).isoformat())
         if table == "liens_succession":
-            return (
-                f"SELECT * EXCLUDE (day, seq) FROM ov_liens_succession WHERE day <= {day} "
-                "UNION ALL BY NAME SELECT * FROM liens_succession"
-            )
-        key = KEY_COLUMNS[table][0]
-        latest = f"SELECT {key}, max(day) AS day FROM ov_{table} WHERE day <= {day} GROUP BY {key}"
-        ov = (
-            f"SELECT o.* EXCLUDE (day, seq) FROM ov_{table} o JOIN ({latest}) l "
-            f"ON o.{key} = l.{key} AND o.day = l.day"
-        )
-        return (
-            f"{ov} UNION ALL BY NAME SELECT * FROM {table} s "
-            f"WHERE s.{key} NOT IN (SELECT {key} FROM ov_{table} WHERE day <= {day})"
+            return render("synthetic/current_liens.sql", day=day)
+        return render(
+            "synthetic/current_state.sql",
+            table=ident(table),
+            overlay=ident(f"ov_{table}"),
+            key=ident(KEY_COLUMNS[table][0]),
+            day=day,
         )
 
     def _read_day(self, day: date) -> DayChanges:
@@ -382,9 +367,7 @@ class DailyChanges:
         """Deterministic pseudo-random keys of stock rows matching `where`."""
         key = KEY_COLUMNS[table][0]
         rows = self.con.execute(
-            f"SELECT {key} FROM {table} WHERE {where} AND siren NOT IN (SELECT siren FROM big_units) "
-            f"ORDER BY hash({key} || ?), {key} LIMIT ?",
-            [salt, limit],
+            render("synthetic/candidates.sql", key=ident(key), table=ident(table), where=where), [salt, limit]
         ).fetchall()
         return [r[0] for r in rows]
 
@@ -551,12 +534,7 @@ class _DayGen:
                 and "2Etablissement" not in c
                 and (c in MASKED_ETABLISSEMENT_COLUMNS or "Commune" in c or "Pays" in c)
             ]
-            sel = ", ".join(f'"{c}"' for c in cols)
-            rel = self.dc.con.execute(
-                f"SELECT {sel} FROM etablissements WHERE statutDiffusionEtablissement = 'O' "
-                "AND etatAdministratifEtablissement = 'A' ORDER BY hash(siret || ?), siret LIMIT 200",
-                [self.iso],
-            )
+            rel = self.dc.con.execute(render("synthetic/address_pool.sql", columns=idents(cols)), [self.iso])
             self._addr_pool = _dicts(rel) or [
                 {
                     "codeCommuneEtablissement": "75056",
@@ -647,11 +625,7 @@ class _DayGen:
             siren = siren8 + luhn_check_digit(siren8)
             if siren in self.touched or siren.startswith("356000") or not is_valid_siren(siren):
                 continue
-            exists = self.dc.con.execute(
-                "SELECT count(*) FROM (SELECT siren FROM unites_legales WHERE siren = ? "
-                "UNION ALL SELECT siren FROM ov_unites_legales WHERE siren = ?)",
-                [siren, siren],
-            ).fetchone()[0]
+            exists = self.dc.con.execute(render("synthetic/siren_taken.sql"), [siren, siren]).fetchone()[0]
             if not exists:
                 break
         else:
