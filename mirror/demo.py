@@ -88,42 +88,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _show(mirror_dir: Path, env: dict) -> None:
     from mirror.catalog import build as catalog
-    from mirror.cli import main as cli_main
+    from mirror.core.sql import render
 
     con = catalog.connect(mirror_dir, read_only=True)
     try:
-        changed = con.execute(
-            """
-            SELECT siren, denominationUniteLegale, nomUniteLegale, etatAdministratifUniteLegale,
-                   dateDernierTraitementUniteLegale
-            FROM unites_legales
-            WHERE dateDernierTraitementUniteLegale >= (SELECT max(dateDernierTraitementUniteLegale)
-                                                       FROM unites_legales) - INTERVAL 3 DAY
-              AND statutDiffusionUniteLegale = 'O'
-            ORDER BY nombrePeriodesUniteLegale DESC, dateDernierTraitementUniteLegale DESC, siren
-            LIMIT 3
-            """
-        ).fetchall()
-        sirens = [row[0] for row in changed]
-        if "get" in cli_main.commands:  # API Entreprise-like documents rebuilt from the mirror
-            for siren in sirens[:2]:
-                _run_mirror(["get", siren, "--compact"], env)
-        else:
-            _say("Units changed by the last days of the INSEE-like API:")
-            for row in changed:
-                _say(f"  {row[0]}  {str(row[1] or row[2] or ''):<40} état {row[3]}  traité le {row[4]}")
+        sirens = [row[0] for row in con.execute(render("demo/recently_changed.sql")).fetchall()]
+        for siren in sirens[:2]:  # API Entreprise-like documents rebuilt from the mirror
+            _run_mirror(["get", siren, "--compact"], env)
         if sirens:
             _say(f"History of {sirens[0]} (unites_legales_historique):")
-            for row in con.execute(
-                "SELECT dateDebut, dateFin, etatAdministratifUniteLegale, activitePrincipaleUniteLegale "
-                "FROM unites_legales_historique WHERE siren = ? ORDER BY dateDebut DESC NULLS LAST",
-                [sirens[0]],
-            ).fetchall():
+            for row in con.execute(render("demo/history.sql"), [sirens[0]]).fetchall():
                 _say(f"  {row[0]} .. {str(row[1] or ''):<10}  état {row[2]}  APE {row[3]}")
-        query = (
-            "SELECT departement, count(*) AS actifs FROM etablissements "
-            "WHERE etatAdministratifEtablissement = 'A' GROUP BY departement ORDER BY actifs DESC LIMIT 5"
-        )
+        query = render("demo/active_by_departement.sql")
         _say(f"DuckDB: {query}")
         for dep, n in con.execute(query).fetchall():
             _say(f"  {dep or '?':>4}  {n}")

@@ -1,0 +1,1 @@
+SELECT departement, count(*) AS actifs FROM etablissements WHERE etatAdministratifEtablissement = 'A' GROUP BY departement ORDER BY actifs DESC LIMIT 5;
