@@ -33,7 +33,7 @@ lint: install
 	$(BIN)/ruff format --check mirror tests benchmarks
 
 demo: install
-	$(BIN)/python -m mirror.demo --scale $(DEMO_SCALE)
+	$(BIN)/python -m mirror.synthetic.demo --scale $(DEMO_SCALE)
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

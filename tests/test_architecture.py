@@ -24,7 +24,6 @@ LAYERS = {
     "synthetic": 6,
     "pipeline": 7,
     "cli": 8,
-    "demo": 9,
     "__main__": 9,
     "__init__": 0,
 }
