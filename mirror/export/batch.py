@@ -17,18 +17,49 @@ Level unite-legale: a SIRET gives its unit's row. Level etablissement: a SIREN g
 from __future__ import annotations
 
 import csv
-import os
+import io
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from mirror.core.errors import BadInput, MirrorError
 from mirror.core.faults import crash_after_rows
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
-from mirror.export.exporter import LIBELLES, Query, _progress_bar, build_source, format_for, write_output
+from mirror.export.exporter import (
+    LIBELLES,
+    Query,
+    _export_error,
+    _progress_bar,
+    build_source,
+    check_columns,
+    check_delimiter,
+    format_for,
+    write_output,
+    writing,
+)
+from mirror.export.output import commit, is_write_error
 
 STATUSES = ("ok", "non_diffusible", "not_found", "invalid")
 _BLANKS = str.maketrans("", "", " \t\u00a0\u202f")
+
+
+def _read_text(path: Path) -> tuple[str, str]:
+    """(text, encoding) of an input file: UTF-8 (BOM or not), else Windows-1252 / Latin-1 (a CSV saved
+    by Excel in France); binary content is an error. Identifiers are ASCII, so either decoding gives
+    them right, and the other columns' text is kept readable in the output."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read the input file {path}: {exc.strerror or exc}") from None
+    if b"\x00" in data:
+        raise BadInput(f"{path} is not a text file (binary content): give one identifier per line or a CSV")
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            return data.decode(encoding), encoding.replace("-sig", "")
+        except UnicodeDecodeError:
+            continue
+    raise AssertionError("latin-1 decodes any byte")  # pragma: no cover
 
 
 def read_identifiers(path: Path, column: str | None = None) -> list[str]:
@@ -36,16 +67,16 @@ def read_identifiers(path: Path, column: str | None = None) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise MirrorError(f"input file {path} not found")
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        if column is None:
-            return [line.strip() for line in fh if line.strip()]
-        sample = fh.read(65536)
-        fh.seek(0)
-        try:
-            dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-        except csv.Error:
-            dialect = csv.excel
-        reader = csv.reader(fh, dialect)
+    text, _encoding = _read_text(path)
+    if column is None:
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    sample = text[:65536]
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), dialect)
         header = next(reader, None)
         if header is None:
             raise MirrorError(f"{path} is empty")
@@ -55,6 +86,8 @@ def read_identifiers(path: Path, column: str | None = None) -> list[str]:
             raise BadInput(f"no column {column!r} in {path.name} (columns: {', '.join(names)})")
         idx = lowered.index(column.lower())
         return [(row[idx] if idx < len(row) else "").strip() for row in reader if row]
+    except csv.Error as exc:
+        raise BadInput(f"cannot read {path.name} as CSV (line {reader.line_num}: {exc})") from None
 
 
 def classify(values: list[str]) -> pa.Table:
@@ -106,10 +139,21 @@ def build_batch_query(
         f"WHEN src.\"{source.key}\" IS NULL THEN 'not_found' "
         f"WHEN src.\"{statut}\" = 'P' THEN 'non_diffusible' ELSE 'ok' END"
     )
+    # Exactly one row per input row even if the mirror held a key twice (a damaged snapshot): the
+    # most recently processed version, then the first in the source's order.
+    latest = (
+        "dateDernierTraitementEtablissement"
+        if level == "etablissement"
+        else "dateDernierTraitementUniteLegale"
+    )
+    order = f'src."{latest}" DESC NULLS LAST' if latest in source.columns else "1"
+    if latest in source.columns:
+        needed.add(latest)
     select = ", ".join(f'src."{c}"' for c in columns)
     sql = (
         f"SELECT k.input, {status} AS status{', ' + select if select else ''} "
         f'FROM ({keys}) k LEFT JOIN ({source.select_sql(needed)}) src ON src."{source.key}" = k._key '
+        f"QUALIFY row_number() OVER (PARTITION BY k.pos ORDER BY {order}) = 1 "
         "ORDER BY k.pos"
     )
     return Query(sql, [], ["input", "status", *columns])
@@ -134,28 +178,28 @@ def batch(
     """Enriches the identifiers of `input_path` into `out`; returns a summary with the count per status."""
     out = Path(out)
     fmt = format_for(out, fmt)
+    columns = check_columns(columns)
     if fmt == "jsonl":
         values = read_identifiers(input_path, column)
-        return _batch_documents(con, values, out, document, include_non_diffusible, progress)
-    source = build_source(con, level, include_non_diffusible)
-    cols = source.resolve(columns) if columns else list(source.default_columns)
-    if with_libelles:
-        cols += [c for c in LIBELLES if c not in cols]
+        return _batch_documents(con, values, input_path, out, document, include_non_diffusible, progress)
     if fmt == "csv" and out.suffix.lower() == ".tsv" and delimiter == ",":
         delimiter = "\t"
+    check_delimiter(delimiter)
     table = classify(read_identifiers(input_path, column))
     input_name = "_mirror_batch_input"
-    con.register(input_name, table)
-    try:
+    with writing(con, out, inputs=(Path(input_path),)) as (plan, sb):
+        source = build_source(sb, level, include_non_diffusible)
+        cols = source.resolve(columns) if columns else list(source.default_columns)
+        if with_libelles:
+            cols += [c for c in LIBELLES if c not in cols]
+        sb.register(input_name, table)
         extra = [c for c in ("latitude", "longitude") if fmt == "geojson" and c not in cols]
-        query = build_batch_query(con, level, cols + extra, include_non_diffusible, input_name)
+        query = build_batch_query(sb, level, cols + extra, include_non_diffusible, input_name)
         summary = write_output(
-            con, query, out, fmt, delimiter=delimiter, split_sheets=split_sheets, progress=progress
+            sb, query, plan, fmt, delimiter=delimiter, split_sheets=split_sheets, progress=progress
         )
-        light = build_batch_query(con, level, [], include_non_diffusible, input_name)
-        counts = dict(con.execute(f"SELECT status, count(*) FROM ({light.sql}) GROUP BY status").fetchall())
-    finally:
-        con.unregister(input_name)
+        light = build_batch_query(sb, level, [], include_non_diffusible, input_name)
+        counts = dict(sb.execute(f"SELECT status, count(*) FROM ({light.sql}) GROUP BY status").fetchall())
     summary["statuses"] = {s: counts.get(s, 0) for s in STATUSES}
     summary["level"] = level
     return summary
@@ -166,7 +210,13 @@ _DOCUMENT_STATUSES = {200: "ok", 451: "non_diffusible", 404: "not_found", 422: "
 
 
 def _batch_documents(
-    con, values: list[str], out: Path, document: str, include_non_diffusible: bool, progress: bool
+    con,
+    values: list[str],
+    input_path: Path,
+    out: Path,
+    document: str,
+    include_non_diffusible: bool,
+    progress: bool,
 ) -> dict:
     """JSON Lines: one API Entreprise document (or its error body: 422, 404, 451, 301) per input row, in order.
 
@@ -174,30 +224,36 @@ def _batch_documents(
     """
     from mirror.serve.documents import iter_documents
 
-    out = out.absolute()
-    if not out.parent.is_dir():
-        raise MirrorError(f"output folder {out.parent} does not exist")
-    part = out.with_name(out.name + ".part")
     counts = dict.fromkeys(_DOCUMENT_STATUSES.values(), 0)
     cleaned = [v.translate(_BLANKS) for v in values]
-    try:
-        with open(part, "w", encoding="utf-8") as fh, _progress_bar(len(values), progress) as bar:
-            docs = iter_documents(
-                con,
-                cleaned,
-                fmt=document,
-                diffusibles=not include_non_diffusible,
-                non_diffusables=include_non_diffusible,
-                as_text=True,
-            )
-            for n, (_ident, status, text) in enumerate(docs, 1):
-                counts[_DOCUMENT_STATUSES.get(status, "invalid")] += 1
-                fh.write(text.rstrip("\n") + "\n")
-                bar.update(1)
-                crash_after_rows(n)
-        crash_after_rows(len(values), final=True)
-        os.replace(part, out)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    return {"path": str(out), "format": "jsonl", "rows": len(values), "statuses": counts, "level": "document"}
+    with writing(con, out, inputs=(Path(input_path),)) as (plan, sb):
+        try:
+            with open(plan.part, "w", encoding="utf-8") as fh, _progress_bar(len(values), progress) as bar:
+                docs = iter_documents(
+                    sb,
+                    cleaned,
+                    fmt=document,
+                    diffusibles=not include_non_diffusible,
+                    non_diffusables=include_non_diffusible,
+                    as_text=True,
+                )
+                for n, (_ident, status, text) in enumerate(docs, 1):
+                    counts[_DOCUMENT_STATUSES.get(status, "invalid")] += 1
+                    fh.write(text.rstrip("\n") + "\n")
+                    bar.update(1)
+                    crash_after_rows(n)
+            crash_after_rows(len(values), final=True)
+            commit(plan)
+        except MirrorError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, duckdb.Error) or is_write_error(exc):
+                raise _export_error(exc, plan) from None
+            raise
+    return {
+        "path": str(plan.path),
+        "format": "jsonl",
+        "rows": len(values),
+        "statuses": counts,
+        "level": "document",
+    }

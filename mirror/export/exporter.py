@@ -10,16 +10,19 @@ By default the source reads the `*_diffusibles` views (personal data of partiall
 units masked); `include_non_diffusible=True` reads the raw views.
 
 Writing is streamed: DuckDB COPY for CSV and Parquet, Arrow record batches for the other formats.
-The file is written as `<out>.part` and renamed over `<out>` only once complete.
+Where the bytes go (a `.part` renamed onto a regular file, a device written in place, outputs refused
+inside the data directory) is `mirror.export.output`'s; every query of an export runs on the
+locked-down connection of `mirror.export.sandbox`, never on the caller's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -29,6 +32,8 @@ import duckdb
 from mirror.core.errors import BadInput, MirrorError, NotFound
 from mirror.core.faults import crash_after_rows
 from mirror.export.filters import Filters, WhereClause, build_where, check_near_siret
+from mirror.export.output import Output, commit, discard, is_write_error, plan_output, prepare, write_error
+from mirror.export.sandbox import data_dir_of, sandboxed
 
 FORMATS = ("csv", "parquet", "jsonl", "xlsx", "geojson")
 EXTENSIONS = {
@@ -201,12 +206,12 @@ class Query:
 
 def resolve_near(con, source: Source, f: Filters) -> tuple[float, float] | None:
     """The centre of a radius search: --near, or the coordinates of --near-siret."""
-    if f.near is not None and f.near_siret:
+    if f.near is not None and f.near_siret is not None:
         raise BadInput("use either --near or --near-siret, not both")
     if f.near is not None:
         return f.near
-    if not f.near_siret:
-        return None
+    if f.near_siret is None:
+        return None  # an empty --near-siret is checked (and refused) below
     siret = check_near_siret(f.near_siret)
     row = con.execute(
         f'SELECT latitude, longitude FROM "{source.et_view}" WHERE siret = ?', [siret]
@@ -260,21 +265,20 @@ def _progress_bar(total: int | None, progress: bool, unit: str = "rows"):
     )
 
 
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _write_copy(con, query: Query, part: Path, fmt: str, delimiter: str, progress: bool) -> int:
-    """CSV / Parquet through DuckDB COPY (streaming, parallel); a thread polls the query's progress."""
+    """CSV / Parquet through DuckDB COPY (streaming, parallel); a thread polls the query's progress.
+
+    `con` is a sandbox connection: its progress bar is already enabled (silently) and its settings locked.
+    """
     if fmt == "csv":
-        options = f"FORMAT csv, HEADER true, DELIMITER {_sql_string(delimiter)}, QUOTE '\"', ESCAPE '\"'"
+        options = "FORMAT csv, HEADER true, DELIMITER ?, QUOTE '\"', ESCAPE '\"'"
+        option_params = [delimiter]
     else:
-        options = "FORMAT parquet, COMPRESSION zstd"
-    sql = f"COPY ({query.sql}) TO {_sql_string(str(part))} ({options})"
+        options, option_params = "FORMAT parquet, COMPRESSION zstd", []
+    # DuckDB numbers the target's "?" first, then the query's, then the options'. USE_TMP_FILE false:
+    # the file is already our own `.part`, and the sandbox allows writing that one path only.
+    sql = f"COPY ({query.sql}) TO ? ({options}, USE_TMP_FILE false)"
     bar = _progress_bar(100, progress, unit="%")
-    # DuckDB tracks the progress for query_progress() but must not print its own bar.
-    con.execute("SET enable_progress_bar = true")
-    con.execute("SET enable_progress_bar_print = false")
     done = threading.Event()
 
     def poll():
@@ -289,7 +293,7 @@ def _write_copy(con, query: Query, part: Path, fmt: str, delimiter: str, progres
     if not bar.disable:
         watcher.start()
     try:
-        result = con.execute(sql, query.params).fetchone()
+        result = con.execute(sql, [str(part), *query.params, *option_params]).fetchone()
     finally:
         done.set()
         if watcher.is_alive():
@@ -339,8 +343,14 @@ def _write_geojson(con, query: Query, part: Path, total: int, progress: bool) ->
     return written, skipped
 
 
-def _write_xlsx(con, query: Query, part: Path, total: int, split_sheets: bool, progress: bool) -> int:
-    """Excel through xlsxwriter's constant-memory mode; one sheet per EXCEL_MAX_ROWS rows when split."""
+def _write_xlsx(
+    con, query: Query, part: Path, tmpdir: Path, total: int, split_sheets: bool, progress: bool
+) -> int:
+    """Excel through xlsxwriter's constant-memory mode; one sheet per EXCEL_MAX_ROWS rows when split.
+
+    xlsxwriter's temporary files (one per sheet, as large as the sheet) go to `tmpdir` beside the
+    output rather than $TMPDIR, so they are on the output's disk and removed with the `.part`.
+    """
     import xlsxwriter
 
     if total > EXCEL_MAX_ROWS and not split_sheets:
@@ -353,7 +363,9 @@ def _write_xlsx(con, query: Query, part: Path, total: int, split_sheets: bool, p
         "strings_to_numbers": False,
         "strings_to_formulas": False,
         "strings_to_urls": False,
+        "tmpdir": str(tmpdir),
     }
+    tmpdir.mkdir(exist_ok=True)
     workbook = xlsxwriter.Workbook(str(part), options)
     date_fmt = workbook.add_format({"num_format": "yyyy-mm-dd"})
     ts_fmt = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
@@ -443,10 +455,56 @@ def _write_jsonl(
     return written
 
 
+def check_delimiter(delimiter: str) -> None:
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise BadInput(f"invalid --delimiter {delimiter!r}: one character other than a quote or newline")
+
+
+def check_columns(columns: list[str] | None) -> list[str] | None:
+    """None: the default columns; a list naming no column (`--columns ,`) is an error, not "all"."""
+    if columns is None:
+        return None
+    names = [c.strip() for c in columns if c and c.strip()]
+    if not names:
+        raise BadInput("--columns names no column (see `mirror export --list-columns`)")
+    return names
+
+
+@contextlib.contextmanager
+def writing(
+    con, out: Path, inputs: tuple[Path, ...] = ()
+) -> Iterator[tuple[Output, duckdb.DuckDBPyConnection]]:
+    """Plans `out` (refusals first), clears a killed run's leftovers, and opens the sandbox allowed to
+    write the `.part` only; whatever the export leaves but its output is removed at the end."""
+    plan = plan_output(out, data_dir_of(con), inputs)
+    prepare(plan)
+    try:
+        with sandboxed(con, [plan.part]) as sb:
+            yield plan, sb
+    finally:
+        discard(plan)
+
+
+def _export_error(exc: BaseException, plan: Output) -> MirrorError:
+    """One line for a writer's failure: the output's I/O error, or the query's."""
+    text = str(exc)
+    about_output = str(plan.part) in text or str(plan.target) in text
+    if isinstance(exc, OSError) or (
+        is_write_error(exc) and (about_output or not isinstance(exc, duckdb.Error))
+    ):
+        return write_error(exc, plan.path)
+    if isinstance(exc, duckdb.Error) and any(
+        w in text.lower() for w in ("no space left", "disk quota", "read-only file system")
+    ):
+        return write_error(exc, plan.path)
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    return MirrorError(f"the export failed: {first}")
+
+
 def write_output(
     con,
     query: Query,
-    out: Path,
+    plan: Output,
     fmt: str,
     *,
     source: Source | None = None,
@@ -456,15 +514,12 @@ def write_output(
     diffusibles: bool = True,
     progress: bool = False,
 ) -> dict:
-    """Writes the query to `out` atomically (via `<out>.part`); returns a summary."""
-    if len(delimiter) != 1 or delimiter in '"\r\n':
-        raise BadInput(f"invalid --delimiter {delimiter!r}: one character other than a quote or newline")
-    out = Path(out).absolute()
-    if not out.parent.is_dir():
-        raise MirrorError(f"output folder {out.parent} does not exist")
-    if out.is_dir():
-        raise MirrorError(f"{out} is a folder; give a file name")
-    part = out.with_name(out.name + ".part")
+    """Writes the query to `plan.part` and puts it in place (mirror.export.output); returns a summary.
+
+    `con` is the sandbox connection of `writing()`.
+    """
+    check_delimiter(delimiter)
+    part = plan.part
     started = time.monotonic()
     skipped = 0
     skipped_documents: dict[int, int] = {}  # HTTP status -> documents not written (JSON Lines)
@@ -475,7 +530,7 @@ def write_output(
         else:
             total = count_rows(con, query)
             if fmt == "xlsx":
-                rows = _write_xlsx(con, query, part, total, split_sheets, progress)
+                rows = _write_xlsx(con, query, part, plan.xlsx_tmpdir, total, split_sheets, progress)
             elif fmt == "geojson":
                 rows, skipped = _write_geojson(con, query, part, total, progress)
             elif fmt == "jsonl":
@@ -487,18 +542,32 @@ def write_output(
             else:
                 raise BadInput(f"unknown format {fmt!r}")
         crash_after_rows(rows, final=True)
-        os.replace(part, out)
-    except BaseException:
-        part.unlink(missing_ok=True)
+        commit(plan)
+    except MirrorError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, duckdb.Error) or is_write_error(exc):
+            raise _export_error(exc, plan) from None
         raise
     return {
-        "path": str(out),
+        "path": str(plan.path),
         "format": fmt,
         "rows": rows,
         "skipped_without_coordinates": skipped,
         "skipped_documents": skipped_documents,
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _check_where_runs(con, query: Query, f: Filters) -> None:
+    """A --where DuckDB cannot bind (a type mismatch, a wrong argument count) is a one-line BadInput."""
+    if f.where is None:
+        return
+    try:
+        con.execute(f"SELECT * FROM ({query.sql}) AS q LIMIT 0", query.params).fetchall()
+    except duckdb.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BadInput(f"--where: DuckDB cannot run this condition ({first})") from None
 
 
 def export(
@@ -517,41 +586,62 @@ def export(
     document: str = "v3",
     progress: bool = False,
 ) -> dict:
-    """Runs one export (or only counts its rows when `count_only`); returns a summary dict."""
+    """Runs one export (or only counts its rows when `count_only`); returns a summary dict.
+
+    `con` (a catalog connection, e.g. `mirror.catalog.build.connect`) is left as it was: the export's
+    queries run on a sandbox of the same catalog (mirror.export.sandbox).
+    """
     f = filters or Filters()
-    source = build_source(con, level, include_non_diffusible)
-    cols = source.resolve(columns) if columns else list(source.default_columns)
-    if with_libelles:
-        cols += [c for c in LIBELLES if c not in cols]
+    columns = check_columns(columns)
     if count_only:
-        query = build_query(con, source, f, cols)
-        return {"rows": count_rows(con, query), "level": level}
+        with sandboxed(con) as sb:
+            source = build_source(sb, level, include_non_diffusible)
+            cols = _selected(source, columns, with_libelles)
+            query = build_query(sb, source, f, cols)
+            _check_where_runs(sb, query, f)
+            try:
+                return {"rows": count_rows(sb, query), "level": level}
+            except duckdb.Error as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise MirrorError(f"the count failed: {first}") from None
     if out is None:
         raise BadInput("give an output file (-o FILE), or --count")
     out = Path(out)
     fmt = format_for(out, fmt)
     if fmt == "csv" and out.suffix.lower() == ".tsv" and delimiter == ",":
         delimiter = "\t"
-    extra = ["latitude", "longitude"] if fmt == "geojson" else []
-    if fmt == "jsonl":
-        extra = [source.key]
-    query = build_query(con, source, f, cols, extra=extra)
-    if fmt == "geojson":
-        query.columns = cols + [c for c in extra if c not in cols]
-    summary = write_output(
-        con,
-        query,
-        out,
-        fmt,
-        source=source,
-        delimiter=delimiter,
-        split_sheets=split_sheets,
-        document=document,
-        diffusibles=not include_non_diffusible,
-        progress=progress,
-    )
+    check_delimiter(delimiter)
+    with writing(con, out) as (plan, sb):
+        source = build_source(sb, level, include_non_diffusible)
+        cols = _selected(source, columns, with_libelles)
+        extra = ["latitude", "longitude"] if fmt == "geojson" else []
+        if fmt == "jsonl":
+            extra = [source.key]
+        query = build_query(sb, source, f, cols, extra=extra)
+        if fmt == "geojson":
+            query.columns = cols + [c for c in extra if c not in cols]
+        _check_where_runs(sb, query, f)
+        summary = write_output(
+            sb,
+            query,
+            plan,
+            fmt,
+            source=source,
+            delimiter=delimiter,
+            split_sheets=split_sheets,
+            document=document,
+            diffusibles=not include_non_diffusible,
+            progress=progress,
+        )
     summary["level"] = level
     return summary
+
+
+def _selected(source: Source, columns: list[str] | None, with_libelles: bool) -> list[str]:
+    cols = source.resolve(columns) if columns else list(source.default_columns)
+    if with_libelles:
+        cols += [c for c in LIBELLES if c not in cols]
+    return cols
 
 
 def list_columns(con, level: str, include_non_diffusible: bool = False) -> list[tuple[str, str]]:

@@ -19,7 +19,7 @@ from datetime import date
 
 from mirror.core.errors import BadInput, MirrorError
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
-from mirror.export.where import validate_where
+from mirror.export.where import compile_where
 
 LEVELS = ("etablissement", "unite-legale")
 EARTH_RADIUS_KM = 6371.0088
@@ -116,11 +116,20 @@ class WhereClause:
     columns: set[str]  # source columns the clause reads
 
 
-def _split(values) -> list[str]:
-    """Accepts repeated options and comma-separated lists; strips blanks."""
+def _split(values, option: str = "") -> list[str]:
+    """Accepts repeated options and comma-separated lists; strips blanks.
+
+    An empty value (`--siren ''`, `--naf ','`, `--naf 62,`) is an error: dropping it would remove the
+    filter, and a script passing an empty variable would export the whole register.
+    """
     out: list[str] = []
     for v in values or ():
-        out.extend(p.strip() for p in str(v).split(",") if p.strip())
+        parts = [p.strip() for p in str(v).split(",")]
+        if not all(parts):
+            raise BadInput(
+                f"empty value in {option or 'a filter'} {str(v)!r}: give a value or leave the option out"
+            )
+        out.extend(parts)
     return out
 
 
@@ -174,7 +183,7 @@ def build_where(
         params.extend(values)
 
     # Activity, NAF rév. 2: exact code, prefix, or section letter.
-    naf = [normalize_naf(v) for v in _split(f.naf)]
+    naf = [normalize_naf(v) for v in _split(f.naf, "--naf")]
     if naf:
         ors = []
         for v in naf:
@@ -192,7 +201,7 @@ def build_where(
         parts.append(f"({q(cols['nomenclature'])} = 'NAFRev2' AND ({' OR '.join(ors)}))")
 
     # Activity, NAF 2025 (no nomenclature column: the code pattern is enough).
-    naf25 = [normalize_naf(v) for v in _split(f.naf25)]
+    naf25 = [normalize_naf(v) for v in _split(f.naf25, "--naf25")]
     if naf25:
         ors = []
         for v in naf25:
@@ -210,7 +219,9 @@ def build_where(
         parts.append(f"({' OR '.join(ors)})")
 
     # Headcount band: codes, or the bands whose [de, a] range overlaps [min, max].
-    tranches = _check([t.upper() for t in _split(f.tranches)], _TRANCHE, "tranche d'effectif", "11 or NN")
+    tranches = _check(
+        [t.upper() for t in _split(f.tranches, "--tranche")], _TRANCHE, "tranche d'effectif", "11 or NN"
+    )
     if tranches:
         add(f"{q(cols['tranche'])} IN ({', '.join('?' * len(tranches))})", *tranches)
     if f.effectif_min is not None or f.effectif_max is not None:
@@ -227,7 +238,10 @@ def build_where(
 
     # Catégorie juridique: 4-digit code or a prefix (a trailing * is accepted, as on sirene.fr).
     cjs = _check(
-        [v.rstrip("*") for v in _split(f.categories_juridiques)], _CJ, "catégorie juridique", "5710, 57 or 5*"
+        [v.rstrip("*") for v in _split(f.categories_juridiques, "--categorie-juridique")],
+        _CJ,
+        "catégorie juridique",
+        "5710, 57 or 5*",
     )
     if cjs:
         ors = []
@@ -241,7 +255,7 @@ def build_where(
         used.add("categorieJuridiqueUniteLegale")
         parts.append(f"({' OR '.join(ors)})")
 
-    cats = [v.upper() for v in _split(f.categories_entreprise)]
+    cats = [v.upper() for v in _split(f.categories_entreprise, "--categorie-entreprise")]
     for v in cats:
         if v not in CATEGORIES_ENTREPRISE:
             raise BadInput(f"invalid catégorie d'entreprise {v!r} (expected PME, ETI or GE)")
@@ -263,14 +277,14 @@ def build_where(
 
     # Geography (établissement, or the unit's siège).
     geo = (
-        ("codeCommuneEtablissement", f.communes, _COMMUNE, "commune code", "75056 or 2A004", str.upper),
-        ("codePostalEtablissement", f.codes_postaux, _CODE_POSTAL, "code postal", "75001", str.strip),
-        ("departement", f.departements, _DEPARTEMENT, "département", "75, 2A or 974", str.upper),
-        ("region", f.regions, _REGION, "région code", "11", str.strip),
-        ("epci", f.epcis, _EPCI, "EPCI SIREN", "200054781", str.strip),
+        ("codeCommuneEtablissement", f.communes, _COMMUNE, "commune code", "75056 or 2A004", "--commune"),
+        ("codePostalEtablissement", f.codes_postaux, _CODE_POSTAL, "code postal", "75001", "--code-postal"),
+        ("departement", f.departements, _DEPARTEMENT, "département", "75, 2A or 974", "--departement"),
+        ("region", f.regions, _REGION, "région code", "11", "--region"),
+        ("epci", f.epcis, _EPCI, "EPCI SIREN", "200054781", "--epci"),
     )
-    for column, values, pattern, what, example, norm in geo:
-        vals = _check([norm(v) for v in _split(values)], pattern, what, example)
+    for column, values, pattern, what, example, option in geo:
+        vals = _check([v.upper() for v in _split(values, option)], pattern, what, example)
         if vals:
             add(f"{q(column)} IN ({', '.join('?' * len(vals))})", *vals)
 
@@ -296,11 +310,13 @@ def build_where(
     elif f.radius_km is not None:
         raise BadInput("--radius-km needs --near LAT,LON or --near-siret SIRET")
 
-    # Date ranges (inclusive).
+    # Date ranges (inclusive); a reversed range would silently select nothing.
     for key, lo_d, hi_d in (
         ("created", f.created_from, f.created_to),
         ("updated", f.updated_from, f.updated_to),
     ):
+        if lo_d is not None and hi_d is not None and lo_d > hi_d:
+            raise BadInput(f"--{key}-from {lo_d} is after --{key}-to {hi_d}")
         column = q(cols[key])
         if lo_d is not None:
             add(f"{column} >= ?", lo_d)
@@ -316,7 +332,7 @@ def build_where(
         add(f"{q('societeMissionUniteLegale')} = 'O'")
 
     # Given units (e.g. every établissement of a company).
-    sirens = [v.replace(" ", "") for v in _split(f.sirens)]
+    sirens = [v.replace(" ", "") for v in _split(f.sirens, "--siren")]
     for v in sirens:
         if not is_valid_siren(v):
             raise BadInput(f"invalid SIREN {v!r} (9 digits passing the Luhn check)")
@@ -333,10 +349,10 @@ def build_where(
         for w in words:
             add(f"contains({haystack}, strip_accents(lower(?)))", w)
 
-    if f.where:
-        sql, where_cols = validate_where(f.where, available)
+    if f.where is not None:  # an empty --where is refused, not ignored
+        sql, where_params, where_cols = compile_where(f.where, available)
         used |= where_cols
-        parts.append(f"({sql})")
+        add(f"({sql})", *where_params)
 
     missing = used - available
     if missing:

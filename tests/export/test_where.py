@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from mirror.core.errors import MirrorError
-from mirror.export.where import validate_where
+from mirror.export.where import compile_where
 
 COLUMNS = [
     "siren",
@@ -32,8 +32,8 @@ def con():
 
 
 def run(con, text: str) -> list[str]:
-    sql, _ = validate_where(text, COLUMNS)
-    return [r[0] for r in con.execute(f"SELECT siren FROM t WHERE {sql} ORDER BY siren").fetchall()]
+    sql, params, _ = compile_where(text, COLUMNS)
+    return [r[0] for r in con.execute(f"SELECT siren FROM t WHERE {sql} ORDER BY siren", params).fetchall()]
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_accepted_expressions_filter_rows(con, text, expected):
 )
 def test_refused_expressions(con, text, reason):
     with pytest.raises(MirrorError) as info:
-        validate_where(text, COLUMNS)
+        compile_where(text, COLUMNS)
     message = str(info.value)
     assert message.startswith("--where refused:")
     assert reason in message
@@ -98,6 +98,6 @@ def test_refused_expressions(con, text, reason):
 
 
 def test_regenerated_sql_quotes_canonical_columns():
-    sql, used = validate_where("lower(DenominationUniteLegale) = 'x' AND actif", COLUMNS)
-    assert '"denominationUniteLegale"' in sql and '"actif"' in sql
+    sql, params, used = compile_where("lower(DenominationUniteLegale) = 'x' AND actif", COLUMNS)
+    assert '"denominationUniteLegale"' in sql and '"actif"' in sql and "'x'" not in sql and params == ["x"]
     assert used == {"denominationUniteLegale", "actif"}
