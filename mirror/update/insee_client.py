@@ -5,11 +5,18 @@ printed, put in an exception message or written to disk. Facts used here come fr
 of the API Sirene 3.11 (portail-api.insee.fr: "Documentation API Sirene" and its OpenAPI file): 404 = zero
 results, the extra empty cursor page, 429/Retry-After, 414 -> POST form, 301 = doublon on lookups,
 `/informations` collections matched by name.
+
+Waits are bounded: a `Retry-After` is capped (`max_retry_after`, env MIRROR_MAX_RETRY_AFTER, default 120 s)
+and all the waits of one client (one run) share a budget (`retry_budget`, env MIRROR_RETRY_BUDGET, default
+600 s): a 429 asking for a day, or a permanent 503, ends with one UpstreamUnavailable line instead of
+holding the writer lock for hours. Every search page is checked (mirror.update.validate) before its
+records are yielded; a malformed answer is an IntegrityError naming the request (path and `q`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -22,7 +29,8 @@ from urllib.parse import urlencode
 import requests
 
 from mirror.core.config import INSEE_KEY_HEADER
-from mirror.core.errors import IntegrityError, MirrorError, UpstreamUnavailable
+from mirror.core.errors import BadInput, IntegrityError, MirrorError, UpstreamUnavailable
+from mirror.update.validate import RECORD_CHECKS, Malformed, check_page, identify, oneline, shown
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,10 @@ PAGE_SIZE = 1000
 MAX_GET_URL = 2000  # longer GET URLs go as a POST form (the gateway answers 414 otherwise)
 BACKOFF_BASE = 2.0  # seconds, doubled at each retry, with jitter
 BACKOFF_MAX = 60.0
+MAX_RETRY_AFTER_ENV = "MIRROR_MAX_RETRY_AFTER"
+RETRY_BUDGET_ENV = "MIRROR_RETRY_BUDGET"
+DEFAULT_MAX_RETRY_AFTER = 120.0  # seconds: a longer Retry-After is waited this long, then retried
+DEFAULT_RETRY_BUDGET = 600.0  # seconds of waiting (backoff + Retry-After) per client, i.e. per run
 
 # Our table keys -> (search path, response array key, dateDernierTraitement field).
 KINDS = {
@@ -97,8 +109,8 @@ def parse_timestamp(value: str | None) -> datetime | None:
         return None
     try:
         return datetime.fromisoformat(value)
-    except ValueError:
-        raise IntegrityError(f"INSEE API returned an unreadable timestamp: {value!r}") from None
+    except (TypeError, ValueError):
+        raise IntegrityError(f"INSEE API returned an unreadable timestamp: {shown(value)}") from None
 
 
 def parse_informations(js: dict) -> dict[str, dict[str, datetime | None]]:
@@ -113,6 +125,8 @@ def parse_informations(js: dict) -> dict[str, dict[str, datetime | None]]:
         raise IntegrityError("INSEE /informations answer has no datesDernieresMisesAJourDesDonnees")
     out: dict[str, dict[str, datetime | None]] = {}
     for entry in entries:
+        if not isinstance(entry, dict):
+            raise IntegrityError("INSEE /informations answer: a collection entry is not an object")
         key = COLLECTIONS.get(_norm(str(entry.get("collection", ""))))
         if key is None:
             continue
@@ -165,9 +179,34 @@ class DoublonError(MirrorError):
         )
 
 
+def seconds_setting(value: float | None, env: str, default: float) -> float:
+    """A duration in seconds: `value` when given, else $env, else `default`; BadInput when not >= 0."""
+    if value is None:
+        raw = os.environ.get(env, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise BadInput(f"{env} must be a number of seconds, got {shown(raw)}") from None
+        where = env
+    else:
+        where = env.lower().removeprefix("mirror_")
+    if not value >= 0 or value == float("inf"):
+        raise BadInput(f"{where} must be a number of seconds >= 0, got {shown(value)}")
+    return float(value)
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"
+
+
 class InseeClient:
     """Searches and lookups on the INSEE API Sirene 3.11 with one shared rate limiter per instance.
 
+    `max_retry_after` caps a server's Retry-After; `retry_budget` bounds the seconds of waiting over all
+    retries of this client (None: from the environment, see the module docstring). `notify`, when given,
+    receives one line per wait ("INSEE API: HTTP 429 on /siren, waiting 30 s (retry 2/8)").
     `clock`, `sleep` and `rng` are injectable for tests; `requests_made` counts every HTTP request sent.
     """
 
@@ -180,6 +219,9 @@ class InseeClient:
         max_retries: int = 8,
         progress: bool = False,
         *,
+        max_retry_after: float | None = None,
+        retry_budget: float | None = None,
+        notify: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -194,6 +236,9 @@ class InseeClient:
         self.__key = api_key
         self.timeout = timeout
         self.max_retries = max_retries
+        self.max_retry_after = seconds_setting(max_retry_after, MAX_RETRY_AFTER_ENV, DEFAULT_MAX_RETRY_AFTER)
+        self.retry_budget = seconds_setting(retry_budget, RETRY_BUDGET_ENV, DEFAULT_RETRY_BUDGET)
+        self.notify = notify
         self.progress = progress
         self.sleep = sleep
         self.rng = rng or random.Random()
@@ -219,21 +264,40 @@ class InseeClient:
         if not value:
             return None
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
+            return max(0.0, seconds) if seconds == seconds else None  # NaN: as if absent
         except ValueError:
             pass
         try:
             when = parsedate_to_datetime(value)
             return max(0.0, when.timestamp() - time.time())
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
 
-    def _wait(self, seconds: float) -> None:
+    @property
+    def waited(self) -> float:
+        """Seconds spent waiting before retries so far (counted against `retry_budget`)."""
+        return sum(self.waits)
+
+    def _wait(self, seconds: float, reason: str, path: str, attempt: int) -> None:
+        """Waits before retry `attempt + 1`, or gives up when the wait would overrun the retry budget."""
+        if self.waited + seconds > self.retry_budget:
+            raise UpstreamUnavailable(
+                f"INSEE API unavailable on {path}: {reason}; gave up after {attempt + 1} attempt(s) and "
+                f"{_secs(self.waited)} s of waiting (retry budget {_secs(self.retry_budget)} s, "
+                f"{RETRY_BUDGET_ENV})"
+            )
+        if self.notify is not None:
+            self.notify(
+                f"INSEE API: {reason} on {path}, waiting {_secs(seconds)} s "
+                f"(retry {attempt + 1}/{self.max_retries})"
+            )
         self.waits.append(seconds)
         self.sleep(seconds)
 
     def request(self, path: str, params: dict | None = None, method: str = "GET") -> requests.Response:
-        """One API call with rate limiting and retries; returns the final response (2xx, 3xx, 404, 414)."""
+        """One API call with rate limiting and bounded retries; returns the final response (2xx, 3xx, 404,
+        414). 429 waits as the server asks (capped at `max_retry_after`), 5xx and network errors back off."""
         url = self.base_url + path
         headers = {INSEE_KEY_HEADER: self.__key, "Accept": "application/json"}
         last = ""
@@ -253,7 +317,7 @@ class InseeClient:
                 last = f"connection error ({type(exc).__name__})"
                 log.info("INSEE %s %s: %s, retrying", method, path, last)
                 if attempt < self.max_retries:
-                    self._wait(self._backoff(attempt))
+                    self._wait(self._backoff(attempt), last, path, attempt)
                 continue
             status = resp.status_code
             if status in (401, 403):
@@ -261,14 +325,15 @@ class InseeClient:
             if status == 429:
                 last = "HTTP 429 (quota exceeded)"
                 delay = self._retry_after(resp)
+                delay = self._backoff(attempt) if delay is None else min(delay, self.max_retry_after)
                 if attempt < self.max_retries:
-                    self._wait(delay if delay is not None else self._backoff(attempt))
+                    self._wait(delay, "HTTP 429", path, attempt)
                 continue
             if status >= 500:
                 last = f"HTTP {status}"
                 log.info("INSEE %s %s: %s, retrying", method, path, last)
                 if attempt < self.max_retries:
-                    self._wait(self._backoff(attempt))
+                    self._wait(self._backoff(attempt), last, path, attempt)
                 continue
             if status == 400:
                 raise UpstreamUnavailable(f"INSEE API refused the query on {path}: {_message(resp)}")
@@ -277,7 +342,7 @@ class InseeClient:
             f"INSEE API unavailable on {path} after {self.max_retries + 1} attempts: {last}"
         )
 
-    def _json(self, resp: requests.Response, path: str) -> dict:
+    def _json(self, resp: requests.Response, path: str):
         try:
             return resp.json()
         except ValueError:
@@ -290,38 +355,72 @@ class InseeClient:
         resp = self.request("/informations")
         if resp.status_code != 200:
             raise UpstreamUnavailable(f"INSEE /informations answered HTTP {resp.status_code}")
-        return self._json(resp, "/informations")
+        js = self._json(resp, "/informations")
+        if not isinstance(js, dict):
+            raise IntegrityError(f"INSEE /informations answer is a JSON {type(js).__name__}, not an object")
+        return js
 
-    def search(self, path: str, array_key: str, q: str) -> Iterator[dict]:
-        """All records of a multi-criteria search, following the cursor (404 = zero results)."""
+    def search(
+        self, path: str, array_key: str, q: str, check: Callable[[dict], None] | None = None
+    ) -> Iterator[dict]:
+        """All records of a multi-criteria search, following the cursor (a 404 first page: zero results).
+
+        Each page is checked (shape; each record with `check` when given) before its records are yielded,
+        and the records received must add up to the header's `total`: any failure is an IntegrityError
+        naming the request, raised before the caller has seen the end of the iteration.
+        """
         cursor = "*"
         seen = {cursor}
         count = 0
+        page = 0
+        total = None
         bar = None
+
+        def malformed(reason: str) -> IntegrityError:
+            where = f"{path}?q={q}" + (f" (page {page})" if page > 1 else "")
+            return IntegrityError(f"INSEE API answer to {oneline(where, 160)} is malformed: {reason}")
+
         try:
             while True:
                 params = {"q": q, "nombre": PAGE_SIZE, "curseur": cursor}
+                page += 1
                 resp = self._search_page(path, params)
                 if resp.status_code == 404:
+                    if total is not None and count < total:
+                        raise malformed(f"HTTP 404 after {count} of {total} records")
                     return
                 if resp.status_code != 200:
                     raise UpstreamUnavailable(f"INSEE search on {path} answered HTTP {resp.status_code}")
-                js = self._json(resp, path)
-                header = js.get("header") or {}
-                records = js.get(array_key) or []
-                total = header.get("total")
+                try:
+                    header, records = check_page(self._json(resp, path), array_key)
+                    for i, rec in enumerate(records):
+                        try:
+                            if check is not None:
+                                check(rec)
+                        except Malformed as exc:
+                            raise Malformed(f"{array_key}[{i}]{identify(rec)}: {exc}") from None
+                except Malformed as exc:
+                    raise malformed(str(exc)) from None
+                if header.get("total") is not None:
+                    if total is not None and header["total"] != total:
+                        raise malformed(f"header total changed from {total} to {header['total']}")
+                    total = header["total"]
                 if self.progress and bar is None and total:
                     from tqdm import tqdm
 
                     bar = tqdm(total=total, desc=f"INSEE {path}", unit="rec", leave=False)
-                yield from records
                 count += len(records)
+                if total is not None and count > total:
+                    raise malformed(f"{count} records received, more than the header total {total}")
+                yield from records
                 if bar is not None:
                     bar.update(len(records))
                 nxt = header.get("curseurSuivant")
-                if not records or not nxt or nxt == header.get("curseur") or nxt in seen:
-                    return
                 if total is not None and count >= total:
+                    return
+                if not records or not nxt or nxt == header.get("curseur") or nxt in seen:
+                    if total is not None:
+                        raise malformed(f"the pages end after {count} of the header total {total} records")
                     return
                 seen.add(nxt)
                 cursor = nxt
@@ -349,8 +448,10 @@ class InseeClient:
         return self.search("/siret/liensSuccession", "liensSuccession", q)
 
     def iter_kind(self, kind: str, q: str) -> Iterator[dict]:
-        path, array_key, _ = KINDS[kind_key(kind)]
-        return self.search(path, array_key, q)
+        """The records of a search on `kind`, each checked (mirror.update.validate) before it is yielded."""
+        key = kind_key(kind)
+        path, array_key, _ = KINDS[key]
+        return self.search(path, array_key, q, check=RECORD_CHECKS[key])
 
     def _lookup(self, path: str, identifier: str, key: str) -> dict | None:
         resp = self.request(f"{path}/{identifier}")
@@ -360,7 +461,13 @@ class InseeClient:
             raise DoublonError(identifier, resp.headers.get("Location"))
         if resp.status_code != 200:
             raise UpstreamUnavailable(f"INSEE lookup of {identifier} answered HTTP {resp.status_code}")
-        return self._json(resp, path).get(key)
+        js = self._json(resp, path)
+        record = js.get(key) if isinstance(js, dict) else None
+        if record is not None and not isinstance(record, dict):
+            raise IntegrityError(
+                f"INSEE API answer to {path}/{identifier} is malformed: {key} is not an object"
+            )
+        return record
 
     def unite_legale(self, siren: str) -> dict | None:
         """`/siren/{siren}`: the record, None when unknown; DoublonError on a 301 (never followed)."""
@@ -373,6 +480,7 @@ class InseeClient:
 
 def _message(resp: requests.Response) -> str:
     try:
-        return str((resp.json().get("header") or {}).get("message") or f"HTTP {resp.status_code}")[:200]
-    except ValueError:
+        header = resp.json().get("header") or {}
+        return oneline(header.get("message") or f"HTTP {resp.status_code}")
+    except (ValueError, AttributeError):
         return f"HTTP {resp.status_code}"

@@ -16,13 +16,23 @@ Algorithm (INSEE, API Sirene 3.11 documentation: "Mise à jour quotidienne", `/i
    left behind by a crash (merged version stale or not the one the catalog reads).
 5. If INSEE ran a mass update (`dateDernierTraitementDeMasse`) on a day still to fetch, nothing is paged:
    the mirror must reload the next monthly stock (`mirror sync`).
+
+Failures never leave a half-applied day: the three searches of a day are fetched and checked
+(mirror.update.validate) before the day is written, so a malformed answer fails that day and leaves the
+watermark and the store as they were. A watermark after the last published day is an error, not a no-op.
+Ctrl-C, SIGTERM and a full disk end the run with one line: the days applied so far are kept (every step
+on disk is atomic), the rest is fetched again by the next run.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -32,12 +42,13 @@ import duckdb
 from mirror.catalog import build as catalog
 from mirror.core import datadir as snapshot
 from mirror.core.config import DEFAULT_INSEE_URL, INSEE_KEY_ENV, INSEE_URL_ENV, catalog_path
-from mirror.core.errors import MassUpdate, MirrorError
+from mirror.core.errors import IntegrityError, MassUpdate, MirrorError
 from mirror.core.faults import crash_point
 from mirror.core.typed import prepare_connection
 from mirror.deltas import store as deltas
 from mirror.update import insee_client as insee
 from mirror.update import records as insee_records
+from mirror.update.validate import shown
 
 KINDS = ("unites_legales", "etablissements")  # tables counted in the summary
 
@@ -137,20 +148,93 @@ def run_update(
     if since is not None and until is not None and since > until:
         raise MirrorError(f"--since {since.isoformat()} is after --until {until.isoformat()}")
     data_dir = Path(data_dir)
-    if locked or dry_run:
-        return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress)
-    with snapshot.writer_lock(data_dir, "mirror update"):
-        return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress)
+    with _signals_as_interrupt() as caught:
+        try:
+            if locked or dry_run:
+                return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress)
+            with snapshot.writer_lock(data_dir, "mirror update"):
+                return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress)
+        except BaseException as exc:
+            _reraise_as_one_line(exc, caught, data_dir)
+            raise
+
+
+INTERRUPTED = (
+    "interrupted{by}: days applied so far are kept, the mirror is consistent "
+    "(run `mirror update` again to continue)"
+)
+
+
+@contextmanager
+def _signals_as_interrupt():
+    """For the duration of a run, SIGINT and SIGTERM raise KeyboardInterrupt (the default SIGTERM kills
+    without a word) and are recorded, so that whatever error the interrupted code raises (DuckDB gives
+    `RuntimeError: Query interrupted` or InterruptException) is reported as the interruption it is.
+    Handlers are restored afterwards; off the main thread (where Python forbids handlers) nothing changes."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum, _frame):
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _reraise_as_one_line(exc: BaseException, caught: list[int], data_dir: Path) -> None:
+    """Raises the one-line MirrorError for an interruption or a full disk; returns for anything else."""
+    if caught or isinstance(exc, KeyboardInterrupt) or _is_duckdb_interrupt(exc):
+        sig = caught[0] if caught else signal.SIGINT
+        by = f" by {signal.Signals(sig).name}"
+        raise MirrorError(INTERRUPTED.format(by=by), exit_code=128 + int(sig)) from None
+    if isinstance(exc, MirrorError):
+        return
+    if _is_disk_full(exc):
+        raise MirrorError(
+            f"no space left on the device of {data_dir}: days applied so far are kept, the mirror is "
+            f"consistent; free some space and run `mirror update` again"
+        ) from None
+
+
+def _is_duckdb_interrupt(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.InterruptException) or (
+        type(exc) is RuntimeError and "interrupted" in str(exc).lower()
+    )
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC / EDQUOT from Python, or DuckDB's IOException saying so (it carries no errno)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.Error) and ("no space left" in text or "disk quota" in text)
 
 
 def current_coverage(data_dir: Path, state: dict) -> tuple[str, str, datetime]:
     """(snapshot month, snapshot folder name, coverage) of the current snapshot (see deltas.snapshot_coverage)."""
     snap = state.get("snapshot") or {}
+    if not isinstance(snap, dict):
+        raise IntegrityError(f"state.json: snapshot is not an object ({shown(snap)}): fix or restore it")
     if not snap.get("month"):
         raise MirrorError("no snapshot in this data dir: run `mirror sync` (or `mirror load`) first")
     recorded = state.get("delta_coverage") or {}
-    if recorded.get("dir") == snap.get("dir") and recorded.get("loaded_at") == snap.get("loaded_at"):
-        return snap["month"], snap["dir"], datetime.fromisoformat(recorded["coverage"])
+    if (
+        isinstance(recorded, dict)
+        and recorded.get("dir") == snap.get("dir")
+        and recorded.get("loaded_at") == snap.get("loaded_at")
+        and isinstance(recorded.get("coverage"), str)
+    ):
+        try:
+            return snap["month"], snap["dir"], datetime.fromisoformat(recorded["coverage"])
+        except ValueError:
+            pass  # unreadable: computed again from the snapshot below, and rewritten by the run
     folder = snapshot.snapshots_dir(data_dir) / snap["dir"]
     return snap["month"], snap["dir"], deltas.snapshot_coverage(folder, snap["month"])
 
@@ -181,15 +265,28 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
         if removed or not _catalog_current(data_dir, coverage):
             catalog.rebuild(data_dir, deltas.compact_for(data_dir))
 
-    client = insee.InseeClient(insee_base_url(insee_url), key, rate_per_minute=rate, progress=show)
+    client = insee.InseeClient(
+        insee_base_url(insee_url),
+        key,
+        rate_per_minute=rate,
+        progress=show,
+        notify=None if progress is False else _stderr_line,  # waits are shown unless --quiet
+    )
     info = insee.parse_informations(client.informations())
     last_published = published_through(info)
     report.published_through = last_published
 
-    watermark = state.get("delta_watermark")
+    watermark = _state_datetime(state, "delta_watermark")
     base = coverage
     if watermark:
-        base = max(base, datetime.fromisoformat(watermark))
+        limit = datetime.combine(last_published + timedelta(days=1), datetime.min.time())
+        if watermark > limit:
+            raise IntegrityError(
+                f"state.json's delta_watermark {watermark.isoformat()} is after the last day INSEE has "
+                f"published ({last_published.isoformat()}): the state is wrong (clock or hand edit); set it "
+                f"back to the day after the last applied day, or remove it to restart from the snapshot"
+            )
+        base = max(base, watermark)
     start = default_start = max((base - timedelta(days=1)).date(), coverage.date())
     if since is not None:
         if since < coverage.date():
@@ -237,13 +334,19 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
 
             bar = tqdm(total=len(days), desc="days", unit="day")
         for day in days:
-            summary = _apply_day(con, client, data_dir, day, state, dry_run, coverage, snapshot_selects)
+            try:
+                summary = _apply_day(con, client, data_dir, day, state, dry_run, coverage, snapshot_selects)
+            except IntegrityError as exc:
+                kept = "the days before it are kept, " if report.days and not dry_run else ""
+                raise IntegrityError(
+                    f"{exc}; {day.isoformat()} not applied ({kept}the watermark stays)"
+                ) from None
             report.days.append(summary)
             if not dry_run:
                 state = _save_state(
                     data_dir,
                     deltas=[d.isoformat() for d in deltas.list_days(data_dir)],
-                    delta_seq=int(state.get("delta_seq", 0)) + 1,
+                    delta_seq=_state_seq(state) + 1,
                     delta_watermark=_watermark(state, coverage, day if contiguous else None),
                     last_update={
                         "at": datetime.now().isoformat(timespec="seconds"),
@@ -265,9 +368,36 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
     return report
 
 
+def _stderr_line(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _state_datetime(state: dict, field: str) -> datetime | None:
+    """A timestamp field of state.json (None when absent); one line naming the field when unreadable."""
+    value = state.get(field)
+    if value in (None, ""):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise IntegrityError(
+            f"state.json: {field} is not a timestamp ({shown(value)}): fix or remove the field"
+        ) from None
+
+
+def _state_seq(state: dict) -> int:
+    value = state.get("delta_seq", 0)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise IntegrityError(
+        f"state.json: delta_seq is not a count ({shown(value)}): set it to the number of days applied"
+    )
+
+
 def _watermark(state: dict, coverage: datetime, applied: date | None) -> str:
     """The new watermark: the end of the last contiguously applied day (never moves back)."""
-    current = datetime.fromisoformat(state["delta_watermark"]) if state.get("delta_watermark") else coverage
+    current = _state_datetime(state, "delta_watermark") or coverage
     if applied is None:
         return current.isoformat()
     return max(current, datetime.combine(applied + timedelta(days=1), datetime.min.time())).isoformat()
@@ -319,7 +449,7 @@ def _apply_day(
     merged = deltas.merged_version(data_dir, coverage)  # what the catalog reads before this day
     counts = {t: _count(con, f"day_{t}", t, snapshot_selects[t], merged) for t in KINDS}
     if not dry_run:
-        seq = int(state.get("delta_seq", 0)) + 1
+        seq = _state_seq(state) + 1
         deltas.write_day(data_dir, day, seq, con, typed)
     return DaySummary(
         day, counts, len(rows["liens_succession"]), client.requests_made - req0, time.monotonic() - t0

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from mirror.core.errors import MirrorError
+from mirror.core.errors import IntegrityError, MirrorError
 from mirror.update.insee_client import InseeClient, RateLimiter, day_query, parse_informations, range_query
 
 KEY = "s3cr3t-KEY-do-not-leak-7f9a"
@@ -97,7 +97,7 @@ def client(url, clock=None, **kw):
     return InseeClient(url, KEY, clock=clock, sleep=clock.sleep, **kw), clock
 
 
-def pages_script(records, page_size, total=None, extra_page=True):
+def pages_script(records, page_size, total=None, extra_page=True, with_total=True):
     """Cursor pagination like INSEE: cursors encode the index; the end page repeats the cursor."""
 
     def script(req):
@@ -117,6 +117,8 @@ def pages_script(records, page_size, total=None, extra_page=True):
             "curseur": cur,
             "curseurSuivant": nxt,
         }
+        if not with_total:
+            del header["total"]
         return 200, {"header": header, "unitesLegales": page}, {}
 
     return script
@@ -124,7 +126,7 @@ def pages_script(records, page_size, total=None, extra_page=True):
 
 def test_pagination_extra_empty_page_key_header_and_params(scripted):
     recs = [{"siren": f"{i:09d}"} for i in range(25)]
-    srv = scripted(pages_script(recs, 10, total=10**6))  # total never reached: ends on the empty page
+    srv = scripted(pages_script(recs, 10, with_total=False))  # no total to stop at: ends on the empty page
     c, _ = client(srv.url)
     got = list(c.iter_unites_legales("dateDernierTraitementUniteLegale:2026-10-05"))
     assert got == recs
@@ -149,11 +151,14 @@ def test_total_cut_off_saves_the_empty_page(scripted):
     assert len(srv.requests) == 3
 
 
-def test_cursor_repeat_stops(scripted):
+@pytest.mark.parametrize("total", [3, 100])
+def test_cursor_repeat_stops_and_short_pages_are_an_error(scripted, total):
+    """A cursor looping back ends the pages; short of the header's total, records were lost: an error."""
+
     def script(req):
         header = {
             "statut": 200,
-            "total": 100,
+            "total": total,
             "nombre": 1,
             "curseur": req["params"]["curseur"],
             "curseurSuivant": "A" if req["params"]["curseur"] != "A" else "B",
@@ -164,6 +169,10 @@ def test_cursor_repeat_stops(scripted):
 
     srv = scripted(script)
     c, _ = client(srv.url)
+    if total == 100:
+        with pytest.raises(IntegrityError, match=r"/siret\?q=q \(page 3\) is malformed: .* 3 of the header total 100"):
+            list(c.iter_etablissements("q"))
+        return
     got = list(c.iter_etablissements("q"))
     assert [r["siret"] for r in got] == ["*", "A", "B"]
     assert len(srv.requests) == 3
