@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from mirror.core.errors import IntegrityError, MirrorError
+from mirror.core.errors import BadInput, IntegrityError, MirrorError, UpstreamUnavailable
 from mirror.update.insee_client import InseeClient, RateLimiter, day_query, parse_informations, range_query
 
 KEY = "s3cr3t-KEY-do-not-leak-7f9a"
@@ -170,7 +170,9 @@ def test_cursor_repeat_stops_and_short_pages_are_an_error(scripted, total):
     srv = scripted(script)
     c, _ = client(srv.url)
     if total == 100:
-        with pytest.raises(IntegrityError, match=r"/siret\?q=q \(page 3\) is malformed: .* 3 of the header total 100"):
+        with pytest.raises(
+            IntegrityError, match=r"/siret\?q=q \(page 3\) is malformed: .* 3 of the header total 100"
+        ):
             list(c.iter_etablissements("q"))
         return
     got = list(c.iter_etablissements("q"))
@@ -418,3 +420,149 @@ def test_parse_informations_matches_by_name():
         parse_informations(
             {"datesDernieresMisesAJourDesDonnees": js["datesDernieresMisesAJourDesDonnees"][2:]}
         )
+
+
+# ---------------------------------------------------------------- bounded waits
+
+
+def test_retry_after_is_capped_and_waits_are_bounded_by_the_budget(scripted):
+    srv = scripted(lambda req: (429, {"header": {"statut": 429}}, {"Retry-After": "86400"}))
+    lines = []
+    c, clock = client(srv.url, max_retry_after=120, retry_budget=300, notify=lines.append)
+    with pytest.raises(UpstreamUnavailable) as exc:
+        list(c.iter_unites_legales("q"))
+    assert c.waits == [120.0, 120.0]  # a third 120 s wait would overrun the 300 s budget
+    assert lines == [
+        "INSEE API: HTTP 429 on /siren, waiting 120 s (retry 1/8)",
+        "INSEE API: HTTP 429 on /siren, waiting 120 s (retry 2/8)",
+    ]
+    msg = str(exc.value)
+    assert "retry budget 300 s" in msg and "MIRROR_RETRY_BUDGET" in msg and "\n" not in msg
+    assert KEY not in msg + "".join(lines)
+
+
+def test_wait_limits_come_from_the_environment(scripted, monkeypatch):
+    monkeypatch.setenv("MIRROR_MAX_RETRY_AFTER", "5")
+    monkeypatch.setenv("MIRROR_RETRY_BUDGET", "12")
+    srv = scripted(lambda req: (429, {}, {"Retry-After": "3600"}))
+    c, _ = client(srv.url)
+    with pytest.raises(UpstreamUnavailable, match="retry budget 12 s"):
+        c.informations()
+    assert c.waits == [5.0, 5.0]
+    monkeypatch.setenv("MIRROR_RETRY_BUDGET", "-1")
+    with pytest.raises(BadInput, match="MIRROR_RETRY_BUDGET must be a number of seconds >= 0"):
+        client(srv.url)
+
+
+def test_permanent_5xx_with_the_default_budget_waits_at_most_the_budget(scripted):
+    srv = scripted(lambda req: (503, {}, {}))
+    c, _ = client(srv.url, max_retries=50)
+    with pytest.raises(UpstreamUnavailable, match="retry budget 600 s"):
+        c.informations()
+    assert 0 < sum(c.waits) <= 600
+
+
+# ---------------------------------------------------------------- answers checked
+
+
+def _ul(siren="732829320", **changes):
+    rec = {
+        "siren": siren,
+        "dateDernierTraitementUniteLegale": "2026-10-05T08:12:33.123",
+        "dateCreationUniteLegale": "1955-01-01",
+        "periodesUniteLegale": [
+            {"dateFin": None, "dateDebut": "2020-01-01", "etatAdministratifUniteLegale": "A"}
+        ],
+    }
+    rec.update(changes)
+    return rec
+
+
+def _et(siret="35600000000048", **changes):
+    rec = {
+        "siren": siret[:9],
+        "nic": siret[9:],
+        "siret": siret,
+        "dateDernierTraitementEtablissement": "2026-10-05T08:12:33.123",
+        "adresseEtablissement": {"codeCommuneEtablissement": "75056"},
+        "adresse2Etablissement": None,
+        "uniteLegale": {},
+        "periodesEtablissement": [{"dateFin": None, "dateDebut": "2020-01-01"}],
+    }
+    rec.update(changes)
+    return rec
+
+
+def one_page(array_key, records, total=None):
+    header = {"statut": 200, "total": len(records) if total is None else total, "curseur": "*"}
+    header["curseurSuivant"] = "*"
+    return lambda req: (200, {"header": header, array_key: records}, {})
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (
+            {"header": {"statut": 200, "total": 40}},
+            "the answer has no unitesLegales array \\(header total 40\\)",
+        ),
+        ({}, "the answer has no header object"),
+        ([], "the answer is a JSON list, not an object"),
+        ({"header": {"total": 1}, "unitesLegales": "x"}, "unitesLegales is a JSON str, not an array"),
+        (
+            {"header": {"total": 1}, "unitesLegales": ["x"]},
+            r"unitesLegales\[0\] is a JSON str, not an object",
+        ),
+        ({"header": {"total": "many"}, "unitesLegales": []}, "header total 'many' is not a count"),
+        ({"header": {"total": 40}, "unitesLegales": []}, "the pages end after 0 of the header total 40"),
+    ],
+)
+def test_malformed_pages_are_an_error_naming_the_request(scripted, body, reason):
+    srv = scripted(lambda req: (200, body, {}))
+    c, _ = client(srv.url)
+    with pytest.raises(
+        IntegrityError,
+        match=r"answer to /siren\?q=dateDernierTraitementUniteLegale:2026-10-05 is malformed: " + reason,
+    ):
+        list(c.iter_kind("siren", "dateDernierTraitementUniteLegale:2026-10-05"))
+
+
+@pytest.mark.parametrize(
+    "kind, record, reason",
+    [
+        ("siren", {"siren": "123"}, "siren '123' is not a SIREN"),
+        ("siren", _ul(siren="732829321"), "siren '732829321' is not a SIREN"),
+        ("siren", _ul(dateDernierTraitementUniteLegale="yesterday"), "'yesterday' is not a timestamp"),
+        ("siren", _ul(dateDernierTraitementUniteLegale=None), "None is not a timestamp"),
+        ("siren", _ul(dateCreationUniteLegale="2026-02-30"), "'2026-02-30' is not a date"),
+        ("siren", _ul(periodesUniteLegale="A"), "periodesUniteLegale is 'A', not a non-empty array"),
+        ("siren", _ul(periodesUniteLegale=[]), "not a non-empty array"),
+        ("siren", _ul(periodesUniteLegale=[["A"]]), r"periodesUniteLegale\[0\] is \['A'\], not an object"),
+        ("siren", _ul(sigleUniteLegale={"a": 1}), "sigleUniteLegale is a JSON dict, not a value"),
+        ("siret", _et(adresseEtablissement="12 RUE X"), "adresseEtablissement is '12 RUE X', not an object"),
+        ("siret", _et(adresse2Etablissement=[]), r"adresse2Etablissement is \[\], not an object"),
+        ("siret", _et(siret="35600000000049"), "is not a SIRET"),
+        ("siret", _et(nic="00049"), "is not siren"),
+        ("liens_succession", {"siretEtablissementPredecesseur": "1"}, "siretEtablissementPredecesseur '1'"),
+    ],
+)
+def test_malformed_records_are_an_error(scripted, kind, record, reason):
+    from mirror.update.insee_client import KINDS, kind_key
+
+    srv = scripted(one_page(KINDS[kind_key(kind)][1], [record]))
+    c, _ = client(srv.url)
+    with pytest.raises(IntegrityError, match=r"is malformed: \w+\[0\].*" + reason):
+        list(c.iter_kind(kind, "q"))
+
+
+def test_valid_records_pass_la_poste_siret_included(scripted):
+    from mirror.core.identifiers import is_valid_siret, luhn_ok
+
+    la_poste = "35600000000001"
+    assert is_valid_siret(la_poste) and not luhn_ok(la_poste)  # La Poste's own rule, not Luhn
+    srv = scripted(one_page("etablissements", [_et(la_poste)]))
+    c, _ = client(srv.url)
+    assert [r["siret"] for r in c.iter_kind("siret", "q")] == [la_poste]
+    srv2 = scripted(one_page("unitesLegales", [_ul()]))
+    c2, _ = client(srv2.url)
+    assert len(list(c2.iter_kind("siren", "q"))) == 1
