@@ -18,10 +18,12 @@ locked-down connection of `mirror.export.sandbox`, never on the caller's.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -365,7 +367,7 @@ def _write_xlsx(
         "strings_to_urls": False,
         "tmpdir": str(tmpdir),
     }
-    tmpdir.mkdir(exist_ok=True)
+    tmpdir.mkdir(parents=True, exist_ok=True)
     workbook = xlsxwriter.Workbook(str(part), options)
     date_fmt = workbook.add_format({"num_format": "yyyy-mm-dd"})
     ts_fmt = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
@@ -418,8 +420,32 @@ def _write_xlsx(
                 bar.update(batch.num_rows)
                 crash_after_rows(written)
     finally:
-        workbook.close()
+        _close_workbook(workbook)
     return written
+
+
+def _close_workbook(workbook) -> None:
+    """Closes (writes) the workbook. On a write error (a full disk) xlsxwriter leaves its ZipFile open in
+    the failed frames, and its __del__ would print a second error at exit: those frames are cleared
+    here, with the unraisable-exception hook silenced while the ZipFile is collected."""
+    try:
+        workbook.close()
+    except Exception as exc:
+        hook = sys.unraisablehook
+        sys.unraisablehook = lambda _unraisable: None
+        try:
+            seen: BaseException | None = exc
+            for _ in range(8):  # FileCreateError wraps the OSError raised in the frame holding the ZipFile
+                if seen is None:
+                    break
+                traceback.clear_frames(seen.__traceback__)
+                seen = seen.__context__ or (
+                    seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+                )
+            gc.collect()
+        finally:
+            sys.unraisablehook = hook
+        raise
 
 
 def _write_jsonl(
@@ -479,7 +505,12 @@ def writing(
     plan = plan_output(out, data_dir_of(con), inputs)
     prepare(plan)
     try:
-        with sandboxed(con, [plan.part]) as sb:
+        spill = plan.tmpdir / "duckdb"
+        try:
+            spill.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(exc, plan.path) from None
+        with sandboxed(con, [plan.part], spill=spill) as sb:
             yield plan, sb
     finally:
         discard(plan)
@@ -530,7 +561,7 @@ def write_output(
         else:
             total = count_rows(con, query)
             if fmt == "xlsx":
-                rows = _write_xlsx(con, query, part, plan.xlsx_tmpdir, total, split_sheets, progress)
+                rows = _write_xlsx(con, query, part, plan.tmpdir / "xlsx", total, split_sheets, progress)
             elif fmt == "geojson":
                 rows, skipped = _write_geojson(con, query, part, total, progress)
             elif fmt == "jsonl":

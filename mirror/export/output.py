@@ -9,8 +9,9 @@
   COPY (CSV, Parquet) cannot write to a device and xlsxwriter needs a file it can seek in; one path
   for every format keeps the errors the same. A block device or a socket is refused.
 - An output inside the data directory, or the same file as an input (`batch X -o X`), is refused.
-- xlsxwriter's temporary files live in `<part>.tmp/` beside the output and are removed with it; a
-  leftover `.part` or `.part.tmp/` of a killed run is removed by the next export to the same output.
+- xlsxwriter's temporary files (and DuckDB's spill files) live in `<part>.tmp/` beside the output and
+  are removed with it; a leftover `.part` or `.part.tmp/` of a killed run is removed by the next
+  export to the same output.
 
 `write_error` turns the I/O failures of any writer (OSError, DuckDB IOException, xlsxwriter's
 FileCreateError) into one line.
@@ -43,7 +44,8 @@ class Output:
     scratch: Path | None = None  # private folder holding `part` for a special target
 
     @property
-    def xlsx_tmpdir(self) -> Path:
+    def tmpdir(self) -> Path:
+        """xlsxwriter's and DuckDB's temporary files, beside the output (swept with the `.part`)."""
         return self.part.with_name(self.part.name + ".tmp")
 
 
@@ -102,7 +104,7 @@ def prepare(plan: Output) -> None:
             raise BadInput(
                 f"{part} exists and is not a regular file: remove it or choose another output file"
             )
-        tmp = plan.xlsx_tmpdir
+        tmp = plan.tmpdir
         if tmp.is_symlink() or tmp.is_file():
             tmp.unlink()
         elif tmp.is_dir():
@@ -137,8 +139,8 @@ def discard(plan: Output) -> None:
         with contextlib.suppress(OSError):
             plan.part.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
-        if plan.xlsx_tmpdir.is_dir() and not plan.xlsx_tmpdir.is_symlink():
-            shutil.rmtree(plan.xlsx_tmpdir, ignore_errors=True)
+        if plan.tmpdir.is_dir() and not plan.tmpdir.is_symlink():
+            shutil.rmtree(plan.tmpdir, ignore_errors=True)
 
 
 _REASONS = {
@@ -168,7 +170,9 @@ _MESSAGES = (
 def write_error(exc: BaseException, path: Path | str) -> MirrorError:
     """One line for a failed write of `path`, whichever layer raised it."""
     cause: BaseException | None = exc
-    while cause is not None:  # xlsxwriter's FileCreateError wraps the OSError
+    for _ in range(8):  # xlsxwriter's FileCreateError wraps the OSError
+        if cause is None:
+            break
         if isinstance(cause, OSError) and cause.errno in _REASONS:
             return MirrorError(f"cannot write {path}: {_REASONS[cause.errno]}")
         wrapped = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None

@@ -70,13 +70,21 @@ def _dir(path: Path) -> str:
 
 @contextlib.contextmanager
 def sandboxed(
-    con: duckdb.DuckDBPyConnection, writable: list[Path] | tuple[Path, ...] = ()
+    con: duckdb.DuckDBPyConnection, writable: list[Path] | tuple[Path, ...] = (), spill: Path | None = None
 ) -> Iterator[SandboxConnection]:
-    """A connection to the same catalog that can read only the data directory and write only `writable`."""
+    """A connection to the same catalog that can read only the data directory and write only `writable`.
+
+    `spill`: DuckDB's temporary folder (created; the caller removes it), e.g. beside the output so that
+    a killed run's leftovers are swept by the next export; by default a private folder in $TMPDIR.
+    """
     name, catalog = catalog_of(con)
     data_dir = catalog.parent
     settings = {s: con.execute("SELECT current_setting(?)", [s]).fetchone()[0] for s in _COPIED_SETTINGS}
-    spill = Path(tempfile.mkdtemp(prefix="mirror-export-"))
+    own_spill = spill is None
+    if spill is None:
+        spill = Path(tempfile.mkdtemp(prefix="mirror-export-"))
+    else:
+        spill.mkdir(parents=True, exist_ok=True)
     directories = sorted({_dir(data_dir), _dir(data_dir.resolve()), _dir(spill)})
     paths = sorted({str(p) for w in writable for p in (Path(w).absolute(), Path(w).resolve())})
     sb = duckdb.connect(":memory:")
@@ -100,10 +108,12 @@ def sandboxed(
         sb.execute("SET lock_configuration = true")
     except duckdb.Error as exc:
         sb.close()
-        shutil.rmtree(spill, ignore_errors=True)
+        if own_spill:
+            shutil.rmtree(spill, ignore_errors=True)
         raise MirrorError(f"cannot open the catalog {catalog}: {str(exc).splitlines()[0]}") from None
     try:
         yield SandboxConnection(sb, name)
     finally:
         sb.close()
-        shutil.rmtree(spill, ignore_errors=True)
+        if own_spill:
+            shutil.rmtree(spill, ignore_errors=True)

@@ -101,3 +101,123 @@ def test_regenerated_sql_quotes_canonical_columns():
     sql, params, used = compile_where("lower(DenominationUniteLegale) = 'x' AND actif", COLUMNS)
     assert '"denominationUniteLegale"' in sql and '"actif"' in sql and "'x'" not in sql and params == ["x"]
     assert used == {"denominationUniteLegale", "actif"}
+
+
+# --- issue 18, item 1: the bypasses found by the audit, and what must be accepted ---
+
+BYPASSES = [
+    # A quoted type name spanning injected text was written back unquoted.
+    """CAST("siren" AS "x) OR read_text('/etc/passwd') IS NOT NULL OR CAST(1 AS x") IS NULL""",
+    """TRY_CAST("siren" AS "x) OR read_text('/etc/passwd') IS NOT NULL OR TRY_CAST(1 AS x") IS NULL""",
+    """"siren"::"x) OR (SELECT count(*) FROM read_csv('/etc/passwd')) > 0 OR 1::x" IS NULL""",
+    """CAST(siren AS "VARINT) OR EXISTS (SELECT * FROM duckdb_settings()) OR CAST(1 AS VARINT") IS NULL""",
+    """TRY_CAST(siren AS "GUID) OR read_text('/etc/passwd') IS NULL OR TRY_CAST(1 AS GUID") IS NULL""",
+    "CAST(siren AS VARINT) IS NULL",
+    "siren::GUID IS NULL",
+    "CAST(siren AS x) IS NULL",
+    "read_text('/etc/passwd') IS NOT NULL",
+    "read_csv('/etc/passwd', sep = ':') IS NOT NULL",
+    "(SELECT count(*) FROM duckdb_settings()) > 0",
+    "duckdb_settings() IS NULL",
+    "siren IN (SELECT name FROM duckdb_settings())",
+]
+
+
+@pytest.mark.parametrize("text", BYPASSES)
+def test_bypass_shapes_are_refused_in_one_line(text):
+    with pytest.raises(MirrorError) as info:
+        compile_where(text, COLUMNS)
+    assert str(info.value).startswith("--where refused:") and "\n" not in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_no_name_or_literal_of_the_input_reaches_the_sql():
+    sql, params, _ = compile_where(
+        "CAST(siren AS DECIMAL(10, 2)) > 1.5 AND lower(denominationUniteLegale) = 'x'' OR 1=1 --'", COLUMNS
+    )
+    assert "OR 1=1" not in sql and "'" not in sql and "1.5" not in sql
+    assert "DECIMAL(10, 2)" in sql and params[-1] == "x' OR 1=1 --"
+
+
+# Every function of the list the error message gives, used as documented (DuckDB spellings).
+FUNCTION_CALLS = {
+    "abs": "abs(-2) = 2",
+    "coalesce": "coalesce(denominationUniteLegale, 'x') <> ''",
+    "concat": "concat(siren, 'x') <> ''",
+    "contains": "contains(siren, '0')",
+    "current_date": "dateCreationUniteLegale <= current_date",
+    "date_diff": "date_diff('day', dateCreationUniteLegale, DATE '2030-01-01') > 0",
+    "date_part": "date_part('year', dateCreationUniteLegale) > 1800",
+    "date_trunc": "date_trunc('month', dateCreationUniteLegale) <= dateCreationUniteLegale",
+    "datediff": "datediff('month', dateCreationUniteLegale, DATE '2030-01-01') > 0",
+    "day": "day(dateCreationUniteLegale) >= 1",
+    "dayofweek": "dayofweek(dateCreationUniteLegale) >= 0",
+    "ends_with": "ends_with(siren, '1') OR TRUE",
+    "greatest": "greatest(1, 2) = 2",
+    "ifnull": "ifnull(denominationUniteLegale, 'x') <> ''",
+    "isodow": "isodow(dateCreationUniteLegale) >= 1",
+    "lcase": "lcase(siren) = siren",
+    "least": "least(1, 2) = 1",
+    "left": "left(siren, 2) = '00'",
+    "length": "length(siren) = 9",
+    "lower": "lower(siren) = siren",
+    "lpad": "lpad(trancheEffectifsUniteLegale, 3, '0') <> ''",
+    "ltrim": "ltrim(siren, '0') <> ''",
+    "month": "month(dateCreationUniteLegale) >= 1",
+    "nfc_normalize": "nfc_normalize(siren) = siren",
+    "nullif": "nullif(siren, 'x') = siren",
+    "prefix": "prefix(siren, '0')",
+    "quarter": "quarter(dateCreationUniteLegale) >= 1",
+    "regexp_matches": "regexp_matches(siren, '^0+[0-9]$')",
+    "replace": "replace(siren, '0', '') <> 'x'",
+    "right": "right(siren, 1) <> 'x'",
+    "round": "round(1.26, 1) = 1.3",
+    "rpad": "rpad(trancheEffectifsUniteLegale, 3, 'x') <> ''",
+    "rtrim": "rtrim(siren) = siren",
+    "starts_with": "starts_with(siren, '0')",
+    "strip_accents": "strip_accents('é') = 'e'",
+    "strpos": "strpos(siren, '0') = 1",
+    "substr": "substr(siren, 1, 2) = '00'",
+    "substring": "substring(siren, 1, 2) = '00'",
+    "suffix": "suffix(siren, '1') OR TRUE",
+    "trim": "trim(siren) = siren",
+    "ucase": "ucase(siren) = siren",
+    "upper": "upper(siren) = siren",
+    "year": "year(dateCreationUniteLegale) > 1800",
+}
+
+
+def test_every_listed_function_is_accepted_and_runs(con):
+    from mirror.export.where import ALLOWED_FUNCTION_NAMES
+
+    assert sorted(FUNCTION_CALLS) == ALLOWED_FUNCTION_NAMES
+    for name, text in FUNCTION_CALLS.items():
+        assert run(con, text) == ["000000001", "000000002", "000000003"], name
+
+
+def test_a_literal_holding_comment_markers_is_accepted(con):
+    assert run(con, "denominationUniteLegale = 'ÉCOLE -- du ; coin'") == ["000000002"]
+    assert run(con, "contains(denominationUniteLegale, '--') AND siren <> '/* x */'") == ["000000002"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 40 + "actif" + ")" * 40,
+        "NOT " * 40 + "actif",
+        " + ".join(["1"] * 60) + " > 0",
+        "lower(" * 40 + "siren" + ")" * 40 + " = ''",
+        "siren = '" + "x" * 5000 + "'",
+    ],
+)
+def test_deep_or_huge_expressions_are_refused_in_one_line(text):
+    with pytest.raises(MirrorError) as info:
+        compile_where(text, COLUMNS)
+    message = str(info.value)
+    assert message.startswith("--where refused:") and "\n" not in message
+    assert any(w in message for w in ("nested", "deep", "longer", "parts"))
+
+
+def test_a_long_flat_list_of_conditions_is_accepted(con):
+    text = " OR ".join(f"siren = '{i:09d}'" for i in range(1, 80))
+    assert run(con, text) == ["000000001", "000000002", "000000003"]
