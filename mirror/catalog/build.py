@@ -3,8 +3,9 @@
 It holds ONLY views (over Parquet files, by absolute path, so it works from any working directory),
 small `ref_*` tables and the one-row table `mirror_catalog_build` (what it was built from). `rebuild`
 writes it into a temp file and switches it with os.replace: it is never kept open for writing, so
-readers (`duckdb DATA_DIR/sirene.duckdb`, read-only or not) are never blocked, and a reader sees either
-the old catalog or the new one.
+readers (`duckdb DATA_DIR/sirene.duckdb`, read-only or not) are never blocked by the mirror, and a reader
+sees either the old catalog or the new one. A user's read-write session does lock the file for other
+processes: `connect` then reads a private copy of it (`_open_read_only`).
 
 Build order: ref tables (every sql/ref/*.csv[.gz] as `ref_<stem>`), base views from the templates
 sql/catalog/<table>.sql, then every sql/views/*.sql in file-name order.
@@ -18,6 +19,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -39,20 +41,107 @@ _INTEGER_REF_COLUMNS = {"tranches_effectifs": ("de", "a")}
 
 
 def connect(data_dir: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Opens the catalog (read-only by default). MirrorError when there is no mirror yet."""
-    path = catalog_path(Path(data_dir))
+    """Opens the catalog (read-only by default). MirrorError when there is no mirror yet, or when a folder
+    its views read is gone (a one-line error instead of DuckDB's "No files found" at the first query).
+
+    A read-only open still works while another process holds the catalog open for writing (a read-write
+    `duckdb DATA_DIR/sirene.duckdb` session takes an exclusive lock): see `_open_read_only`."""
+    data_dir = Path(data_dir)
+    path = catalog_path(data_dir)
     if not path.is_file():
         raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")
+    if read_only:
+        con = _open_read_only(path)
+    else:
+        try:
+            con = duckdb.connect(str(path), read_only=False)
+        except duckdb.Error as exc:
+            raise MirrorError(f"cannot open {path}: {_first_line(exc)}") from exc
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.Error as exc:
-        raise MirrorError(f"cannot open {path}: {exc}") from exc
+        _check_sources(con, data_dir)
+    except BaseException:
+        con.close()
+        raise
     # Parquet footers parsed once per connection instead of once per query: halves a single lookup at
     # national scale. Safe because no file the catalog names is ever rewritten in place (snapshot folders
     # and merged delta versions are immutable, new data gets new paths): DuckDB does not notice a file
     # replaced under the same path while this cache holds its footer.
     con.execute("SET parquet_metadata_cache = true")
     return con
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def _locked(exc: duckdb.Error) -> bool:
+    return "lock" in str(exc).lower()
+
+
+# A private copy of a locked catalog is taken again when the file changed while it was copied.
+_COPY_ATTEMPTS = 3
+
+
+def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """`path` opened read-only; when another process holds it open for writing (DuckDB's exclusive file
+    lock), a private copy of it opened read-only instead.
+
+    The copy is cheap (the catalog holds only views, small ref tables and the build record) and reads the
+    same Parquet files (views name them by absolute path). It is what the file held at its last
+    checkpoint: the writer's uncommitted or not yet checkpointed changes (in its .wal) are not seen. It is
+    consistent when the file's size and mtime did not change during the copy and the copy opens and
+    reads its build record; else it is taken again. The copy is unlinked as soon as it is open (DuckDB
+    keeps its descriptor), so nothing is left behind."""
+    try:
+        return duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        if not _locked(exc):
+            raise MirrorError(f"cannot open {path}: {_first_line(exc)}") from exc
+        error = exc
+    for _ in range(_COPY_ATTEMPTS):
+        fd, name = tempfile.mkstemp(prefix="mirror-catalog-", suffix=".duckdb")
+        os.close(fd)
+        copy = Path(name)
+        try:
+            before = path.stat()
+            shutil.copyfile(path, copy)
+            after = path.stat()
+            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+                continue
+            con = duckdb.connect(str(copy), read_only=True)
+            try:
+                con.execute(render("catalog/build_record_read.sql")).fetchone()
+            except duckdb.Error as exc:
+                con.close()
+                error = exc
+                continue
+            return con
+        except (OSError, duckdb.Error) as exc:
+            error = exc
+        finally:
+            copy.unlink(missing_ok=True)
+    raise MirrorError(f"cannot open {path} (held open for writing by another process): {_first_line(error)}")
+
+
+def _check_sources(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
+    """MirrorError naming the first folder the catalog's views read that no longer exists (deleted by hand,
+    or a catalog older than the grace period of its folders). Catalogs built before the build record named
+    its snapshot are not checked."""
+    try:
+        row = con.execute(render("catalog/build_record_sources.sql")).fetchone()
+    except duckdb.Error:
+        return
+    if not row:
+        return
+    snapshot_dir, merged = row
+    if snapshot_dir and not Path(snapshot_dir).is_dir():
+        if (snap.snapshots_dir(data_dir) / Path(snapshot_dir).name).is_dir():  # the data directory moved
+            raise MirrorError(f"snapshot folder {snapshot_dir} is missing: run `mirror catalog`")
+        raise MirrorError(f"snapshot folder {snapshot_dir} is missing: run `mirror load` again")
+    if merged and not (deltas.merged_root(data_dir) / merged).is_dir():
+        raise MirrorError(
+            f"merged delta version {deltas.merged_root(data_dir) / merged} is missing: run `mirror catalog`"
+        )
 
 
 def _ref_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -106,7 +195,10 @@ def view_columns(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, table: str)
         if table == "etablissements"
         else ""
     )
-    present = con.sql(f"SELECT * FROM read_parquet({literal(pattern)}{hive}) LIMIT 0").columns
+    try:
+        present = con.sql(f"SELECT * FROM read_parquet({literal(pattern)}{hive}) LIMIT 0").columns
+    except duckdb.Error as exc:
+        raise MirrorError(f"snapshot folder {snapshot_dir} is unreadable: {_first_line(exc)}") from exc
     known = list(base_columns(table))
     return [c for c in known if c in present] + [c for c in present if c not in known]
 
@@ -125,6 +217,8 @@ def snapshot_select(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str) 
     snapshot_dir = snap.current_snapshot_path(data_dir)
     if snapshot_dir is None:
         raise MirrorError(f"no snapshot in {data_dir}: run `mirror load` or `mirror sync` first")
+    if not snapshot_dir.is_dir():
+        raise MirrorError(f"snapshot folder {snapshot_dir} is missing: run `mirror load` again")
     return _snapshot_select(con, snapshot_dir.resolve(), data_dir, table)
 
 
@@ -170,15 +264,21 @@ def _fingerprint(snapshot_dir: Path, data_dir: Path) -> str:
     return h.hexdigest()
 
 
+def fingerprint(data_dir: Path, snapshot_dir: Path) -> str:
+    """The fingerprint a catalog built over `snapshot_dir` records (for a publication to check the switch)."""
+    return _fingerprint(Path(snapshot_dir).resolve(), Path(data_dir).resolve())
+
+
 def built_from(path: Path) -> dict | None:
     """What the catalog `path` records in its BUILD_TABLE: {"fingerprint", "merged"} (`merged`: the folder
     name of the merged delta version its base views read, None for the plain snapshot); None when the
-    file is absent or unreadable (e.g. held open for writing by another process)."""
+    file is absent or unreadable. A catalog held open for writing by another process is read through a
+    private copy (see _open_read_only)."""
     if not path.is_file():
         return None
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:
+        con = _open_read_only(path)
+    except MirrorError:
         return None
     try:
         row = con.execute(render("catalog/build_record_read.sql")).fetchone()
@@ -211,7 +311,8 @@ def rebuild(
         raise MirrorError(f"snapshot folder {snapshot_dir} is missing: run `mirror load` again")
     target = catalog_path(data_dir)
     fingerprint = _fingerprint(snapshot_dir.resolve(), data_dir.resolve())
-    reused = reuse and (built_from(target) or {}).get("fingerprint") == fingerprint
+    built = built_from(target) if reuse else None
+    reused = (built or {}).get("fingerprint") == fingerprint
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     for p in (tmp, Path(f"{tmp}.wal")):
         p.unlink(missing_ok=True)
@@ -227,7 +328,8 @@ def rebuild(
                     except duckdb.Error as exc:
                         raise MirrorError(f"sql/views/{view_file.name}: {str(exc).splitlines()[0]}") from exc
             con.execute(
-                render("catalog/build_record_write.sql"), [fingerprint, merged.name if merged else None]
+                render("catalog/build_record_write.sql"),
+                [fingerprint, merged.name if merged else None, str(snapshot_dir.resolve())],
             )
             con.execute("CHECKPOINT")
         finally:

@@ -9,6 +9,8 @@ Layout of DATA_DIR (absolute, see mirror.core.config.resolve_data_dir):
     snapshots/<YYYY-MM>/           one immutable folder per stock month (<YYYY-MM>.<n> for the n-th reload
                                    of a month whose previous copy was still in use; see publish())
     snapshots/.building-<m>-<pid>/ a snapshot being built (deleted by the next writer if left over)
+    state.json.pending             the state a publication is switching to (mirror.load.publish)
+    <folder>/.superseded.json      when a snapshot folder or merged delta version stopped being current
 
 Only one writer at a time (`writer_lock`); readers never take a lock and never see a half-switched
 state: a snapshot folder is complete before the catalog points at it, and the catalog file is
@@ -24,12 +26,14 @@ import os
 import re
 import shutil
 import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mirror.core.errors import MirrorError
+from mirror.core.errors import BadInput, MirrorError
 
 STATE_NAME = "state.json"
+PENDING_NAME = "state.json.pending"
 LOCK_NAME = ".lock"
 SNAPSHOTS = "snapshots"
 BUILDING_PREFIX = ".building-"
@@ -65,15 +69,25 @@ def read_state(data_dir: Path) -> dict:
 def write_state(data_dir: Path, state: dict) -> None:
     """Writes state.json atomically (temp file, fsync, os.replace)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / STATE_NAME
-    tmp = path.with_name(f"{STATE_NAME}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(state, fh, indent=2, sort_keys=True, default=str)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(data_dir)
+    write_json_atomic(data_dir / STATE_NAME, state)
+
+
+def write_json_atomic(path: Path, value: dict) -> None:
+    """Writes a JSON file in one step for readers and crashes: `<name>.tmp-<pid>` (a leftover the next
+    writer removes, see clean_leftovers), fsync, os.replace, fsync of the folder."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(value, fh, indent=2, sort_keys=True, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise MirrorError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    fsync_dir(path.parent)
 
 
 def update_state(data_dir: Path, **changes) -> dict:
@@ -117,7 +131,6 @@ def writer_lock(data_dir: Path, command: str):
     Re-entrant within a process, so `mirror sync` can hold it and call load_snapshot. The lock file
     records the holder (pid, command, host, start time) for the error message of the next writer.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / LOCK_NAME
     key = str(path)
     if key in _held:
@@ -127,7 +140,11 @@ def writer_lock(data_dir: Path, command: str):
         finally:
             _held[key] -= 1
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only or unwritable data directory: a writer can do nothing there
+        raise MirrorError(f"cannot write into {data_dir}: {exc.strerror or exc}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -143,8 +160,13 @@ def writer_lock(data_dir: Path, command: str):
         )
         raise MirrorError(f"another mirror writer is running on {data_dir}: {who}; try again later") from None
     info = {"pid": os.getpid(), "command": command, "host": socket.gethostname(), "since": utc_now()}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(info).encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+    except OSError as exc:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        raise MirrorError(f"cannot write into {data_dir}: {exc.strerror or exc}") from exc
     _held[key] = 1
     try:
         yield
@@ -162,7 +184,8 @@ def writer_lock(data_dir: Path, command: str):
 
 
 def clean_leftovers(data_dir: Path) -> list[str]:
-    """Deletes what an interrupted writer left (.building-* folders, catalog/state temp files).
+    """Deletes what an interrupted writer left (.building-* folders, catalog/state temp files and their
+    DuckDB .wal, e.g. `sirene.duckdb.tmp-<pid>.wal` of a killed update).
 
     Call it only while holding the writer lock. Returns the names removed.
     """
@@ -176,11 +199,83 @@ def clean_leftovers(data_dir: Path) -> list[str]:
     if data_dir.is_dir():
         for p in data_dir.iterdir():
             stem = p.name.split(".tmp-")[0]
-            if ".tmp-" in p.name and (stem in ("sirene.duckdb", STATE_NAME) or stem.startswith(".ref-")):
+            if ".tmp-" in p.name and (
+                stem in ("sirene.duckdb", STATE_NAME, PENDING_NAME) or stem.startswith(".ref-")
+            ):
                 with contextlib.suppress(OSError):
                     p.unlink()
                 removed.append(p.name)
     return removed
+
+
+# ------------------------------------------------------------------------------------------------
+# Grace period of superseded folders (readers cannot be enumerated)
+# ------------------------------------------------------------------------------------------------
+
+GRACE_ENV = "MIRROR_GRACE_SECONDS"
+DEFAULT_GRACE_SECONDS = 3600
+SUPERSEDED_NAME = ".superseded.json"
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def grace_seconds() -> float:
+    """How long a superseded snapshot folder or merged delta version stays for readers that opened the
+    catalog before it was superseded ($MIRROR_GRACE_SECONDS, default one hour)."""
+    raw = os.environ.get(GRACE_ENV)
+    if raw is None or raw == "":
+        return DEFAULT_GRACE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise BadInput(f"invalid {GRACE_ENV}={raw!r}: expected a number of seconds >= 0")
+    return value
+
+
+def _boot_id() -> str | None:
+    try:
+        return _BOOT_ID.read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None
+
+
+def mark_superseded(folder: Path) -> None:
+    """Records, once, when `folder` stopped being what the catalog reads: wall time, time.monotonic()
+    and the boot id. Call it under the writer lock."""
+    marker = folder / SUPERSEDED_NAME
+    if marker.is_file():
+        return
+    record = {"wall": time.time(), "monotonic": time.monotonic(), "boot_id": _boot_id(), "at": utc_now()}
+    with contextlib.suppress(OSError):
+        write_json_atomic(marker, record)
+
+
+def superseded_for(folder: Path) -> float | None:
+    """Seconds since `folder` was marked superseded (None when not marked).
+
+    Measured so that a wall-clock jump cannot shorten it: on the same boot (same boot id), the difference
+    of time.monotonic() (CLOCK_MONOTONIC, system-wide and never set by NTP or an operator); after a reboot
+    no reader of the previous boot survives, so the wall difference is enough (a backwards jump only
+    lengthens it); an unreadable record counts as just marked (kept one more grace)."""
+    try:
+        record = json.loads((folder / SUPERSEDED_NAME).read_text(encoding="utf-8"))
+        wall, mono, boot = float(record["wall"]), float(record["monotonic"]), record.get("boot_id")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError):
+        return 0.0
+    current = _boot_id()
+    if boot and current and boot == current:
+        return max(0.0, time.monotonic() - mono)
+    return max(0.0, time.time() - wall)
+
+
+def grace_elapsed(folder: Path) -> bool:
+    """Whether a superseded `folder` may be deleted: marked (now, if it was not) for at least the grace."""
+    mark_superseded(folder)
+    age = superseded_for(folder)
+    return age is not None and age >= grace_seconds()
 
 
 def dir_size(path: Path) -> int:

@@ -39,7 +39,6 @@ import json
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -48,7 +47,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mirror.core.datadir import current_snapshot_path, fsync_dir, read_state
+from mirror.core.datadir import current_snapshot_path, fsync_dir, grace_elapsed, read_state
 from mirror.core.faults import crash_point
 from mirror.core.schema import (
     BUSINESS_KEYS,
@@ -242,9 +241,8 @@ def snapshot_coverage(snapshot_dir: Path, month: str) -> datetime:
 # ------------------------------------------------------------------------------------------------
 
 MERGED_ROW_GROUP = 20_000  # small row groups: a lookup by key or département reads little
-# A superseded merged version stays this long (readers holding an older catalog may still read it); the
-# two newest versions are always kept.
-MERGED_GRACE_SECONDS = 3600
+# A superseded merged version stays for mirror.core.datadir.grace_seconds() (readers holding an older catalog
+# may still read it), measured so that a clock jump cannot shorten it; the two newest are always kept.
 # Sort order of each merged base file (row-group statistics then prune lookups and département filters;
 # the small recent files are left unsorted).
 MERGED_ORDER = {
@@ -333,8 +331,8 @@ def compact(data_dir: Path, coverage: datetime | None) -> Path | None:
 
     Nothing to do when the newest version already matches the days on disk. Otherwise a new version
     `deltas-merged/<n+1>/` is written in a staging folder then renamed (never half-visible); the previous
-    version is kept for readers of the previous catalog, older ones are deleted once superseded for
-    MERGED_GRACE_SECONDS. Call it under the writer lock, then rebuild the catalog (mirror.catalog.build.rebuild
+    version is kept for readers of the previous catalog, older ones are deleted once superseded for the
+    grace period (mirror.core.datadir.grace_elapsed). Call it under the writer lock, then rebuild the catalog (mirror.catalog.build.rebuild
     does both).
     """
     data_dir = Path(data_dir)
@@ -608,17 +606,18 @@ def _fold_table(con: duckdb.DuckDBPyConnection, table: str, previous: Path, targ
 
 
 def _cleanup(data_dir: Path, keep: set[Path]) -> None:
-    """Deletes the merged versions outside `keep` superseded for more than MERGED_GRACE_SECONDS (renamed
-    out of sight first), and leftovers of interrupted deletions."""
+    """Deletes the merged versions outside `keep` superseded for longer than the grace period (renamed out of
+    sight first), and leftovers of interrupted deletions. A version is marked superseded the first time a
+    newer one exists beside it (datadir.mark_superseded: monotonic clock, so a wall-clock jump does not
+    delete it early)."""
     root = merged_root(data_dir)
     if not root.is_dir():
         return
     for leftover in root.glob(".trash-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     versions = merged_versions(data_dir)
-    now = time.time()
-    for older, newer in zip(versions, versions[1:], strict=False):
-        if older in keep or now - newer.stat().st_mtime < MERGED_GRACE_SECONDS:
+    for older in versions[:-1]:
+        if older in keep or not grace_elapsed(older):
             continue
         trash = root / f".trash-{older.name}-{os.getpid()}"
         os.rename(older, trash)

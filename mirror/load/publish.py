@@ -1,26 +1,38 @@
 """Publication and retention of monthly snapshots: the one step that makes a complete build current.
 
-A snapshot folder is complete before anything points at it; the catalog switch (one os.replace) is what
-readers see; state.json follows; only then are old snapshots deleted.
+A snapshot folder is complete before anything points at it; the intended state is written to
+state.json.pending; the catalog switch (one os.replace) is what readers see; state.json follows and the
+pending file goes. A crash between the two switches is finished by the next writer (`prepare_writer`):
+the pending state is made current when the catalog's build record shows the switch happened, else
+discarded. Superseded snapshots are deleted only after the grace period (readers of the old catalog).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 from pathlib import Path
 
 from mirror.catalog import build as catalog
+from mirror.core.config import catalog_path
 from mirror.core.datadir import (
     BUILDING_PREFIX,
+    PENDING_NAME,
     SNAPSHOT_DIR_RE,
+    clean_leftovers,
     current_snapshot,
     fsync_dir,
+    grace_elapsed,
+    mark_superseded,
     read_state,
     snapshots_dir,
     utc_now,
+    write_json_atomic,
     write_state,
 )
+from mirror.core.errors import MirrorError
 from mirror.core.faults import crash_point
 from mirror.deltas import store as deltas
 
@@ -29,7 +41,10 @@ DEFAULT_KEEP = 2
 
 def new_build_dir(data_dir: Path, month: str | None) -> Path:
     path = snapshots_dir(data_dir) / f"{BUILDING_PREFIX}{month or 'auto'}-{os.getpid()}"
-    path.mkdir(parents=True)
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:
+        raise MirrorError(f"cannot write into {path.parent}: {exc.strerror or exc}") from exc
     return path
 
 
@@ -75,25 +90,79 @@ def publish(
     state = read_state(data_dir)
     previous = state.get("snapshot")
     snapshot = dict(snapshot_info, month=month, dir=name, loaded_at=utc_now())
-    catalog.rebuild(data_dir, deltas.compact_for(data_dir, target), snapshot_dir=target)
-    crash_point("after-catalog")
+    merged = deltas.compact_for(data_dir, target)
     state["snapshot"] = snapshot
     if previous and previous.get("dir") != name:
         history = [h for h in state.get("previous_snapshots", []) if h.get("dir") != previous.get("dir")]
         history.insert(0, {k: previous.get(k) for k in ("month", "dir", "loaded_at", "rows")})
         state["previous_snapshots"] = history[:10]
+    pending = {
+        "state": state,
+        "fingerprint": catalog.fingerprint(data_dir, target),
+        "merged": merged.name if merged else None,
+    }
+    write_json_atomic(data_dir / PENDING_NAME, pending)
+    crash_point("after-pending")
+    catalog.rebuild(data_dir, merged, snapshot_dir=target)
+    crash_point("after-catalog")
     write_state(data_dir, state)
     crash_point("after-state")
+    (data_dir / PENDING_NAME).unlink(missing_ok=True)
+    crash_point("after-pending-removed")
     removed = apply_retention(data_dir, keep)
     return {"snapshot": snapshot, "removed": removed}
 
 
-def apply_retention(data_dir: Path, keep: int = DEFAULT_KEEP) -> list[str]:
-    """Keeps the current snapshot plus the newest copy of the (keep - 1) most recent other months.
+def finish_publication(data_dir: Path) -> str | None:
+    """Finishes or discards a publication interrupted between the catalog switch and state.json.
 
-    Deletes every other published folder, including older copies of the current month. Call it
-    only while holding the writer lock, after the catalog and state.json point at the current one.
-    """
+    state.json.pending holds the state the publication was switching to, with the fingerprint and merged
+    version its catalog records. When the catalog's build record (catalog.built_from) matches them, the
+    switch happened: readers already see that snapshot, so state.json is written from it. Otherwise the
+    catalog still reads the old snapshot: the pending state is dropped (its folder is an unused snapshot,
+    removed by retention). Returns a note for the user, None when there was nothing to do. Call it under
+    the writer lock."""
+    path = data_dir / PENDING_NAME
+    try:
+        pending = json.loads(path.read_text(encoding="utf-8"))
+        state, expected = pending["state"], (pending["fingerprint"], pending["merged"])
+        month = state["snapshot"]["month"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError):
+        path.unlink(missing_ok=True)
+        return "discarded an unreadable state.json.pending"
+    built = catalog.built_from(catalog_path(data_dir)) or {}
+    if (built.get("fingerprint"), built.get("merged")) == expected:
+        write_state(data_dir, state)
+        path.unlink(missing_ok=True)
+        return f"finished the interrupted publication of the {month} snapshot"
+    path.unlink(missing_ok=True)
+    return f"discarded the interrupted publication of the {month} snapshot (the catalog never switched)"
+
+
+def prepare_writer(data_dir: Path) -> list[str]:
+    """What every writer (load, update, sync, catalog) runs first, under the writer lock: removes an
+    interrupted writer's leftovers (datadir.clean_leftovers: build folders, catalog and state temp files
+    with their .wal) and finishes or discards an interrupted publication (finish_publication), so the
+    state and the catalog agree before anything else is done. Returns notes for the user."""
+    data_dir = Path(data_dir)
+    notes = [f"removed leftover {name}" for name in clean_leftovers(data_dir)]
+    with contextlib.suppress(FileNotFoundError):
+        if note := finish_publication(data_dir):
+            notes.append(note)
+    return notes
+
+
+def apply_retention(data_dir: Path, keep: int = DEFAULT_KEEP) -> list[str]:
+    """Keeps the current snapshot plus the newest copy of the (keep - 1) most recent other months, and
+    every superseded folder for the grace period (datadir.grace_elapsed), whatever `keep` says.
+
+    A folder is marked superseded the first time it is seen not current (right after the publication
+    that replaced it), so a reader that opened the catalog before the switch keeps its files for the
+    grace period, including on a same-month reload. Older copies of the current month and months beyond
+    `keep` are deleted once their grace is over. Call it only while holding the writer lock, after the
+    catalog and state.json point at the current one."""
     keep = max(1, keep)
     current = current_snapshot(data_dir)
     if not current:
@@ -105,7 +174,10 @@ def apply_retention(data_dir: Path, keep: int = DEFAULT_KEEP) -> list[str]:
     kept = {current["dir"]} | {newest_per_month[m].name for m in others}
     removed = []
     for _month, _gen, path in published_dirs(data_dir):
-        if path.name not in kept:
+        if path.name == current["dir"]:
+            continue
+        mark_superseded(path)
+        if path.name not in kept and grace_elapsed(path):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path.name)
     return removed

@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 
 from mirror.core import datadir as snap
-from mirror.core.errors import IntegrityError, MirrorError
+from mirror.core.errors import BadInput, IntegrityError, MirrorError
 from mirror.core.faults import crash_point
 from mirror.core.schema import (
     KEY_COLUMNS,
@@ -147,9 +147,25 @@ def detect_layout(stock: StockFile, columns: list[str]) -> tuple[str | None, lis
     return None, missing, extra
 
 
-def _read_header_line(line: bytes) -> list[str]:
-    text = line.decode("utf-8-sig").rstrip("\r\n")
-    return next(csv.reader(io.StringIO(text), delimiter=",", quotechar='"'))
+# A header line longer than this is not a Sirene header (the widest, 3.11 établissements, is ~1.4 KB).
+MAX_HEADER_BYTES = 1 << 20
+
+
+def _read_header_line(line: bytes, name: str) -> list[str]:
+    """The CSV header of `name` from its first line: BadInput for an empty file or a line that is no header
+    (no newline in the first megabyte, a field over the csv module's limit, undecodable bytes)."""
+    if not line.strip():
+        raise BadInput(f"{name}: empty CSV (no header line)")
+    if len(line) > MAX_HEADER_BYTES:
+        raise BadInput(f"{name}: the first line is over {MAX_HEADER_BYTES >> 20} MB: not a Sirene CSV header")
+    try:
+        text = line.decode("utf-8-sig").rstrip("\r\n")
+        header = next(csv.reader(io.StringIO(text), delimiter=",", quotechar='"'), None)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BadInput(f"{name}: unreadable CSV header ({exc})") from exc
+    if not header:
+        raise BadInput(f"{name}: empty CSV (no header line)")
+    return header
 
 
 def _extract_csv(
@@ -189,19 +205,19 @@ def _extract_csv(
             raise MirrorError(f"{src.path.name}: corrupt or truncated zip ({exc})") from exc
     if last != b"\n":
         lines += 1
-    return out, _read_header_line(first), lines
+    return out, _read_header_line(first, f"{src.path.name}: {member}"), lines
 
 
 def _csv_header_and_lines(path: Path) -> tuple[list[str], int]:
     lines = 0
     last = b"\n"
     with open(path, "rb") as fh:
-        first = fh.readline()
+        first = fh.readline(MAX_HEADER_BYTES + 1)
         fh.seek(0)
         while chunk := fh.read(16 << 20):
             lines += chunk.count(b"\n")
             last = chunk[-1:]
-    return _read_header_line(first), lines + (last != b"\n")
+    return _read_header_line(first, path.name), lines + (last != b"\n")
 
 
 def _csv_source_sql(path: Path, header: list[str]) -> str:
@@ -552,7 +568,9 @@ def load_snapshot(
 
     Month: `month`, else a YYYY-MM in the file or folder names, else the month following the maximum
     dateDernierTraitementEtablissement (a stock of month M is the register on the last day of M-1).
-    Checks (skipped with force=True): row counts written == source rows; at least 98 % of the current
+    Checks (skipped with force=True): no duplicated SIREN / SIRET, malformed ones (not 9 / 14 digits)
+    at most MAX_MALFORMED_SHARE of the rows (counts in summary["identifiers"]); row counts written ==
+    source rows; at least 98 % of the current
     snapshot's unités légales and établissements; max dateDernierTraitement not older than 7 days
     before the 1st of the month; the month not older than the current snapshot's.
     """
@@ -568,7 +586,7 @@ def load_snapshot(
         snap.writer_lock(data_dir, "mirror load " + " ".join(str(p) for p in paths)),
         _interrupts() as interrupted,
     ):
-        snap.clean_leftovers(data_dir)
+        notes = publish.prepare_writer(data_dir)
         build_dir = publish.new_build_dir(data_dir, month)
         try:
             summary = _build(data_dir, build_dir, sources, month, month_source, force, progress, warnings)
@@ -586,6 +604,7 @@ def load_snapshot(
             raise
     summary["snapshot_dir"] = str(snap.snapshots_dir(data_dir) / published["snapshot"]["dir"])
     summary["removed"] = published["removed"]
+    summary["notes"] = notes
     summary["duration_s"] = round(time.monotonic() - started, 2)
     total = sum(summary["rows"].values())
     summary["rows_per_s"] = round(total / summary["duration_s"]) if summary["duration_s"] else None
@@ -644,6 +663,7 @@ def _build(data_dir, build_dir, sources, month, month_source, force, progress, w
             f"{_glob(build_dir, 'etablissements')}) WHERE dateDernierTraitementEtablissement <= now()::TIMESTAMP"
             " + INTERVAL 2 DAY"
         ).fetchone()[0]
+        identifiers = _identifier_problems(con, build_dir, rows)
     finally:
         stop.set()
         unzip.shutdown(wait=True, cancel_futures=True)
@@ -659,7 +679,7 @@ def _build(data_dir, build_dir, sources, month, month_source, force, progress, w
         month_source = (
             f"inferred: month after the latest dateDernierTraitementEtablissement ({max_ddt:%Y-%m-%d})"
         )
-    _validate(data_dir, month, month_source, rows, max_ddt, force, warnings)
+    _validate(data_dir, month, month_source, rows, max_ddt, force, warnings, identifiers)
     crash_point("validated")
     return {
         "month": month,
@@ -669,8 +689,50 @@ def _build(data_dir, build_dir, sources, month, month_source, force, progress, w
         "max_date_dernier_traitement": max_ddt.isoformat(sep="T") if max_ddt else None,
         "layouts": {k: s.layout for k, s in sources.items()},
         "sources": {k: str(s.path) for k, s in sources.items()},
+        "identifiers": identifiers,
         "warnings": warnings,
     }
+
+
+# Identifier checks of the main files: (table, key column, digits).
+IDENTIFIER_KEYS = (("unites_legales", "siren", 9), ("etablissements", "siret", 14))
+# Malformed identifiers tolerated (reported, loaded) up to this share of a file's rows; duplicates never.
+MAX_MALFORMED_SHARE = 1e-3
+
+
+def _identifier_problems(con, build_dir: Path, rows: dict) -> dict[str, dict[str, int]]:
+    """{table: {"duplicates": rows beyond the first of a key, "malformed": keys not of 9 (SIREN) or 14
+    (SIRET) digits}} of the written main files (one hash aggregate per file)."""
+    out = {}
+    for table, key, digits in IDENTIFIER_KEYS:
+        if not rows.get(table):
+            out[table] = {"duplicates": 0, "malformed": 0}
+            continue
+        column = ident(key)
+        duplicates, malformed = con.sql(
+            f"SELECT count(*) - count(DISTINCT {column}), "
+            f"count(*) FILTER (WHERE NOT regexp_full_match(coalesce({column}, ''), '[0-9]{{{digits}}}')) "
+            f"FROM read_parquet({_glob(build_dir, table)})"
+        ).fetchone()
+        out[table] = {"duplicates": int(duplicates), "malformed": int(malformed)}
+    return out
+
+
+def _identifier_checks(rows: dict, identifiers: dict, problems: list, warnings: list) -> None:
+    """Duplicate keys are refused (a lookup or batch would return two rows for one identifier);
+    malformed identifiers are reported, and refused beyond MAX_MALFORMED_SHARE of the rows (a handful is
+    a damaged line; more means a mis-parsed file or not a Sirene stock)."""
+    for table, key, digits in IDENTIFIER_KEYS:
+        found = identifiers.get(table) or {}
+        if found.get("duplicates"):
+            problems.append(f"{table}: {found['duplicates']} duplicated {key} row(s)")
+        malformed = found.get("malformed") or 0
+        if malformed:
+            what = f"{table}: {malformed} {key} value(s) not of {digits} digits"
+            if malformed > MAX_MALFORMED_SHARE * (rows.get(table) or 0):
+                problems.append(f"{what} (over {MAX_MALFORMED_SHARE:.1%} of {rows.get(table)} rows)")
+            else:
+                warnings.append(what + " (loaded; unreachable by `mirror get`)")
 
 
 def _validate(
@@ -681,9 +743,11 @@ def _validate(
     max_ddt: datetime | None,
     force: bool,
     warnings: list,
+    identifiers: dict | None = None,
 ) -> None:
-    """The publication checks (see load_snapshot); failures raise MirrorError unless `force`."""
+    """The publication checks (see load_snapshot); failures raise IntegrityError unless `force`."""
     problems = []
+    _identifier_checks(rows, identifiers or {}, problems, warnings)
     current = snap.current_snapshot(data_dir)
     if current:
         for key in ("unites_legales", "etablissements"):

@@ -19,6 +19,9 @@ from mirror.core.schema import ETABLISSEMENTS, UNITES_LEGALES
 from mirror.core.typed import typed_relation
 from mirror.load.stock import find_sources, load_snapshot
 
+# Superseded folders deleted at once by a CLI run (the grace period has its own tests, test_readers.py).
+NO_GRACE = {snapshot.GRACE_ENV: "0"}
+
 # A partially diffusible établissement: the Avignon sample row masked as INSEE does (street part of
 # the address, postcode and coordinates are the literal [ND]; the commune stays public).
 ND_ROW = dict(
@@ -245,11 +248,12 @@ def test_row_count_guard_refuses_a_shrunken_stock_unless_forced(tmp_path):
     with pytest.raises(MirrorError, match="fewer than 98 %"):
         load_snapshot(data, [small], month="2024-04")
     assert connect(data).sql("SELECT count(*) FROM etablissements").fetchone()[0] == 63
-    r = run_mirror("load", str(small), "--month", "2024-04", "--force", data_dir=data)
+    r = run_mirror("load", str(small), "--month", "2024-04", "--force", data_dir=data, env=NO_GRACE)
     assert r.returncode == 0, r.stderr
     assert "forced: etablissements: 60 rows, fewer than 98 %" in r.stderr
     assert connect(data).sql("SELECT count(*) FROM etablissements").fetchone()[0] == 60
-    assert [p.name for p in (data / "snapshots").iterdir()] == ["2024-04.2"]  # the old copy was deleted
+    # the old copy was deleted (no grace period here: see tests/load/test_readers.py)
+    assert [p.name for p in (data / "snapshots").iterdir()] == ["2024-04.2"]
 
 
 def test_partition_pruning_and_sorted_files(tmp_path):
@@ -352,7 +356,9 @@ def test_crash_injection_keeps_previous_snapshot_and_rerun_finishes(tmp_path, st
     assert json.loads((data / "state.json").read_text())["snapshot"]["month"] == (
         "2024-05" if stage == "after-state" else "2024-04"
     )
-    r = run_mirror("load", str(second), "--month", "2024-05", "--force", "--keep", "1", data_dir=data)
+    r = run_mirror(
+        "load", str(second), "--month", "2024-05", "--force", "--keep", "1", data_dir=data, env=NO_GRACE
+    )
     assert r.returncode == 0, r.stderr
     assert _duckdb_count(data, tmp_path) == 5
     assert not [p for p in (data / "snapshots").iterdir() if p.name.startswith(".")]
@@ -360,7 +366,8 @@ def test_crash_injection_keeps_previous_snapshot_and_rerun_finishes(tmp_path, st
     assert not [p for p in data.iterdir() if ".tmp-" in p.name]
 
 
-def test_retention_keeps_two_months_by_default(tmp_path):
+def test_retention_keeps_two_months_by_default(tmp_path, monkeypatch):
+    monkeypatch.setenv(snapshot.GRACE_ENV, "0")  # superseded folders deleted at once (see test_readers.py)
     data = tmp_path / "data"
     src = write_sample_stock(tmp_path / "stock")
     for month in ("2024-04", "2024-05", "2024-06"):
