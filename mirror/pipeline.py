@@ -4,6 +4,10 @@ Under the writer lock: if data.gouv.fr publishes a newer monthly stock than the 
 month, or the same month re-published later, as INSEE did mid-month on 2025-12-16), download it
 (mirror.download.datagouv) and load it (mirror.load.stock; the delta days it contains are then ignored and deleted); then
 apply every day of INSEE API changes published since the snapshot (mirror.update.run).
+
+A newer stock that cannot be downloaded or fails validation does not stop the daily updates of an
+existing mirror: they are applied to the current snapshot, then the stock's failure is raised (exit
+non-zero) with the report attached (`exc.report`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class SyncReport:
     notes: list[str] = field(default_factory=list)
     update: update.UpdateReport | None = None
     seconds: float = 0.0
+    stock_error: MirrorError | None = None  # a newer stock that failed (the updates were still applied)
 
     def format(self) -> str:
         lines = [self.stock, *self.notes]
@@ -55,10 +60,17 @@ def _refresh_stock(data_dir, state, picked, current, datagouv_url, fmt, show, re
     month = download.stock_month(picked)
     stamp = max(r.last_modified for r in picked if r.month == month)
     if newer_stock(state, month, stamp):
-        paths = download.download_stock(
-            data_dir, datagouv_url, fmt, progress=show, report=report.notes.append
-        )
-        summary = load.load_snapshot(data_dir, paths, month=month, progress=show)
+        try:
+            paths = download.download_stock(
+                data_dir, datagouv_url, fmt, progress=show, report=report.notes.append
+            )
+            summary = load.load_snapshot(data_dir, paths, month=month, progress=show)
+        except MirrorError as exc:
+            if not current:
+                raise
+            report.stock = f"warning: the {month} stock was not loaded ({exc}); kept {current}."
+            report.stock_error = exc
+            return
         snapshot.update_state(data_dir, sync_stock={"month": month, "last_modified": stamp})
         report.stock = f"Loaded the {month} monthly stock" + (f" (replacing {current})." if current else ".")
         report.notes.extend(f"warning: {w}" for w in (summary or {}).get("warnings", []) or [])
@@ -82,12 +94,14 @@ def run_sync(
     update.api_key()  # a missing key is reported before any work
     from mirror.core import datadir as snapshot
     from mirror.download import datagouv as download
+    from mirror.load import publish
 
     t0 = time.monotonic()
     data_dir = Path(data_dir)
     show = update._show_progress(progress)
     report = SyncReport()
     with snapshot.writer_lock(data_dir, "mirror sync"):
+        report.notes.extend(publish.prepare_writer(data_dir))
         state = snapshot.read_state(data_dir)
         current = (state.get("snapshot") or {}).get("month")
         try:
@@ -107,4 +121,12 @@ def run_sync(
             data_dir, insee_url=insee_url, rate=rate, progress=progress, locked=True
         )
     report.seconds = time.monotonic() - t0
+    if report.stock_error is not None:
+        failed = report.stock_error
+        error = type(failed)(
+            f"{failed} (the newer stock was not loaded; the daily updates were applied to {current})",
+            exit_code=failed.exit_code,
+        )
+        error.report = report
+        raise error from failed
     return report

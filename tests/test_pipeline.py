@@ -242,3 +242,33 @@ def test_missing_key_is_a_clear_error_before_any_work(tmp_path):
         assert "INSEE_API_KEY is not set" in result.stderr
         assert "Traceback" not in result.stderr
     assert not mirror.exists()
+
+
+@pytest.mark.slow
+def test_sync_applies_the_days_when_the_new_stock_fails_validation(upstream_data, tmp_path):
+    """A newer stock refused by the load's checks: the days are still applied to the current snapshot,
+    and sync exits non-zero with one line naming the refused stock."""
+    mirror = tmp_path / "mirror"
+    up = start(upstream_data, today=date(2026, 10, 3))
+    try:
+        assert sync(mirror, up).returncode == 0
+    finally:
+        up.close()
+    before = state(mirror)
+    assert before["deltas"][-1] == "2026-10-02"
+    # The same month "re-published" (newer last_modified) with far fewer rows than the mirror holds.
+    before["snapshot"]["rows"] = {k: v * 2 for k, v in before["snapshot"]["rows"].items()}
+    before["sync_stock"]["last_modified"] = ""
+    (mirror / "state.json").write_text(json.dumps(before))
+    up = start(upstream_data, today=date(2026, 10, 6))
+    try:
+        result = sync(mirror, up)
+    finally:
+        up.close()
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "fewer than 98 %" in lines[0], result.stderr
+    assert "the daily updates were applied to 2026-10" in lines[0]
+    after = state(mirror)
+    assert after["deltas"][-1] == "2026-10-05"
+    assert after["snapshot"]["dir"] == before["snapshot"]["dir"]
