@@ -17,6 +17,7 @@ import contextlib
 import csv
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -340,3 +341,49 @@ def rebuild(
             with contextlib.suppress(OSError):
                 p.unlink()
     return target
+
+
+# ------------------------------------------------------------------------------------------------
+# Publication repair (mirror.load.publish writes state.json.pending before the catalog switch)
+# ------------------------------------------------------------------------------------------------
+
+
+def finish_publication(data_dir: Path) -> str | None:
+    """Finishes or discards a publication interrupted between the catalog switch and state.json.
+
+    state.json.pending holds the state the publication was switching to, with the fingerprint and merged
+    version its catalog records. When the catalog's build record (catalog.built_from) matches them, the
+    switch happened: readers already see that snapshot, so state.json is written from it. Otherwise the
+    catalog still reads the old snapshot: the pending state is dropped (its folder is an unused snapshot,
+    removed by retention). Returns a note for the user, None when there was nothing to do. Call it under
+    the writer lock."""
+    path = Path(data_dir) / snap.PENDING_NAME
+    try:
+        pending = json.loads(path.read_text(encoding="utf-8"))
+        state, expected = pending["state"], (pending["fingerprint"], pending["merged"])
+        month = state["snapshot"]["month"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError):
+        path.unlink(missing_ok=True)
+        return "discarded an unreadable state.json.pending"
+    built = built_from(catalog_path(data_dir)) or {}
+    if (built.get("fingerprint"), built.get("merged")) == expected:
+        snap.write_state(data_dir, state)
+        path.unlink(missing_ok=True)
+        return f"finished the interrupted publication of the {month} snapshot"
+    path.unlink(missing_ok=True)
+    return f"discarded the interrupted publication of the {month} snapshot (the catalog never switched)"
+
+
+def prepare_writer(data_dir: Path) -> list[str]:
+    """What every writer (load, update, sync, catalog) runs first, under the writer lock: removes an
+    interrupted writer's leftovers (datadir.clean_leftovers: build folders, catalog and state temp files
+    with their .wal) and finishes or discards an interrupted publication (finish_publication), so the
+    state and the catalog agree before anything else is done. Returns notes for the user."""
+    data_dir = Path(data_dir)
+    notes = [f"removed leftover {name}" for name in snap.clean_leftovers(data_dir)]
+    with contextlib.suppress(FileNotFoundError):
+        if note := finish_publication(data_dir):
+            notes.append(note)
+    return notes

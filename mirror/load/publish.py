@@ -4,24 +4,21 @@ A snapshot folder is complete before anything points at it; the intended state i
 state.json.pending; the catalog switch (one os.replace) is what readers see; state.json follows and the
 pending file goes. A crash between the two switches is finished by the next writer (`prepare_writer`):
 the pending state is made current when the catalog's build record shows the switch happened, else
-discarded. Superseded snapshots are deleted only after the grace period (readers of the old catalog).
+discarded (in mirror.catalog.build, below every writer: update cannot import this module). Superseded snapshots are deleted only after the grace period (readers of the old catalog).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
 from pathlib import Path
 
 from mirror.catalog import build as catalog
-from mirror.core.config import catalog_path
+from mirror.catalog.build import finish_publication, prepare_writer  # noqa: F401  (re-exported: load, sync)
 from mirror.core.datadir import (
     BUILDING_PREFIX,
     PENDING_NAME,
     SNAPSHOT_DIR_RE,
-    clean_leftovers,
     current_snapshot,
     fsync_dir,
     grace_elapsed,
@@ -111,47 +108,6 @@ def publish(
     crash_point("after-pending-removed")
     removed = apply_retention(data_dir, keep)
     return {"snapshot": snapshot, "removed": removed}
-
-
-def finish_publication(data_dir: Path) -> str | None:
-    """Finishes or discards a publication interrupted between the catalog switch and state.json.
-
-    state.json.pending holds the state the publication was switching to, with the fingerprint and merged
-    version its catalog records. When the catalog's build record (catalog.built_from) matches them, the
-    switch happened: readers already see that snapshot, so state.json is written from it. Otherwise the
-    catalog still reads the old snapshot: the pending state is dropped (its folder is an unused snapshot,
-    removed by retention). Returns a note for the user, None when there was nothing to do. Call it under
-    the writer lock."""
-    path = data_dir / PENDING_NAME
-    try:
-        pending = json.loads(path.read_text(encoding="utf-8"))
-        state, expected = pending["state"], (pending["fingerprint"], pending["merged"])
-        month = state["snapshot"]["month"]
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError, KeyError):
-        path.unlink(missing_ok=True)
-        return "discarded an unreadable state.json.pending"
-    built = catalog.built_from(catalog_path(data_dir)) or {}
-    if (built.get("fingerprint"), built.get("merged")) == expected:
-        write_state(data_dir, state)
-        path.unlink(missing_ok=True)
-        return f"finished the interrupted publication of the {month} snapshot"
-    path.unlink(missing_ok=True)
-    return f"discarded the interrupted publication of the {month} snapshot (the catalog never switched)"
-
-
-def prepare_writer(data_dir: Path) -> list[str]:
-    """What every writer (load, update, sync, catalog) runs first, under the writer lock: removes an
-    interrupted writer's leftovers (datadir.clean_leftovers: build folders, catalog and state temp files
-    with their .wal) and finishes or discards an interrupted publication (finish_publication), so the
-    state and the catalog agree before anything else is done. Returns notes for the user."""
-    data_dir = Path(data_dir)
-    notes = [f"removed leftover {name}" for name in clean_leftovers(data_dir)]
-    with contextlib.suppress(FileNotFoundError):
-        if note := finish_publication(data_dir):
-            notes.append(note)
-    return notes
 
 
 def apply_retention(data_dir: Path, keep: int = DEFAULT_KEEP) -> list[str]:
