@@ -6,8 +6,13 @@ User mistakes and upstream failures surface as `MirrorError` and are printed as 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import re
+import signal
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -36,18 +41,142 @@ def data_dir_option(func):
     return wrapper
 
 
+DEBUG_ENV = "MIRROR_DEBUG"
+THREADS_ENV = "MIRROR_THREADS"
+MEMORY_LIMIT_ENV = "MIRROR_MEMORY_LIMIT"
+_MEMORY_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|bytes|kb|mb|gb|tb|kib|mib|gib|tib)\s*$", re.IGNORECASE)
+_MEMORY_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+_SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+_signal_received: list[str] = []  # the signal that interrupted the command, if any
+
+
+def _on_signal(signum, frame):
+    """SIGINT and SIGTERM both unwind the command as a KeyboardInterrupt: the writers clean up on the way
+    out (their publication is crash-safe anyway), then the CLI prints one line and exits 130 / 143."""
+    _signal_received.append(signal.Signals(signum).name)
+    raise KeyboardInterrupt
+
+
+def _install_signal_handlers() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread (CliRunner in a thread)
+            signal.signal(sig, _on_signal)
+
+
+def _check_environment() -> None:
+    """Bad tuning variables fail here in one line instead of as a traceback deep in a load.
+
+    MIRROR_MEMORY_LIMIT accepts a DuckDB size (6GB, 500MB, 1.5GiB) or a share of the physical memory
+    (80%), which is turned into a size here because DuckDB's SET memory_limit does not take a percentage."""
+    threads = os.environ.get(THREADS_ENV)
+    if threads is not None and not (threads.strip().isdigit() and int(threads) >= 1):
+        raise BadInput(f"{THREADS_ENV} must be an integer >= 1 (got {threads[:40]!r})")
+    memory = os.environ.get(MEMORY_LIMIT_ENV)
+    if memory is None:
+        return
+    size, percent = _MEMORY_SIZE.match(memory), _MEMORY_PERCENT.match(memory)
+    if size and float(size.group(1)) > 0:
+        return
+    if percent and 0 < float(percent.group(1)) <= 100:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        os.environ[MEMORY_LIMIT_ENV] = f"{int(total * float(percent.group(1)) / 100 / 1e6)}MB"
+        return
+    raise BadInput(
+        f"{MEMORY_LIMIT_ENV} must be a memory size like 6GB, 500MB, 1.5GiB or a percentage like 80% "
+        f"(got {memory[:40]!r})"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _os_error_line(exc: OSError) -> str:
+    """`<strerror>: <path>` (the path the system refused, and the second one of a rename)."""
+    reason = exc.strerror or _first_line(exc)
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{reason}: {' -> '.join(paths)}" if paths else reason
+
+
+def _interrupted(command: str) -> None:
+    """One line on an interrupt, then exit at once: tearing down DuckDB's worker threads after an interrupt
+    can abort the interpreter, and there is nothing left to clean (the writers did it while unwinding)."""
+    name = _signal_received[-1] if _signal_received else "SIGINT"
+    click.echo(
+        f"Interrupted ({name}) during `mirror {command}`: the mirror's previous state is intact "
+        "(nothing half-written is published); run it again to finish.",
+        err=True,
+    )
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(_SIGNAL_EXIT.get(name, 130))
+
+
+def _quiet_teardown(debug: bool) -> None:
+    """Once a command has failed, objects it leaves half-open (a zip on a full disk) can fail again when they
+    are collected and print "Exception ignored ... Traceback": the one line already says what went wrong."""
+    if not debug:
+        sys.unraisablehook = lambda unraisable: None
+
+
 class MirrorGroup(click.Group):
-    """Turns MirrorError (and Ctrl-C) into a one-line message and an exit code."""
+    """The last line of defence: whatever stops a command is printed as one line with an exit code.
+
+    MirrorError: its message and code; Ctrl-C / SIGTERM: which command was interrupted, exit 130 / 143;
+    OSError: the reason and the path, exit 1; a bad value from an environment variable: one line, exit 2;
+    anything else: one line, the traceback only with MIRROR_DEBUG=1."""
 
     def invoke(self, ctx):
+        import duckdb
+
+        _install_signal_handlers()
+        pending = getattr(ctx, "_protected_args", None) or ctx.protected_args
+        command = pending[0] if pending else (ctx.invoked_subcommand or "")
+        debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
         try:
+            _check_environment()
             return super().invoke(ctx)
+        except click.BadParameter as exc:
+            param, sub = exc.param, exc.ctx
+            envvar = getattr(param, "envvar", None)
+            from_env = (
+                sub is not None
+                and param is not None
+                and param.name is not None
+                and sub.get_parameter_source(param.name) == click.core.ParameterSource.ENVIRONMENT
+            )
+            if not from_env or not isinstance(envvar, str):
+                raise
+            click.echo(
+                f"Error: {envvar}: {_first_line(click.ClickException(exc.format_message()))}", err=True
+            )
+            sys.exit(2)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except MirrorError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            _quiet_teardown(debug)
+            if debug:
+                traceback.print_exc()
+            click.echo(f"Error: {_first_line(exc)}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            sys.exit(130)
+            _interrupted(command)
+        except Exception as exc:
+            _quiet_teardown(debug)
+            if _signal_received:  # DuckDB turns an interrupt into "Query interrupted" (RuntimeError)
+                _interrupted(command)
+            if debug:
+                traceback.print_exc()
+            if isinstance(exc, OSError):
+                click.echo(f"Error: {_os_error_line(exc)}", err=True)
+            elif isinstance(exc, duckdb.Error):
+                click.echo(f"Error: DuckDB: {_first_line(exc)}", err=True)
+            else:
+                hint = "" if debug else f" (set {DEBUG_ENV}=1 for the traceback)"
+                click.echo(f"Error: unexpected {type(exc).__name__}: {_first_line(exc)}{hint}", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=MirrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -658,18 +787,9 @@ def load_command(paths, month, force, keep, quiet, data_dir):
     current) is accepted; unknown columns are kept and reported. The previous snapshot stays queryable until
     the new one is complete and validated; DATA_DIR/sirene.duckdb then switches to it in one step.
     """
-    import os
-
     from mirror.load.stock import load_snapshot
 
-    try:
-        s = load_snapshot(data_dir, list(paths), month=month, force=force, progress=not quiet, keep=keep)
-    except KeyboardInterrupt:
-        # Everything is already cleaned up (the build folder is deleted, the previous snapshot untouched);
-        # exit at once: tearing down DuckDB's worker threads after an interrupt can abort the interpreter.
-        click.echo("Interrupted: the mirror is consistent; run `mirror load` again to finish.", err=True)
-        sys.stderr.flush()
-        os._exit(130)
+    s = load_snapshot(data_dir, list(paths), month=month, force=force, progress=not quiet, keep=keep)
     for w in s["warnings"]:
         click.echo(f"warning: {w}", err=True)
     rows = ", ".join(f"{k} {v:,}" for k, v in s["rows"].items())

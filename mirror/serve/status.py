@@ -15,7 +15,7 @@ from pathlib import Path
 from mirror.catalog.build import TABLES, connect
 from mirror.core import datadir as snap
 from mirror.core.config import catalog_path
-from mirror.core.errors import MirrorError
+from mirror.core.errors import IntegrityError, MirrorError
 from mirror.core.schema import LAST_PROCESSED
 from mirror.deltas.store import merged_root
 
@@ -38,10 +38,72 @@ def _last_delta_day(state: dict) -> str | None:
     return None
 
 
+def _bad_field(path: Path, field: str, expected: str, value) -> IntegrityError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    return IntegrityError(f"{path}: field {field!r} should be {expected}, found {shown}")
+
+
+def _is_timestamp(value) -> bool:
+    try:
+        datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return isinstance(value, str)
+
+
+def checked_state(data_dir: Path) -> dict:
+    """state.json with the fields `status` reads checked for their type, so a hand-edited or damaged file
+    is reported in one line naming the field instead of failing deep inside the formatting."""
+    path = Path(data_dir) / snap.STATE_NAME
+    state = snap.read_state(Path(data_dir))
+    if not isinstance(state, dict):
+        raise IntegrityError(f"{path}: expected a JSON object, found a {type(state).__name__}")
+    current = state.get("snapshot")
+    if current is not None:
+        if not isinstance(current, dict):
+            raise _bad_field(path, "snapshot", "an object with month and dir", current)
+        month = current.get("month")
+        if not (isinstance(month, str) and snap.MONTH_RE.match(month)):
+            raise _bad_field(path, "snapshot.month", "a month YYYY-MM", month)
+        if not isinstance(current.get("dir"), str) or not current["dir"]:
+            raise _bad_field(path, "snapshot.dir", "a folder name", current.get("dir"))
+        if current.get("rows") is not None and not isinstance(current["rows"], dict):
+            raise _bad_field(path, "snapshot.rows", "an object", current["rows"])
+    for field in ("delta_watermark", "watermark"):
+        if state.get(field) is not None and not _is_timestamp(state[field]):
+            raise _bad_field(path, field, "a timestamp YYYY-MM-DDTHH:MM:SS", state[field])
+    for field in ("last_delta_day", "last_day"):
+        value = state.get(field)
+        if value is not None and not (isinstance(value, str) and _is_day(value)):
+            raise _bad_field(path, field, "a day YYYY-MM-DD", value)
+    deltas = state.get("deltas")
+    if deltas is not None:
+        if not isinstance(deltas, list | dict):
+            raise _bad_field(path, "deltas", "a list of days", deltas)
+        days = (
+            deltas
+            if isinstance(deltas, dict)
+            else [d.get("day") if isinstance(d, dict) else d for d in deltas]
+        )
+        bad = [d for d in days if not (isinstance(d, str) and _is_day(d))]
+        if bad:
+            raise _bad_field(path, "deltas", "a list of days YYYY-MM-DD", bad[0])
+    return state
+
+
+def _is_day(value: str) -> bool:
+    try:
+        date.fromisoformat(value[:10])
+    except ValueError:
+        return False
+    return True
+
+
 def status(data_dir: Path, today: date | None = None) -> dict:
     """Snapshot month, rows per table (as the views see them), last update, freshness, disk use, warnings."""
     data_dir = Path(data_dir)
-    state = snap.read_state(data_dir)
+    state = checked_state(data_dir)
     current = state.get("snapshot")
     if not current or not catalog_path(data_dir).is_file():
         raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")

@@ -4,19 +4,22 @@
 - an INSEE API Sirene 3.11 look-alike over a daily change stream (mirror.synthetic.upstream.insee over
   mirror.synthetic.upstream.changes) at `{base}/api-sirene/3.11`.
 
-Used by `mirror demo-upstream`, `make demo` (mirror.demo) and the end-to-end tests of `mirror sync`.
+Used by `mirror demo-upstream`, `make demo` (mirror.synthetic.demo) and the end-to-end tests of `mirror sync`.
 The stock of `month` is generated once into `data/<month>/` (mirror.synthetic.generate) and reused.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from mirror.core.errors import MirrorError
 
 INSEE_PREFIX = "/api-sirene/3.11"
 DEFAULT_API_KEY = "demo-key"
@@ -61,6 +64,18 @@ class Upstream:
         self.server.server_close()
 
 
+def _bind(host: str, port: int) -> ThreadingHTTPServer:
+    """The listening server (its handler is set once the apps exist); a busy port is a one-line error."""
+    try:
+        return ThreadingHTTPServer((host, port), BaseHTTPRequestHandler)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise MirrorError(
+                f"port {port} on {host} is already in use (choose another with --port)"
+            ) from exc
+        raise MirrorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
 def start(
     data: Path,
     month: str,
@@ -83,13 +98,19 @@ def start(
     from mirror.synthetic.upstream.datagouv import DatagouvUpstream
     from mirror.synthetic.upstream.insee import InseeApp, make_insee_handler
 
-    folder = prepare_stock(data, month, scale, seed)
-    changes = DailyChanges(folder, month, seed=seed)
-    today = today or (date.fromisoformat(month + "-01") + timedelta(days=5))
-    datagouv = DatagouvUpstream({month: folder}, published=month)
-    insee = InseeApp(changes, prefix=INSEE_PREFIX, api_key=api_key, today=today, **insee_options)
+    # Bound first, so a busy port fails in one line before minutes of generation at a large scale.
+    server = _bind(host, port)
+    try:
+        folder = prepare_stock(data, month, scale, seed)
+        changes = DailyChanges(folder, month, seed=seed)
+        today = today or (date.fromisoformat(month + "-01") + timedelta(days=5))
+        datagouv = DatagouvUpstream({month: folder}, published=month)
+        insee = InseeApp(changes, prefix=INSEE_PREFIX, api_key=api_key, today=today, **insee_options)
+    except BaseException:
+        server.server_close()
+        raise
     # make_insee_handler = mirror.synthetic.upstream.make_handler + POST (the INSEE search form variant)
-    server = ThreadingHTTPServer((host, port), make_insee_handler([*before, insee, datagouv]))
+    server.RequestHandlerClass = make_insee_handler([*before, insee, datagouv])
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="demo-upstream", daemon=True).start()
     bound_host, bound_port = server.server_address[:2]
