@@ -153,6 +153,7 @@ def run_update(
             if locked or dry_run:
                 return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress)
             with snapshot.writer_lock(data_dir, "mirror update"):
+                catalog.prepare_writer(data_dir)  # leftovers of a killed writer, an interrupted publication
                 return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress)
         except BaseException as exc:
             _reraise_as_one_line(exc, caught, data_dir)
