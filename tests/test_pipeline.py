@@ -99,6 +99,7 @@ def state(data_dir: Path) -> dict:
     return json.loads((data_dir / "state.json").read_text())
 
 
+@pytest.mark.slow
 def test_sync_month_of_changes_equals_next_month_stock(upstream_data, tmp_path):
     """Stock M + its 31 days of changes through the views == stock M+1, even after a crash in the middle
     of a day's fetch and a crash in the middle of re-applying a day (nothing lost or doubled); re-applying
@@ -186,6 +187,7 @@ def test_sync_month_of_changes_equals_next_month_stock(upstream_data, tmp_path):
         up.close()
 
 
+@pytest.mark.slow
 def test_429_and_503_storms_are_survived(upstream_data, tmp_path, monkeypatch):
     from mirror import pipeline as sync_module
     from mirror.update import insee_client as insee

@@ -347,6 +347,7 @@ def test_compaction_files_are_sorted_and_partition_pruning_still_works(loaded, m
     cat.close()
 
 
+@pytest.mark.slow
 def test_crash_mid_compaction_keeps_the_previous_state_and_a_rerun_finishes(loaded, mirror):
     con = base_con(loaded)
     write_day(
@@ -383,6 +384,7 @@ def test_crash_mid_compaction_keeps_the_previous_state_and_a_rerun_finishes(load
     assert [p.name for p in deltas.merged_versions(mirror)] == ["1", "2"]
 
 
+@pytest.mark.slow
 def test_old_versions_are_cleaned_and_no_day_left_means_the_plain_snapshot(loaded, mirror, monkeypatch):
     con = base_con(loaded)
     for i in range(1, 5):
@@ -415,6 +417,7 @@ def test_old_versions_are_cleaned_and_no_day_left_means_the_plain_snapshot(loade
     assert actual_views(mirror) == expected_views(loaded, mirror, COVERAGE.date())
 
 
+@pytest.mark.slow
 def test_incremental_compaction_reuses_the_base_and_gives_the_same_rows(loaded, mirror):
     """A new day rewrites only the recent files (the base files are hard links to the previous version's);
     an older dateDernierTraitement arriving later still loses to the base row; re-applying a day the base
@@ -467,6 +470,7 @@ def test_incremental_compaction_reuses_the_base_and_gives_the_same_rows(loaded, 
     con.close()
 
 
+@pytest.mark.slow
 def test_day_by_day_compaction_equals_the_rules_through_appends_and_folds(loaded, mirror, monkeypatch):
     """Daily updates build each version from the previous one (new days' winners appended to the recent
     files, folded into the base now and then): after every day, the views equal the rules computed from

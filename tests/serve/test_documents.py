@@ -1338,6 +1338,7 @@ def _scans(node: dict):
         yield from _scans(child)
 
 
+@pytest.mark.slow
 def test_siret_lookup_opens_only_its_departement(stock_dir, tmp_path):
     """A lookup by siret reads the département from the etablissements_departements index, then the
     document query opens one partition file instead of all of them; answers are unchanged."""

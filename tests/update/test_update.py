@@ -81,6 +81,7 @@ class EmptyDay:
         return False
 
 
+@pytest.mark.slow
 def test_update_watermark_overlap_dry_run_mass_update_and_unpublished_days(upstream_data, tmp_path):
     up = start(upstream_data, today=date(2026, 10, 3))  # 1 and 2 Oct published
     try:
@@ -172,6 +173,7 @@ def test_update_watermark_overlap_dry_run_mass_update_and_unpublished_days(upstr
         up.close()
 
 
+@pytest.mark.slow
 def test_day_without_changes_404_is_applied_as_empty(upstream_data, tmp_path):
     empty = EmptyDay(date(2026, 10, 2))
     up = start(upstream_data, today=date(2026, 10, 4), before=[empty])
@@ -209,6 +211,7 @@ def test_user_errors_are_one_line(upstream_data, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_crash_between_day_and_catalog_is_repaired_by_the_next_run(upstream_data, tmp_path):
     """Each day is compacted and the catalog rebuilt over it; a crash before the new merged version is
     published leaves the previous views working, and the next run publishes it before fetching."""
@@ -270,6 +273,7 @@ def test_crash_between_day_and_catalog_is_repaired_by_the_next_run(upstream_data
         up.close()
 
 
+@pytest.mark.slow
 def test_summary_counts_are_new_changed_and_closed_against_the_mirror_before_the_day(upstream_data, tmp_path):
     """Each day's counts compare its fetched rows (its delta files) with the mirror as it was before the
     day: absent = new; closed now but not before = closed; the rest changed. Counted independently here."""
