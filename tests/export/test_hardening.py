@@ -101,19 +101,35 @@ def test_cli_refuses_the_audit_bypass(world, tmp_path):
 # --- item 2: never clobber ---
 
 
+def device(tmp_path: Path, name: str, minor: int) -> Path:
+    """A private copy of /dev/null (minor 3) or /dev/full (minor 7) when root may create one: a
+    regression then replaces this node, never the system's. Otherwise the real one (a non-root
+    process cannot replace it)."""
+    node = tmp_path / name
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+    except OSError:
+        if os.geteuid() == 0:
+            pytest.skip("cannot create a device node, and the real one must not be put at risk as root")
+        return Path(f"/dev/{name}")
+    return node
+
+
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
-def test_dev_null_is_written_in_place_and_stays_a_device(world, fmt):
-    proc = run_mirror("export", "-q", "--format", fmt, "-o", "/dev/null", data_dir=world["data"])
+def test_dev_null_is_written_in_place_and_stays_a_device(world, fmt, tmp_path):
+    null = device(tmp_path, "null", 3)
+    proc = run_mirror("export", "-q", "--format", fmt, "-o", str(null), data_dir=world["data"])
     assert proc.returncode == 0, proc.stderr
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
-    assert not Path("/dev/null.part").exists()
+    assert stat.S_ISCHR(os.stat(null).st_mode) and os.stat(null).st_rdev == os.makedev(1, 3)
+    assert not Path(f"{null}.part").exists()
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
-def test_dev_full_is_a_one_line_no_space_error(world, fmt):
-    proc = run_mirror("export", "-q", "--format", fmt, "-o", "/dev/full", data_dir=world["data"])
+def test_dev_full_is_a_one_line_no_space_error(world, fmt, tmp_path):
+    full = device(tmp_path, "full", 7)
+    proc = run_mirror("export", "-q", "--format", fmt, "-o", str(full), data_dir=world["data"])
     one_line_error(proc, "no space left on device")
-    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    assert stat.S_ISCHR(os.stat(full).st_mode)
 
 
 def test_a_fifo_is_written_in_place(world, tmp_path):
@@ -127,7 +143,7 @@ def test_a_fifo_is_written_in_place(world, tmp_path):
         with open(fifo, "rb") as fh:
             got["data"] = fh.read()
 
-    reader = threading.Thread(target=read)
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     summary = export(world["con"], fifo, columns=["siret"])
     reader.join(10)

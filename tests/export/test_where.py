@@ -198,6 +198,8 @@ def test_every_listed_function_is_accepted_and_runs(con):
 def test_a_literal_holding_comment_markers_is_accepted(con):
     assert run(con, "denominationUniteLegale = 'ÉCOLE -- du ; coin'") == ["000000002"]
     assert run(con, "contains(denominationUniteLegale, '--') AND siren <> '/* x */'") == ["000000002"]
+    # A quote doubled inside the literal (refused before: the check looked for the unescaped text).
+    assert run(con, "denominationUniteLegale <> 'l''école -- x' AND siren = '000000002'") == ["000000002"]
 
 
 @pytest.mark.parametrize(
