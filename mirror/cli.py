@@ -350,14 +350,20 @@ def sync_command(datagouv_url, insee_url, rate, fmt, quiet, data_dir):
     """
     from mirror.pipeline import run_sync
 
-    report = run_sync(
-        data_dir,
-        datagouv_url=datagouv_url,
-        insee_url=insee_url,
-        rate=rate,
-        fmt=fmt,
-        progress=False if quiet else None,
-    )
+    try:
+        report = run_sync(
+            data_dir,
+            datagouv_url=datagouv_url,
+            insee_url=insee_url,
+            rate=rate,
+            fmt=fmt,
+            progress=False if quiet else None,
+        )
+    except MirrorError as exc:
+        # A newer stock that failed: the daily updates were still applied; show them, then the failure.
+        if getattr(exc, "report", None) is not None:
+            click.echo(exc.report.format())
+        raise
     click.echo(report.format())
 
 
@@ -410,8 +416,10 @@ def demo_upstream_command(port, scale, month, seed, today, api_key, data, data_d
 
 
 def _split_columns(values) -> list[str] | None:
-    cols = [c.strip() for v in values for c in v.split(",") if c.strip()]
-    return cols or None
+    """None when --columns is not given; else the names (possibly none: `--columns ,` is then refused)."""
+    if not values:
+        return None
+    return [c.strip() for v in values for c in v.split(",") if c.strip()]
 
 
 def _output_options(func):
@@ -646,7 +654,7 @@ def export_command(
         departements=list(departements),
         regions=list(regions),
         epcis=list(epcis),
-        near=parse_near(near) if near else None,
+        near=parse_near(near) if near is not None else None,
         near_siret=near_siret,
         radius_km=radius_km,
         created_from=created_from.date() if created_from else None,
@@ -816,11 +824,13 @@ def status_command(as_json, data_dir):
 @data_dir_option
 def catalog_command(data_dir):
     """Re-create DATA_DIR/sirene.duckdb (views + reference tables) from the current snapshot."""
-    from mirror.catalog.build import rebuild
+    from mirror.catalog.build import prepare_writer, rebuild
     from mirror.core import datadir as snapshot
     from mirror.deltas.store import compact_for
 
     with snapshot.writer_lock(data_dir, "mirror catalog"):
+        for note in prepare_writer(data_dir):
+            click.echo(note, err=True)
         path = rebuild(data_dir, compact_for(data_dir))
     click.echo(f"catalog rebuilt: {path}")
 

@@ -373,3 +373,18 @@ def test_signal_during_load_is_one_line_and_the_mirror_stays(sig, code, name, ti
     assert after.returncode == 0, after.stderr
     assert json.loads(after.stdout)["snapshot"] == json.loads(before.stdout)["snapshot"]
     assert not [p.name for p in (data / "snapshots").iterdir() if p.name.startswith(".building")]
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--columns", ","], "--columns names no column"),
+        (["--near", ""], "invalid --near ''"),
+    ],
+)
+def test_empty_columns_and_near_are_refused_not_ignored(option, message, tiny, tmp_path):
+    """`--columns ,` used to mean every column and `--near ''` no radius search: both now refused."""
+    out = tmp_path / "out.csv"
+    r = run_mirror("export", "-o", str(out), *option, data_dir=tiny["data"])
+    assert r.returncode == 2 and r.stderr.strip().startswith("Error: ") and message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()

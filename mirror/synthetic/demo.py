@@ -38,7 +38,9 @@ def _run_mirror(args: list[str], env: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mirror.synthetic.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mirror.synthetic.demo", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--scale", type=int, default=20000, help="unités légales generated (default 20000)")
     parser.add_argument("--month", default="2026-10", help="stock month served (default 2026-10)")
     parser.add_argument("--days", type=int, default=5, help="days of changes published (default 5)")
