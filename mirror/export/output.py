@@ -56,6 +56,12 @@ def _inside(path: Path, folder: Path) -> bool:
 def plan_output(out: Path, data_dir: Path | None = None, inputs: tuple[Path, ...] = ()) -> Output:
     """Checks the output path and decides how it is written (nothing is created yet)."""
     out = Path(out).absolute()
+    try:  # followed through links: /dev/stdout -> /proc/self/fd/1 -> a pipe whose "path" cannot be resolved
+        followed = os.stat(out).st_mode
+    except OSError:
+        followed = None
+    if followed is not None and (stat.S_ISFIFO(followed) or stat.S_ISCHR(followed)):
+        return Output(out, out, True, Path(), None)
     target = Path(os.path.realpath(out))
     if target.is_dir():
         raise BadInput(f"{out} is a folder; give a file name")

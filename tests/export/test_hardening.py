@@ -394,3 +394,14 @@ def test_batch_keeps_one_row_per_input_when_the_mirror_holds_a_key_twice(world, 
             assert sum(summary["statuses"].values()) == len(lines)
     finally:
         con.close()
+
+
+def test_dev_stdout_through_its_symlink_is_written_in_place(world):
+    """`-o /dev/stdout` is a link to /proc/self/fd/1, a pipe here: it is followed and written, not refused
+    because the pipe has no resolvable path."""
+    r = run_mirror(
+        "export", "-o", "/dev/stdout", "--format", "csv", "--columns", "siret", data_dir=world["data"]
+    )
+    assert r.returncode == 0, r.stderr
+    rows = r.stdout.splitlines()
+    assert rows[0] == "siret" and len(rows) > 1 and all(len(x) == 14 for x in rows[1:])
