@@ -480,10 +480,3 @@ def write_jsonl(
         if tmp.exists():
             tmp.unlink()
     return counts
-
-
-def all_identifiers(con: duckdb.DuckDBPyConnection, kind: str = "siren") -> duckdb.DuckDBPyRelation:
-    """Every SIREN (or SIRET) of the mirror, as a DuckDB relation usable by iter_documents."""
-    if kind == "siren":
-        return con.sql("SELECT siren FROM unites_legales")
-    return con.sql("SELECT siret FROM etablissements")
