@@ -596,7 +596,11 @@ def prepare(data_dir: Path, cache: Path, n_ids: int) -> dict:
         "top_departement": deps[0][0],
         "export_departements": chosen,
         "export_rows": total,
-        "sample_siren": con.execute("SELECT siren FROM unites_legales USING SAMPLE 1 ROWS").fetchone()[0],
+        # A diffusible unit: a partially diffusible one answers 451 (exit 4) and would fail the CLI step.
+        "sample_siren": con.execute(
+            "SELECT siren FROM (SELECT siren FROM unites_legales WHERE statutDiffusionUniteLegale = 'O') "
+            "USING SAMPLE 1 ROWS"
+        ).fetchone()[0],
         "ids_file": str(ids),
         "n_ids": n_ids,
     }
