@@ -129,12 +129,12 @@ def _check_sources(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     or a catalog older than the grace period of its folders). Catalogs built before the build record named
     its snapshot are not checked."""
     try:
-        row = con.execute(render("catalog/build_record_sources.sql")).fetchone()
+        row = con.execute(render("catalog/build_record_read.sql")).fetchone()
     except duckdb.Error:
         return
     if not row:
         return
-    snapshot_dir, merged = row
+    _fingerprint, merged, snapshot_dir = row
     if snapshot_dir and not Path(snapshot_dir).is_dir():
         if (snap.snapshots_dir(data_dir) / Path(snapshot_dir).name).is_dir():  # the data directory moved
             raise MirrorError(f"snapshot folder {snapshot_dir} is missing: run `mirror catalog`")
@@ -287,7 +287,7 @@ def built_from(path: Path) -> dict | None:
         return None
     finally:
         con.close()
-    return {"fingerprint": row[0], "merged": row[1]} if row else None
+    return {"fingerprint": row[0], "merged": row[1], "snapshot": row[2]} if row else None
 
 
 def rebuild(
