@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import signal
 import sys
 import traceback
@@ -18,7 +17,7 @@ from pathlib import Path
 import click
 
 from mirror import __version__
-from mirror.core.config import DATA_DIR_ENV, resolve_data_dir
+from mirror.core.config import DATA_DIR_ENV, duckdb_memory_limit, duckdb_threads, resolve_data_dir
 from mirror.core.errors import BadInput, MirrorError
 
 
@@ -42,10 +41,6 @@ def data_dir_option(func):
 
 
 DEBUG_ENV = "MIRROR_DEBUG"
-THREADS_ENV = "MIRROR_THREADS"
-MEMORY_LIMIT_ENV = "MIRROR_MEMORY_LIMIT"
-_MEMORY_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|bytes|kb|mb|gb|tb|kib|mib|gib|tib)\s*$", re.IGNORECASE)
-_MEMORY_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 _signal_received: list[str] = []  # the signal that interrupted the command, if any
 
@@ -64,27 +59,9 @@ def _install_signal_handlers() -> None:
 
 
 def _check_environment() -> None:
-    """Bad tuning variables fail here in one line instead of as a traceback deep in a load.
-
-    MIRROR_MEMORY_LIMIT accepts a DuckDB size (6GB, 500MB, 1.5GiB) or a share of the physical memory
-    (80%), which is turned into a size here because DuckDB's SET memory_limit does not take a percentage."""
-    threads = os.environ.get(THREADS_ENV)
-    if threads is not None and not (threads.strip().isdigit() and int(threads) >= 1):
-        raise BadInput(f"{THREADS_ENV} must be an integer >= 1 (got {threads[:40]!r})")
-    memory = os.environ.get(MEMORY_LIMIT_ENV)
-    if memory is None:
-        return
-    size, percent = _MEMORY_SIZE.match(memory), _MEMORY_PERCENT.match(memory)
-    if size and float(size.group(1)) > 0:
-        return
-    if percent and 0 < float(percent.group(1)) <= 100:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        os.environ[MEMORY_LIMIT_ENV] = f"{int(total * float(percent.group(1)) / 100 / 1e6)}MB"
-        return
-    raise BadInput(
-        f"{MEMORY_LIMIT_ENV} must be a memory size like 6GB, 500MB, 1.5GiB or a percentage like 80% "
-        f"(got {memory[:40]!r})"
-    )
+    """Bad tuning variables fail at start in one line, before any work (the load reads them again)."""
+    duckdb_threads()
+    duckdb_memory_limit()
 
 
 def _first_line(exc: BaseException) -> str:

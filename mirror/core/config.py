@@ -6,7 +6,10 @@ The SQL folder and the reference tables are package data (`mirror.core.sql.SQL_D
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from mirror.core.errors import BadInput
 
 DATA_DIR_ENV = "MIRROR_DATA_DIR"
 DEFAULT_DATA_DIR = "./data"
@@ -32,3 +35,37 @@ def resolve_data_dir(value: str | os.PathLike | None = None) -> Path:
 def catalog_path(data_dir: Path) -> Path:
     """The DuckDB catalog file users open with the DuckDB CLI."""
     return data_dir / CATALOG_NAME
+
+
+# DuckDB tuning of the monthly load (validated here, so that a bad value is one line wherever it is read).
+THREADS_ENV = "MIRROR_THREADS"
+MEMORY_LIMIT_ENV = "MIRROR_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "6GB"
+_MEMORY_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|bytes|kb|mb|gb|tb|kib|mib|gib|tib)\s*$", re.IGNORECASE)
+_MEMORY_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def duckdb_threads() -> int | None:
+    """$MIRROR_THREADS as an integer >= 1 (None: DuckDB's default, one per core)."""
+    raw = os.environ.get(THREADS_ENV)
+    if raw is None or raw == "":
+        return None
+    if not (raw.strip().isdigit() and int(raw) >= 1):
+        raise BadInput(f"{THREADS_ENV} must be an integer >= 1 (got {raw[:40]!r})")
+    return int(raw)
+
+
+def duckdb_memory_limit() -> str:
+    """$MIRROR_MEMORY_LIMIT as a DuckDB size: 6GB, 500MB, 1.5GiB as given, or a share of the physical memory
+    (80%) turned into MB, since DuckDB's `SET memory_limit` takes no percentage."""
+    raw = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    size, percent = _MEMORY_SIZE.match(raw), _MEMORY_PERCENT.match(raw)
+    if size and float(size.group(1)) > 0:
+        return raw.strip()
+    if percent and 0 < float(percent.group(1)) <= 100:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return f"{int(total * float(percent.group(1)) / 100 / 1e6)}MB"
+    raise BadInput(
+        f"{MEMORY_LIMIT_ENV} must be a memory size like 6GB, 500MB, 1.5GiB or a percentage like 80% "
+        f"(got {raw[:40]!r})"
+    )

@@ -30,6 +30,7 @@ from pathlib import Path
 import duckdb
 
 from mirror.core import datadir as snap
+from mirror.core.config import duckdb_memory_limit, duckdb_threads
 from mirror.core.errors import BadInput, IntegrityError, MirrorError
 from mirror.core.faults import crash_point
 from mirror.core.schema import (
@@ -45,9 +46,6 @@ from mirror.core.typed import prepare_connection, typed_select_sql
 from mirror.load import publish
 
 ROW_GROUP_SIZE = 100_000
-MEMORY_LIMIT_ENV = "MIRROR_MEMORY_LIMIT"
-THREADS_ENV = "MIRROR_THREADS"
-DEFAULT_MEMORY_LIMIT = "6GB"
 MIN_SHARE_OF_PREVIOUS = 0.98
 FRESHNESS_DAYS = 7  # max dateDernierTraitement must be >= (1st of the stock month - 7 days)
 LINE_MISMATCH_TOLERANCE = 1e-4  # CSV physical lines vs records read (multi-line fields are legal)
@@ -235,9 +233,9 @@ def _csv_source_sql(path: Path, header: list[str]) -> str:
 
 def _connect_for_build(build_dir: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute(f"SET memory_limit = {literal(os.environ.get(MEMORY_LIMIT_ENV, DEFAULT_MEMORY_LIMIT))}")
-    if os.environ.get(THREADS_ENV):
-        con.execute(f"SET threads = {int(os.environ[THREADS_ENV])}")
+    con.execute(f"SET memory_limit = {literal(duckdb_memory_limit())}")
+    if (threads := duckdb_threads()) is not None:
+        con.execute(f"SET threads = {threads}")
     con.execute(f"SET temp_directory = {literal(build_dir / '.tmp')}")
     con.execute("SET preserve_insertion_order = true")
     con.execute("SET enable_progress_bar = false")
