@@ -1,0 +1,127 @@
+"""Builds the company search index (SQLite FTS5) of DATA_DIR/lookup.sqlite from the DuckDB catalog.
+
+The store code (mirror.lookup.store / build) owns the SQLite connection and its transaction; this module only
+creates its tables and writes rows, it never begins or commits:
+
+    create_schema(db)                       search_fts (FTS5), search_vocab (fts5vocab), search_units
+    index_units(db, con)                    every unité légale of the catalog
+    index_units(db, con, sirens="changed")  re-indexes exactly the sirens of the DuckDB relation `changed`
+                                            (one VARCHAR column `siren`); units gone from the catalog vanish
+
+What is indexed and how is in sql/lookup/search_schema.sql and sql/lookup/search_units.sql (the texts come
+from the *_diffusibles views: '[ND]' stays unsearchable, a partially diffusible natural person has no name
+text). Reading is mirror.lookup.search.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+
+import duckdb
+
+from mirror.core.sql import ident, render
+
+BATCH_ROWS = 50_000
+# Columns of a search_units.sql row: the first FTS_COLUMNS go to search_fts, id + the rest to search_units.
+FTS_COLUMNS = 7
+
+_INSERT_FTS = "INSERT INTO search_fts(rowid, nom, enseignes, departement, code_postal, naf, etat) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_UNIT = (
+    "INSERT INTO search_units(id, siren, nom_complet, sigle, siret_siege, code_postal, commune, departement, "
+    "activite_principale, etat_administratif, categorie_juridique, tranche_effectif_salarie, "
+    "etablissements_ouverts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def statements(path: str) -> list[str]:
+    """The statements of a SQLite script sql/<path>, one by one (sqlite3's executescript would COMMIT first,
+    and the caller owns the transaction)."""
+    out, current = [], ""
+    for line in render(path).splitlines():
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
+
+
+def create_schema(db: sqlite3.Connection) -> None:
+    """Creates search_fts, search_vocab and search_units (sql/lookup/search_schema.sql) in `db`."""
+    for statement in statements("lookup/search_schema.sql"):
+        db.execute(statement)
+
+
+def _batches(con: duckdb.DuckDBPyConnection, sql: str, out: queue.Queue, stop: threading.Event) -> None:
+    """Producer thread: fetches the query's rows in batches into `out`, then None (or the exception);
+    gives up as soon as `stop` is set (the consumer failed)."""
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    try:
+        cur = con.execute(sql)
+        while rows := cur.fetchmany(BATCH_ROWS):
+            if not put(rows):
+                return
+        put(None)
+    except BaseException as exc:  # handed to the consumer, which re-raises it
+        put(exc)
+
+
+def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: str | None = None) -> int:
+    """Indexes the unités légales of the catalog `con` into `db`; returns the number of units indexed.
+
+    sirens=None: every unit (rows already in the index are removed first; the index is optimized after).
+    Otherwise the name of a table or view of `con` with one VARCHAR column `siren`: the index rows of
+    exactly those sirens are deleted, then the units among them that the catalog still holds are inserted.
+    Rows are streamed (DuckDB fetches the next batch on a thread while SQLite inserts the current one), so
+    memory stays bounded. No BEGIN / COMMIT: the caller owns the transaction.
+    """
+    if sirens is None:
+        restrict = "true"
+        if db.execute("SELECT 1 FROM search_units LIMIT 1").fetchone():
+            db.execute("DELETE FROM search_units")
+            db.execute("DELETE FROM search_fts")
+    else:
+        relation = ident(sirens)
+        restrict = render("lookup/search_restrict.sql", sirens=relation)
+        cur = con.execute(render("lookup/search_sirens.sql", sirens=relation))
+        while ids := cur.fetchmany(BATCH_ROWS):
+            db.executemany("DELETE FROM search_fts WHERE rowid = ?", ids)
+            db.executemany("DELETE FROM search_units WHERE id = ?", ids)
+    sql = render("lookup/search_units.sql", restrict=restrict)
+    pending: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    producer = threading.Thread(
+        target=_batches, args=(con, sql, pending, stop), name="search-index", daemon=True
+    )
+    producer.start()
+    count = 0
+    try:
+        while (rows := pending.get()) is not None:
+            if isinstance(rows, BaseException):
+                raise rows
+            db.executemany(_INSERT_FTS, (r[:FTS_COLUMNS] for r in rows))
+            db.executemany(_INSERT_UNIT, ((r[0], *r[FTS_COLUMNS:]) for r in rows))
+            count += len(rows)
+    except BaseException:
+        stop.set()  # the producer stops at its next batch; a query still running is interrupted
+        if producer.is_alive():
+            con.interrupt()
+        raise
+    finally:
+        stop.set()
+        producer.join()
+    if sirens is None:
+        db.execute("INSERT INTO search_fts(search_fts) VALUES ('optimize')")
+    return count

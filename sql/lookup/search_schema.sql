@@ -1,0 +1,37 @@
+-- SQLite (DATA_DIR/lookup.sqlite): the company search index (mirror.lookup.search_index.create_schema).
+--
+-- search_fts: one FTS5 row per unité légale, rowid = the siren as an integer. Text columns `nom`
+-- (dénomination, sigle, dénominations usuelles, person names, hyphenated words also joined) and `enseignes`
+-- (enseignes and dénominations usuelles of the siège and open établissements); filter columns, matched as
+-- FTS5 column filters: `departement`, `code_postal` (siège and open établissements, space-separated),
+-- `naf` (activitePrincipaleUniteLegale without the dot, '1071c'), `etat` ('a' / 'c').
+-- unicode61 remove_diacritics 2 folds case and accents; apostrophes and hyphens are separators.
+-- prefix='2 3 4': prefix indexes so that autocompletion of 2-4 letters reads one doclist.
+CREATE VIRTUAL TABLE search_fts USING fts5(
+    nom, enseignes, departement, code_postal, naf, etat,
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3 4'
+);
+
+-- bm25 weights for ORDER BY rank: names weigh more than enseignes; filter columns do not score.
+INSERT INTO search_fts(search_fts, rank) VALUES ('rank', 'bm25(10.0, 3.0, 0.0, 0.0, 0.0, 0.0)');
+
+-- The terms of the index with their document counts (typo tolerance: edit-distance-1 variants).
+CREATE VIRTUAL TABLE search_vocab USING fts5vocab(search_fts, row);
+
+-- Display and ranking fields, id = search_fts rowid = CAST(siren AS INTEGER).
+CREATE TABLE search_units (
+    id INTEGER PRIMARY KEY,
+    siren TEXT NOT NULL,
+    nom_complet TEXT,
+    sigle TEXT,
+    siret_siege TEXT,
+    code_postal TEXT,
+    commune TEXT,
+    departement TEXT,
+    activite_principale TEXT,
+    etat_administratif TEXT,
+    categorie_juridique TEXT,
+    tranche_effectif_salarie TEXT,
+    etablissements_ouverts INTEGER NOT NULL
+);
