@@ -18,9 +18,10 @@ Query language (what recherche-entreprises accepts, the way it behaves):
 - a SIREN (9 digits) or SIRET (14 digits), spaces allowed, answers that unit directly (filters ignored),
   even a partially diffusible person that no name finds.
 Ranking: bm25 (names weigh more than enseignes) over the best WINDOW matches, an exact name match first,
-then relevance in RELEVANCE_STEPS buckets counted down from the best match (within 10 % of it: one bucket), active before closed, more
-open établissements first, siren: deterministic, and pages of one query never overlap. Results beyond the
-first WINDOW are not served (offset + limit <= WINDOW); `total` is the exact number of matches.
+then relevance in RELEVANCE_STEPS buckets counted down from the best match (within 10 % of it: one bucket),
+active before closed, more open établissements first, siren: deterministic, and pages of one query never
+overlap. Results beyond the first WINDOW are not served (offset + limit <= WINDOW); `total` is the exact
+number of matches. Addresses are not searched as text (the département / code postal filters are).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ RELEVANCE_STEPS = 10  # relevance buckets: 10 % of the best score each, counted 
 TYPO_MIN_LETTERS = 5
 TYPO_MAX_DOCS = 2  # a word held by at most this many units also matches its edit-distance-1 variants
 TYPO_MAX_VARIANTS = 8
+MAX_TEXT = 200  # characters of search text
+MAX_WORDS = 20  # words of search text (each is a term of the FTS5 expression, and maybe a vocabulary lookup)
 ETATS = ("A", "C", "all")
 FIELDS = (
     "siren",
@@ -149,6 +152,8 @@ def _values(name: str, values, pattern: re.Pattern, normalize) -> list[str] | No
 def _check(text, limit, offset, etat) -> None:
     if not isinstance(text, str) or not text.strip():
         raise BadInput("search text: empty")
+    if len(text) > MAX_TEXT:
+        raise BadInput(f"search text: more than {MAX_TEXT} characters")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise BadInput(f"limit: expected an integer from 1 to {MAX_LIMIT}, got {limit!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
@@ -291,6 +296,8 @@ def search(
                 results = [_row(row)] if row else []
                 return SearchResult(len(results), results[offset : offset + limit], limit, offset)
         words = tokens(text)
+        if len(words) > MAX_WORDS:
+            raise BadInput(f"search text: more than {MAX_WORDS} words")
         if not words:
             return SearchResult(0, [], limit, offset)
         expression = match_expression(db, words, filters)
