@@ -98,6 +98,12 @@ def _quiet_teardown(debug: bool) -> None:
         sys.unraisablehook = lambda unraisable: None
 
 
+def _is_duckdb_error(exc: BaseException) -> bool:
+    """Whether exc is a DuckDB error, without importing DuckDB for commands that never loaded it."""
+    duckdb = sys.modules.get("duckdb")
+    return duckdb is not None and isinstance(exc, duckdb.Error)
+
+
 class MirrorGroup(click.Group):
     """The last line of defence: whatever stops a command is printed as one line with an exit code.
 
@@ -106,8 +112,6 @@ class MirrorGroup(click.Group):
     anything else: one line, the traceback only with MIRROR_DEBUG=1."""
 
     def invoke(self, ctx):
-        import duckdb
-
         _install_signal_handlers()
         pending = getattr(ctx, "_protected_args", None) or ctx.protected_args
         command = pending[0] if pending else (ctx.invoked_subcommand or "")
@@ -148,7 +152,7 @@ class MirrorGroup(click.Group):
                 traceback.print_exc()
             if isinstance(exc, OSError):
                 click.echo(f"Error: {_os_error_line(exc)}", err=True)
-            elif isinstance(exc, duckdb.Error):
+            elif _is_duckdb_error(exc):
                 click.echo(f"Error: DuckDB: {_first_line(exc)}", err=True)
             else:
                 hint = "" if debug else f" (set {DEBUG_ENV}=1 for the traceback)"
@@ -782,6 +786,8 @@ def load_command(paths, month, force, keep, quiet, data_dir):
     click.echo(f"{rows}; {s['duration_s']} s ({s['rows_per_s'] or 0:,} rows/s)")
     if s["removed"]:
         click.echo(f"removed old snapshots: {', '.join(s['removed'])}")
+    if s.get("lookup_store"):
+        click.echo(s["lookup_store"])
 
 
 @main.command("status")
@@ -859,25 +865,113 @@ def get_command(identifier, fmt, diffusibles, non_diffusables, siege, follow_dou
     """
     import json
 
-    from mirror.catalog.build import connect
+    from mirror.core.config import catalog_path
     from mirror.serve.documents import EXIT_CODES, get_document
 
-    con = connect(data_dir, read_only=True)
-    try:
-        status, document = get_document(
-            con,
-            identifier,
-            fmt=fmt,
-            diffusibles=diffusibles,
-            non_diffusables=non_diffusables,
-            siege=siege,
-            follow_doublons=follow_doublons,
-        )
-    finally:
-        con.close()
+    if not catalog_path(data_dir).is_file():
+        raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")
+    status, document = get_document(
+        data_dir,
+        identifier,
+        fmt=fmt,
+        diffusibles=diffusibles,
+        non_diffusables=non_diffusables,
+        siege=siege,
+        follow_doublons=follow_doublons,
+    )
     click.echo(json.dumps(document, ensure_ascii=False, indent=None if compact else 2))
     if status != 200:
         sys.exit(EXIT_CODES.get(status, 1))
+
+
+# --- search and the lookup store ---
+
+
+@main.command("search")
+@click.argument("text")
+@click.option("--limit", default=20, show_default=True, type=int, help="Results per page (1-100).")
+@click.option("--offset", default=0, show_default=True, type=int, help="Results to skip (paging).")
+@click.option("--departement", multiple=True, metavar="CODE",
+              help="Département of the siège or of an open établissement (75, 2A, 971); repeatable.")  # fmt: skip
+@click.option("--code-postal", "code_postal", multiple=True, metavar="CODE", help="Code postal; repeatable.")
+@click.option("--naf", multiple=True, metavar="CODE", help="APE of the unit (10.71C or 1071C); repeatable.")
+@click.option("--etat", type=click.Choice(["A", "C", "all"]), default="all", show_default=True,
+              help="A: active units, C: closed ones, all: both (active ranked first).")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Output format.")  # fmt: skip
+@data_dir_option
+def search_command(text, limit, offset, departement, code_postal, naf, etat, fmt, data_dir):
+    """Find companies by name, sigle, enseigne or the name of a natural person, ranked as
+    recherche-entreprises ranks them (relevance, then active before closed, then size).
+
+    Accents, case, apostrophes (' and ’), hyphens and elisions (l', d') do not matter; the last word is
+    matched as a prefix (autocomplete); a one-letter typo in a word of 5 letters or more is forgiven; a
+    SIREN or SIRET typed in the box (spaces allowed) answers that unit. Partially diffusible natural
+    persons are not found by name (only by identifier), as on recherche-entreprises. Examples:
+
+    \b
+      mirror search "boulangerie" --departement 75
+      mirror search "l'ouest" --etat A --format json
+      mirror search "552 100 554"
+    """
+    from mirror.lookup.search import render, search
+    from mirror.lookup.store import open_store
+
+    store = open_store(data_dir)
+    if store is not None and not store.begin():
+        click.echo("warning: the search index is not current (the lookup store is being rebuilt or "
+                   "lags behind the mirror): run `mirror store`", err=True)  # fmt: skip
+    elif store is not None:
+        store.end()
+    result = search(
+        data_dir,
+        text,
+        limit=limit,
+        offset=offset,
+        departement=list(departement) or None,
+        code_postal=list(code_postal) or None,
+        naf=list(naf) or None,
+        etat=etat,
+    )
+    click.echo(render(result, fmt), nl=not render(result, fmt).endswith("\n"))
+
+
+@main.command("store")
+@click.option("--rebuild", is_flag=True, help="Build the whole store again even if it is current.")
+@data_dir_option
+def store_command(rebuild, data_dir):
+    """Bring DATA_DIR/lookup.sqlite up to date: the keyed v3/v4 documents `mirror get` and the Python
+    API answer from in well under a millisecond, and the search index.
+
+    `mirror load`, `mirror update` and `mirror sync` keep it current themselves (unless
+    MIRROR_LOOKUP_STORE=off); this command repairs or rebuilds it. Until it is current, lookups answer
+    from the SQL views (same documents, slower) and search warns.
+    """
+    import time
+
+    from mirror.catalog.build import connect, prepare_writer
+    from mirror.core import datadir as snapshot
+    from mirror.lookup import build as lookup_build
+    from mirror.lookup.store import state_token, store_path
+
+    connect(data_dir, read_only=True).close()  # "no mirror in DATA_DIR" as one line
+    t0 = time.monotonic()
+    with snapshot.writer_lock(data_dir, "mirror store"):
+        for note in prepare_writer(data_dir):  # a crashed writer's leftovers, a catalog to repair
+            click.echo(note, err=True)
+        if rebuild:
+            con = connect(data_dir, read_only=True)
+            try:
+                lookup_build.build(con, data_dir, state_token(snapshot.read_state(data_dir)))
+            finally:
+                con.close()
+            done = "built"
+        else:
+            done = lookup_build.refresh(data_dir)
+    size = store_path(data_dir).stat().st_size
+    click.echo(
+        f"lookup store {done} in {time.monotonic() - t0:.1f}s: {store_path(data_dir)} ({size / 1e6:,.1f} MB)"
+    )
 
 
 # --- generate: synthetic monthly stock files shaped like INSEE's ---

@@ -74,6 +74,8 @@ def _refresh_stock(data_dir, state, picked, current, datagouv_url, fmt, show, re
         snapshot.update_state(data_dir, sync_stock={"month": month, "last_modified": stamp})
         report.stock = f"Loaded the {month} monthly stock" + (f" (replacing {current})." if current else ".")
         report.notes.extend(f"warning: {w}" for w in (summary or {}).get("warnings", []) or [])
+        if (summary or {}).get("lookup_store"):
+            report.notes.append(summary["lookup_store"])
     elif current and month < current:
         report.stock = f"data.gouv.fr publishes the {month} stock, older than the mirror's {current}: kept."
     else:

@@ -69,3 +69,17 @@ def duckdb_memory_limit() -> str:
         f"{MEMORY_LIMIT_ENV} must be a memory size like 6GB, 500MB, 1.5GiB or a percentage like 80% "
         f"(got {raw[:40]!r})"
     )
+
+
+LOOKUP_STORE_ENV = "MIRROR_LOOKUP_STORE"
+
+
+def lookup_store_enabled() -> bool:
+    """Whether writers keep DATA_DIR/lookup.sqlite (keyed documents and search) current: on unless
+    MIRROR_LOOKUP_STORE=off (a mirror used only for bulk SQL saves the build time and the disk)."""
+    raw = (os.environ.get(LOOKUP_STORE_ENV) or "on").strip().lower()
+    if raw in ("on", "1", "true", "yes"):
+        return True
+    if raw in ("off", "0", "false", "no"):
+        return False
+    raise BadInput(f"{LOOKUP_STORE_ENV} must be on or off (got {raw[:40]!r})")

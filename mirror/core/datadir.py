@@ -37,6 +37,7 @@ PENDING_NAME = "state.json.pending"
 LOCK_NAME = ".lock"
 SNAPSHOTS = "snapshots"
 BUILDING_PREFIX = ".building-"
+LOOKUP_BUILDING_PREFIX = ".lookup-building-"  # a lookup store being built (mirror.lookup.build)
 
 SNAPSHOT_DIR_RE = re.compile(r"^(\d{4}-\d{2})(?:\.(\d+))?$")
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -184,7 +185,8 @@ def writer_lock(data_dir: Path, command: str):
 
 
 def clean_leftovers(data_dir: Path) -> list[str]:
-    """Deletes what an interrupted writer left (.building-* folders, catalog/state temp files and their
+    """Deletes what an interrupted writer left (.building-* folders, lookup stores being built,
+    catalog/state temp files and their
     DuckDB .wal, e.g. `sirene.duckdb.tmp-<pid>.wal` of a killed update).
 
     Call it only while holding the writer lock. Returns the names removed.
@@ -198,6 +200,11 @@ def clean_leftovers(data_dir: Path) -> list[str]:
                 removed.append(f"{SNAPSHOTS}/{p.name}")
     if data_dir.is_dir():
         for p in data_dir.iterdir():
+            if p.name.startswith(LOOKUP_BUILDING_PREFIX):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                removed.append(p.name)
+                continue
             stem = p.name.split(".tmp-")[0]
             if ".tmp-" in p.name and (
                 stem in ("sirene.duckdb", STATE_NAME, PENDING_NAME) or stem.startswith(".ref-")

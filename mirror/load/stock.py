@@ -44,6 +44,7 @@ from mirror.core.schema import (
 from mirror.core.sql import ident, literal
 from mirror.core.typed import prepare_connection, typed_select_sql
 from mirror.load import publish
+from mirror.lookup import build as lookup_build
 
 ROW_GROUP_SIZE = 100_000
 MIN_SHARE_OF_PREVIOUS = 0.98
@@ -600,6 +601,8 @@ def load_snapshot(
             if interrupted.is_set() and not isinstance(exc, KeyboardInterrupt):
                 raise KeyboardInterrupt from None  # DuckDB reports Ctrl-C as various errors
             raise
+        # The snapshot is published (lookups answer from the views meanwhile); then the lookup store.
+        summary["lookup_store"] = lookup_build.maintain(data_dir)
     summary["snapshot_dir"] = str(snap.snapshots_dir(data_dir) / published["snapshot"]["dir"])
     summary["removed"] = published["removed"]
     summary["notes"] = notes

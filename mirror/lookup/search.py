@@ -38,6 +38,7 @@ from pathlib import Path
 
 from mirror.core.errors import BadInput, MirrorError
 from mirror.core.sql import render as render_sql
+from mirror.lookup.store import READ_BUSY_MS, store_path
 
 MAX_LIMIT = 100  # recherche-entreprises' per_page cap
 WINDOW = 1000  # candidates re-ranked per query; offset + limit may not exceed it
@@ -166,10 +167,15 @@ def _check(text, limit, offset, etat) -> None:
 
 def _connect(db_path) -> sqlite3.Connection:
     path = Path(db_path)
+    if path.is_dir():  # a data directory: its lookup store holds the index
+        path = store_path(path)
     if not path.is_file():
-        raise MirrorError(f"no search index at {path}")
+        raise MirrorError(
+            f"no search index at {path}: run `mirror store` (or `mirror load` / `mirror sync`) to build it"
+        )
     try:
         db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")  # a daily update's commit: wait, do not fail
         db.execute("SELECT 1 FROM search_units LIMIT 1").fetchall()
     except sqlite3.Error as exc:
         raise MirrorError(f"cannot read the search index {path}: {exc}") from exc

@@ -25,13 +25,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from string import Template
-
-import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
 from mirror.core.sql import SQL_DIR
+
+if TYPE_CHECKING:  # DuckDB and pyarrow are imported where used: a lookup answered by the store needs neither
+    import duckdb
+    import pyarrow as pa
 
 FORMATS = ("v2", "v3", "v4")
 
@@ -171,6 +172,8 @@ def _check_args(fmt: str) -> None:
 
 def _connect(source) -> tuple[duckdb.DuckDBPyConnection, bool]:
     """(connection, owned): an open DuckDB connection, or the catalog of a data directory opened read-only."""
+    import duckdb
+
     if isinstance(source, duckdb.DuckDBPyConnection):
         return source, False
     from mirror.catalog.build import connect
@@ -179,9 +182,55 @@ def _connect(source) -> tuple[duckdb.DuckDBPyConnection, bool]:
     return connect(resolve_data_dir(source), read_only=True), True
 
 
-def _replacing_siren(con: duckdb.DuckDBPyConnection, siren: str) -> str | None:
-    row = con.execute("SELECT min(siren) FROM doublons WHERE sirenDoublon = ?", [siren]).fetchone()
-    return row[0] if row else None
+class _ViewSource:
+    """Answers from the catalog's document views (any format; v2 only here)."""
+
+    def __init__(self, con):
+        self.con = con
+
+    def replacing(self, siren: str) -> str | None:
+        row = self.con.execute("SELECT min(siren) FROM doublons WHERE sirenDoublon = ?", [siren]).fetchone()
+        return row[0] if row else None
+
+    def siege_siret(self, siren: str) -> str | None:
+        """The siret of the unit's siège (siren + nicSiegeUniteLegale), None when the unit is unknown."""
+        row = self.con.execute(
+            "SELECT siren || nicSiegeUniteLegale FROM unites_legales WHERE siren = ?", [siren]
+        ).fetchone()
+        return row[0] if row else None
+
+    def document_row(self, fmt, kind, ident, diffusibles, non_diffusables):
+        return _document_row(self.con, fmt, kind, ident, diffusibles, non_diffusables)
+
+
+class _StoreSource:
+    """Answers from the lookup store (v3, v4), inside one read transaction the caller opened."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def replacing(self, siren: str) -> str | None:
+        return self.store.replacing(siren)
+
+    def siege_siret(self, siren: str) -> str | None:
+        unit = self.store.unit(siren)
+        return unit[1] if unit else None
+
+    def document_row(self, fmt, kind, ident, diffusibles, non_diffusables):
+        if kind == "siren":
+            found = self.store.unit(ident)
+            if found is None:
+                return None
+            statut, _siege, variants = found
+            statut_ul = None
+        else:
+            found = self.store.etablissement(ident)
+            if found is None:
+                return None
+            statut, statut_ul, variants = found
+        document = variants.get(fmt + "d") if diffusibles else None
+        document = document or variants.get(fmt)
+        return None if document is None else (statut, statut_ul, document)
 
 
 def get_document(
@@ -195,13 +244,15 @@ def get_document(
 ) -> tuple[int, dict]:
     """The API Entreprise answer for one SIREN or SIRET: (HTTP status, JSON body as a dict).
 
-    source: an open DuckDB connection on the catalog, or a data directory (opened read-only, then closed).
-    fmt: "v2" (SIREN -> /v2/entreprises, SIRET -> /v2/etablissements), "v3" or "v4" (SIREN ->
-    unites_legales, SIRET -> etablissements). diffusibles: the v3/v4 /diffusibles/ variant (ignored by v2).
-    non_diffusables: v2's non_diffusables=true (and access to the v3/v4 protected documents of P units).
-    siege: for a SIREN, the document of its siège (v3/v4 /unites_legales/{siren}/siege_social; v2: the
-    /v2/etablissements document of the siège). follow_doublons: for a SIREN closed as a doublon, answer the
-    replacing unit's document with meta.redirect_from_siren set (v3/v4; v2 has no such field) instead of 301.
+    source: a data directory, or an open DuckDB connection on the catalog. With a data directory, v3 and
+    v4 come from the lookup store (mirror.lookup.store) when it is current, else (and for v2) from the
+    catalog's views, opened read-only and closed; both give the same bodies. fmt: "v2" (SIREN ->
+    /v2/entreprises, SIRET -> /v2/etablissements), "v3" or "v4" (SIREN -> unites_legales, SIRET ->
+    etablissements). diffusibles: the v3/v4 /diffusibles/ variant (ignored by v2). non_diffusables: v2's
+    non_diffusables=true (and access to the v3/v4 protected documents of P units). siege: for a SIREN, the
+    document of its siège (v3/v4 /unites_legales/{siren}/siege_social; v2: the /v2/etablissements document
+    of the siège). follow_doublons: for a SIREN closed as a doublon, answer the replacing unit's document
+    with meta.redirect_from_siren set (v3/v4; v2 has no such field) instead of 301.
     """
     _check_args(fmt)
     ident = normalize_identifier(identifier)
@@ -210,24 +261,40 @@ def get_document(
         return 422, error_document(422, fmt, _guess_kind(ident))
     if siege and kind == "siret":
         return 422, error_document(422, fmt, "siren")
+    args = (ident, kind, fmt, diffusibles, non_diffusables, siege, follow_doublons)
+    if fmt != "v2" and isinstance(source, str | os.PathLike):
+        from mirror.core.config import resolve_data_dir
+        from mirror.lookup.store import open_store
+
+        store = open_store(resolve_data_dir(source))
+        if store is not None and store.begin():
+            try:
+                return _answer(_StoreSource(store), *args)
+            finally:
+                store.end()
     con, owned = _connect(source)
     try:
-        replacing = _replacing_siren(con, ident[:9])
-        if replacing is not None:
-            if follow_doublons and kind == "siren" and replacing != ident:
-                status, doc = get_document(con, replacing, fmt, diffusibles, non_diffusables, siege)
-                if status == 200 and fmt != "v2" and not siege:
-                    doc["meta"]["redirect_from_siren"] = ident
-                return status, doc
-            return 301, error_document(301, fmt, kind, replacing)
-        if siege:  # the siège's établissement document, looked up by its siret (one partition, not all)
-            siret = _siege_siret(con, ident)
-            row = _document_row(con, fmt, "siret", siret, diffusibles, non_diffusables) if siret else None
-        else:
-            row = _document_row(con, fmt, kind, ident, diffusibles, non_diffusables)
+        return _answer(_ViewSource(con), *args)
     finally:
         if owned:
             con.close()
+
+
+def _answer(src, ident, kind, fmt, diffusibles, non_diffusables, siege, follow_doublons) -> tuple[int, dict]:
+    """get_document's decisions (301, 404, 451, 200) over one source of rows."""
+    replacing = src.replacing(ident[:9])
+    if replacing is not None:
+        if follow_doublons and kind == "siren" and replacing != ident:
+            status, doc = _answer(src, replacing, "siren", fmt, diffusibles, non_diffusables, siege, False)
+            if status == 200 and fmt != "v2" and not siege:
+                doc["meta"]["redirect_from_siren"] = ident
+            return status, doc
+        return 301, error_document(301, fmt, kind, replacing)
+    if siege:  # the siège's établissement document, looked up by its siret (one partition, not all)
+        siret = src.siege_siret(ident)
+        row = src.document_row(fmt, "siret", siret, diffusibles, non_diffusables) if siret else None
+    else:
+        row = src.document_row(fmt, kind, ident, diffusibles, non_diffusables)
     if row is None:
         return 404, error_document(404, fmt, kind)
     if siege:
@@ -255,14 +322,6 @@ def _lookup_planning(con: duckdb.DuckDBPyConnection):
         yield
     finally:
         con.execute(f"SET disabled_optimizers = '{','.join(current)}'")
-
-
-def _siege_siret(con: duckdb.DuckDBPyConnection, siren: str) -> str | None:
-    """The siret of the unit's siège (siren + nicSiegeUniteLegale), None when the unit is unknown."""
-    row = con.execute(
-        "SELECT siren || nicSiegeUniteLegale FROM unites_legales WHERE siren = ?", [siren]
-    ).fetchone()
-    return row[0] if row else None
 
 
 def _partition_hint(con: duckdb.DuckDBPyConnection, siret: str) -> tuple[str, list] | None:
@@ -313,6 +372,9 @@ def _document_row(
 
 def _identifier_table(identifiers) -> pa.Table:
     """(pos, id) Arrow table from a list/iterable of strings, a pyarrow array/table or a DuckDB relation."""
+    import duckdb
+    import pyarrow as pa
+
     if isinstance(identifiers, duckdb.DuckDBPyRelation):
         identifiers = identifiers.arrow()
     if isinstance(identifiers, pa.Table | pa.RecordBatchReader):
@@ -348,6 +410,8 @@ def iter_documents(
         raise ValueError(
             "siege=True is for v3/v4 (v2 entreprises documents already embed etablissement_siege)"
         )
+    import pyarrow.compute as pc
+
     ids = _identifier_table(identifiers)
     lengths = set(pc.unique(pc.utf8_length(ids.column("id"))).to_pylist())
     sirens, sirets = 9 in lengths, 14 in lengths

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from mirror.catalog.build import TABLES, connect
 from mirror.core import datadir as snap
-from mirror.core.config import catalog_path
+from mirror.core.config import catalog_path, lookup_store_enabled
 from mirror.core.errors import IntegrityError, MirrorError
 from mirror.core.schema import LAST_PROCESSED
 from mirror.deltas.store import merged_root
+from mirror.lookup.store import describe as describe_store
 
 STALE_SNAPSHOT_DAYS = 35
 STALE_DELTA_DAYS = 3
@@ -141,6 +142,15 @@ def status(data_dir: Path, today: date | None = None) -> dict:
         "catalog": snap.dir_size(catalog_path(data_dir)),
         "downloads": snap.dir_size(data_dir / "downloads"),
     }
+    stale = bool(warnings)  # the data is old; a lagging lookup store is a warning, not staleness
+    lookup = describe_store(data_dir)
+    disk["lookup_store"] = snap.dir_size(Path(lookup["path"])) if lookup["exists"] else 0
+    if lookup_store_enabled() and not lookup["current"]:
+        what = "is not current" if lookup["exists"] else "is missing"
+        warnings.append(
+            f"the lookup store {what}: lookups answer from the SQL views (same answers, slower) and search "
+            "is not available or not current; run `mirror store`"
+        )
     disk["total"] = snap.dir_size(data_dir)
     return {
         "data_dir": str(data_dir),
@@ -151,9 +161,10 @@ def status(data_dir: Path, today: date | None = None) -> dict:
         "freshness": freshness,
         "last_update": last_delta,
         "watermark": state.get("delta_watermark") or state.get("watermark"),
+        "lookup_store": lookup,
         "disk_bytes": disk,
         "warnings": warnings,
-        "stale": bool(warnings),
+        "stale": stale,
     }
 
 
@@ -181,7 +192,18 @@ def format_status(s: dict) -> str:
     d = s["disk_bytes"]
     lines.append(
         f"disk:      {_size(d['total'])} (snapshots {_size(d['snapshots'])}, deltas {_size(d['deltas'])}, "
-        f"catalog {_size(d['catalog'])}, downloads {_size(d['downloads'])})"
+        f"catalog {_size(d['catalog'])}, lookup store {_size(d['lookup_store'])}, "
+        f"downloads {_size(d['downloads'])})"
+    )
+    store = s["lookup_store"]
+    lines.append(
+        "lookup:    "
+        + (
+            f"store {'current' if store['current'] else 'NOT current'}, built {store['built_at']} "
+            f"in {store['build_seconds']} s"
+            if store["exists"]
+            else "no store"
+        )
     )
     lines += [f"WARNING: {w}" for w in s["warnings"]]
     return "\n".join(lines)

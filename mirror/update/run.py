@@ -46,6 +46,7 @@ from mirror.core.errors import IntegrityError, MassUpdate, MirrorError
 from mirror.core.faults import crash_point
 from mirror.core.typed import prepare_connection
 from mirror.deltas import store as deltas
+from mirror.lookup import build as lookup_build
 from mirror.update import insee_client as insee
 from mirror.update import records as insee_records
 from mirror.update.validate import shown
@@ -265,6 +266,10 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
             state = _save_state(data_dir, delta_coverage=record, deltas=days_on_disk)
         if removed or not _catalog_current(data_dir, coverage):
             catalog.rebuild(data_dir, deltas.compact_for(data_dir))
+        # A store left behind by a crash (or never built) catches up before new days are fetched.
+        note = lookup_build.maintain(data_dir)
+        if note:
+            report.notes.append(note)
 
     client = insee.InseeClient(
         insee_base_url(insee_url),
@@ -356,8 +361,12 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
                         "liens": summary.liens,
                     },
                 )
-                # A new merged version with this day, and the catalog over it (the switch readers see).
+                # A new merged version with this day, and the catalog over it (the switch readers see),
+                # then the lookup store (the SIRENs the day touched, in one transaction).
                 catalog.rebuild(data_dir, deltas.compact_for(data_dir), reuse=True)
+                note = lookup_build.maintain(data_dir)
+                if note:
+                    report.notes.append(note)
             if bar is not None:
                 bar.update(1)
         if bar is not None:

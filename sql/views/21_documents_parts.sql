@@ -154,12 +154,14 @@ FROM unites_legales_historique
 WHERE changementEtatAdministratifUniteLegale AND etatAdministratifUniteLegale = 'C'
 GROUP BY siren;
 
--- v3/v4 date_fermeture: same rule on the établissements' historique.
+-- v3/v4 date_fermeture: same rule on the établissements' historique. Keyed by (siren, siret) so that a filter
+-- on the SIREN of the documents (the lookup store reads them one SIREN range or set at a time) reaches the
+-- historique's scan instead of aggregating all of it for every query.
 CREATE OR REPLACE VIEW doc_etablissements_fermeture AS
-SELECT siret, max(dateDebut) AS date_fermeture
+SELECT siren, siret, max(dateDebut) AS date_fermeture
 FROM etablissements_historique
 WHERE changementEtatAdministratifEtablissement AND etatAdministratifEtablissement = 'F'
-GROUP BY siret;
+GROUP BY siren, siret;
 
 -- The v3 `activite_principale` object and the nested `unite_legale` of v3/v4 établissements (no date_cessation),
 -- plain and masked for /diffusibles/ (sigle of a legal person, identity of a natural person).

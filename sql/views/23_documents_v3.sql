@@ -1,10 +1,18 @@
--- API Entreprise v3 documents (the JSON of API Entreprise's v3 INSEE endpoints).
+-- API Entreprise v3 and v4 documents (the JSON of API Entreprise's v3 / v4 INSEE endpoints). v4 is v3 with
+-- `activite_principale` in NAF 2025 (activitePrincipaleNAF25*, nomenclature "NAF2025") followed by
+-- `activite_principale_naf_rev2` (the v3 object), also in the nested unite_legale.
 -- Each view has two rows per unit: `diffusibles` false (the protected endpoint) and true (the /diffusibles/
 -- endpoint, where the fields of a partially diffusible (P) resource become "[ND]"). Filter on it.
 -- /unites_legales/{siren}/siege_social has the établissement document of the siège (documents_v3_sieges).
+-- `links` point to the protected routes in both variants: siade's serializers build them with url_for on
+-- the protected controllers, and the real /diffusibles/ payloads agree. So the /diffusibles/ document of
+-- a resource with nothing masked is the protected document itself (the lookup store keeps one copy).
 
-CREATE OR REPLACE VIEW documents_v3_unites_legales AS
-SELECT siren, diffusibles, statut_diffusion,
+
+-- Both versions of the unit document from one pass over the units (the lookup store reads them together);
+-- documents_v3_unites_legales and documents_v4_unites_legales each project one of them (DuckDB drops the other).
+CREATE OR REPLACE VIEW documents_v3_v4_unites_legales AS
+SELECT siren, diffusibles, statut_diffusion, siret_siege,
     json_object(
         'data', json_object(
             'siren', siren, 'rna', rna, 'siret_siege_social', siret_siege,
@@ -19,14 +27,33 @@ SELECT siren, diffusibles, statut_diffusion,
             'economie_sociale_et_solidaire', ess, 'date_cessation', date_cessation_v3,
             'date_creation', date_creation_ts_v3),
         'links', json_object(
-            'siege_social', url_siege,
-            'siege_social_adresse', url_siege || '/adresse'),
+            'siege_social', url_siege_v3,
+            'siege_social_adresse', url_siege_v3 || '/adresse'),
         'meta', json_object('date_derniere_mise_a_jour', date_mise_a_jour_v3, 'redirect_from_siren', NULL)
-    ) AS document
+    ) AS document_v3,
+    json_object(
+        'data', json_object(
+            'siren', siren, 'rna', rna, 'siret_siege_social', siret_siege,
+            'categorie_entreprise', categorie_entreprise, 'status_diffusion', status_diffusion,
+            'diffusable_commercialement', diffusable_v3, 'type', type,
+            'personne_morale_attributs',
+                CASE WHEN nd AND type IS DISTINCT FROM 'personne_physique' THEN pm_attributs_nd ELSE pm_attributs END,
+            'personne_physique_attributs',
+                CASE WHEN nd AND type = 'personne_physique' THEN pp_attributs_nd ELSE pp_attributs END,
+            'forme_juridique', forme_juridique_json, 'activite_principale', activite_naf25,
+            'activite_principale_naf_rev2', activite_v3,
+            'tranche_effectif_salarie', tranche, 'etat_administratif', etat,
+            'economie_sociale_et_solidaire', ess, 'date_cessation', date_cessation_v3,
+            'date_creation', date_creation_ts_v3),
+        'links', json_object(
+            'siege_social', url_siege_v4,
+            'siege_social_adresse', url_siege_v4 || '/adresse'),
+        'meta', json_object('date_derniere_mise_a_jour', date_mise_a_jour_v3, 'redirect_from_siren', NULL)
+    ) AS document_v4
 FROM (
     SELECT u.*, v.diffusibles, v.diffusibles AND u.partiel AS nd,
-        'https://entreprise.api.gouv.fr/v3/insee/sirene/etablissements/'
-            || CASE WHEN v.diffusibles THEN 'diffusibles/' ELSE '' END || u.siret_siege AS url_siege,
+        'https://entreprise.api.gouv.fr/v3/insee/sirene/etablissements/' || u.siret_siege AS url_siege_v3,
+        'https://entreprise.api.gouv.fr/v4/insee/sirene/etablissements/' || u.siret_siege AS url_siege_v4,
         CASE WHEN u.etat = 'C'
              THEN epoch(CAST(c.date_cessation AS TIMESTAMP) AT TIME ZONE 'Europe/Paris')::BIGINT END AS date_cessation_v3
     FROM doc_unites_legales u
@@ -66,14 +93,15 @@ FROM (
         CASE WHEN d.etat = 'F'
              THEN epoch(CAST(f.date_fermeture AS TIMESTAMP) AT TIME ZONE 'Europe/Paris')::BIGINT END AS date_fermeture_v3,
         CASE WHEN d.statut_diffusion = 'O' THEN 'diffusible' WHEN d.statut_diffusion = 'N' THEN 'non_diffusible'
-             WHEN d.statut_diffusion = 'P' THEN 'partiellement_diffusible' END AS status_diffusion,
-        CASE WHEN v.diffusibles THEN 'diffusibles/' ELSE '' END AS url_variant
+             WHEN d.statut_diffusion = 'P' THEN 'partiellement_diffusible' END AS status_diffusion
     FROM doc_etablissements d
     CROSS JOIN (VALUES (false), (true)) v(diffusibles)
-    LEFT JOIN doc_etablissements_fermeture f ON f.siret = d.siret
+    LEFT JOIN doc_etablissements_fermeture f ON f.siren = d.siren AND f.siret = d.siret
 );
 
-CREATE OR REPLACE VIEW documents_v3_etablissements AS
+
+-- Both versions of the établissement document from one pass (see documents_v3_v4_unites_legales).
+CREATE OR REPLACE VIEW documents_v3_v4_etablissements AS
 SELECT siret, siren, nic, departement, diffusibles, statut_diffusion, ul_statut_diffusion AS statut_diffusion_unite_legale,
     json_object(
         'data', json_object(
@@ -85,18 +113,48 @@ SELECT siret, siren, nic, departement, diffusibles, statut_diffusion, ul_statut_
             'date_creation', date_creation_ts,
             'unite_legale', CASE WHEN nd_unite_legale THEN ul_nested_v3_nd ELSE ul_nested_v3 END,
             'adresse', adresse),
-        'links', json_object('unite_legale', 'https://entreprise.api.gouv.fr/v3/insee/sirene/unites_legales/' || url_variant || siren),
+        'links', json_object('unite_legale', 'https://entreprise.api.gouv.fr/v3/insee/sirene/unites_legales/' || siren),
         'meta', json_object('date_derniere_mise_a_jour', date_mise_a_jour_v3, 'redirect_from_siret', NULL)
-    ) AS document
+    ) AS document_v3,
+    json_object(
+        'data', json_object(
+            'siret', siret, 'siege_social', siege_social, 'etat_administratif', etat,
+            'date_fermeture', date_fermeture_v3,
+            'enseigne', CASE WHEN nd AND ul_type = 'personne_physique' THEN '[ND]' ELSE enseigne END,
+            'status_diffusion', status_diffusion, 'activite_principale', activite_naf25,
+            'activite_principale_naf_rev2', activite_v3,
+            'tranche_effectif_salarie', tranche, 'diffusable_commercialement', coalesce(statut_diffusion = 'O', false),
+            'date_creation', date_creation_ts,
+            'unite_legale', CASE WHEN nd_unite_legale THEN ul_nested_v4_nd ELSE ul_nested_v4 END,
+            'adresse', adresse),
+        'links', json_object('unite_legale', 'https://entreprise.api.gouv.fr/v4/insee/sirene/unites_legales/' || siren),
+        'meta', json_object('date_derniere_mise_a_jour', date_mise_a_jour_v3, 'redirect_from_siret', NULL)
+    ) AS document_v4
 FROM doc_etablissements_variants;
+
+CREATE OR REPLACE VIEW documents_v3_unites_legales AS
+SELECT siren, diffusibles, statut_diffusion, document_v3 AS document FROM documents_v3_v4_unites_legales;
+
+CREATE OR REPLACE VIEW documents_v4_unites_legales AS
+SELECT siren, diffusibles, statut_diffusion, document_v4 AS document FROM documents_v3_v4_unites_legales;
+
+CREATE OR REPLACE VIEW documents_v3_etablissements AS
+SELECT siret, siren, nic, departement, diffusibles, statut_diffusion, statut_diffusion_unite_legale,
+    document_v3 AS document
+FROM documents_v3_v4_etablissements;
+
+CREATE OR REPLACE VIEW documents_v4_etablissements AS
+SELECT siret, siren, nic, departement, diffusibles, statut_diffusion, statut_diffusion_unite_legale,
+    document_v4 AS document
+FROM documents_v3_v4_etablissements;
 
 CREATE OR REPLACE VIEW documents_v3_adresses AS
 SELECT siret, siren, departement, diffusibles, statut_diffusion, ul_statut_diffusion AS statut_diffusion_unite_legale,
     json_object(
         'data', adresse,
         'links', json_object(
-            'unite_legale', 'https://entreprise.api.gouv.fr/v3/insee/sirene/unites_legales/' || url_variant || siren,
-            'etablissement', 'https://entreprise.api.gouv.fr/v3/insee/sirene/etablissements/' || url_variant || siret),
+            'unite_legale', 'https://entreprise.api.gouv.fr/v3/insee/sirene/unites_legales/' || siren,
+            'etablissement', 'https://entreprise.api.gouv.fr/v3/insee/sirene/etablissements/' || siret),
         'meta', json_object('date_derniere_mise_a_jour', date_mise_a_jour_v3)
     ) AS document
 FROM doc_etablissements_variants;

@@ -1,0 +1,381 @@
+"""The lookup store, write side: built with each snapshot, kept current by every applied delta day.
+
+`refresh(data_dir)` brings DATA_DIR/lookup.sqlite to the state state.json describes (call it while holding
+the writer lock, after the catalog was switched to that state):
+
+- same snapshot, new delta days: one SQLite transaction deletes and re-derives the unités légales and
+  établissements of the SIRENs those days touched (their documents come from the catalog's document views,
+  the single source of document truth) and re-indexes them for search. Readers keep the previous state
+  until the commit; a crash rolls the transaction back (SQLite's journal) and the next run redoes it.
+- anything else (first build, a new snapshot, a day removed): a full build into
+  DATA_DIR/.lookup-building-<pid>.sqlite, switched in by one os.replace. Until then lookups answer from the
+  views (the store's token no longer matches state.json).
+
+Documents are compressed one key at a time with a zstd dictionary trained on a sample of the mirror's own
+documents (stored in the file), so an update rewrites one row per key and a read decompresses 2-5 KB.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import zstandard
+
+from mirror.catalog.build import connect
+from mirror.core.config import lookup_store_enabled
+from mirror.core.datadir import LOOKUP_BUILDING_PREFIX, fsync_dir, read_state
+from mirror.core.errors import MirrorError
+from mirror.core.faults import crash_point
+from mirror.core.sql import ident, literal, render
+from mirror.deltas.store import day_dir
+from mirror.lookup import search_index
+from mirror.lookup.store import (
+    FORMAT_VERSION,
+    VARIANTS,
+    decode_variants,
+    encode_variants,
+    state_token,
+    store_path,
+)
+
+FORMATS = ("v3", "v4")  # v2, API Entreprise's retired version, is answered by the views
+DICT_BYTES = 400_000
+DICT_SAMPLES = 4_000
+LEVEL = 9
+_DELTA_TABLES_WITH_SIREN = (
+    "unites_legales",
+    "etablissements",
+    "unites_legales_historique",
+    "etablissements_historique",
+)
+_SCHEMA = """
+CREATE TABLE lookup_meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE lookup_unites_legales (siren TEXT PRIMARY KEY, statut TEXT, siege TEXT, documents BLOB) WITHOUT ROWID;
+CREATE TABLE lookup_etablissements (siret TEXT PRIMARY KEY, statut TEXT, statut_ul TEXT, documents BLOB) WITHOUT ROWID;
+CREATE TABLE lookup_doublons (siren TEXT PRIMARY KEY, replacing TEXT) WITHOUT ROWID;
+"""
+
+
+def _store_token(path: Path) -> dict | None:
+    """The token of an existing store, None when there is none or it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(path)
+        try:
+            row = db.execute("SELECT value FROM lookup_meta WHERE name = 'token'").fetchone()
+            version = db.execute("SELECT value FROM lookup_meta WHERE name = 'format_version'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    if row is None or version is None or version[0] != FORMAT_VERSION:
+        return None
+    return json.loads(row[0])
+
+
+def maintain(data_dir: Path, progress: Callable[[str], None] | None = None) -> str | None:
+    """refresh() for the writers (load, update, sync) once their state is published: a failure does not
+    undo their work, lookups then answer from the views. Returns a note for the user, or None."""
+    if not lookup_store_enabled():
+        return None
+    t0 = time.monotonic()
+    try:
+        done = refresh(data_dir, progress)
+    except (MirrorError, duckdb.Error, sqlite3.Error, zstandard.ZstdError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (
+            f"Lookup store not updated ({first}): lookups answer from the views until `mirror store` succeeds"
+        )
+    if done == "built":
+        size = store_path(data_dir).stat().st_size
+        return f"Lookup store built in {time.monotonic() - t0:.1f}s ({size / 1e6:,.0f} MB)."
+    return None
+
+
+def refresh(data_dir: Path, progress: Callable[[str], None] | None = None) -> str:
+    """Makes the store current for state.json; returns what was done ("current", "updated", "built")."""
+    data_dir = Path(data_dir)
+    state = read_state(data_dir)
+    if not state.get("snapshot"):
+        return "current"
+    wanted = state_token(state)
+    path = store_path(data_dir)
+    have = _store_token(path)
+    if have == wanted:
+        return "current"
+    con = connect(data_dir, read_only=True)
+    try:
+        if (
+            have is not None
+            and have["snapshot"] == wanted["snapshot"]
+            and have["loaded_at"] == wanted["loaded_at"]
+            and set(have["deltas"]) <= set(wanted["deltas"])
+        ):
+            _apply_days(con, data_dir, path, have, wanted)
+            return "updated"
+        build(con, data_dir, wanted, progress)
+        return "built"
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Documents of a set of SIRENs (a streaming pass per level, so memory is bounded at any scale)
+# ------------------------------------------------------------------------------------------------
+
+BATCH_ROWS = 20_000
+
+
+def _batches(con: duckdb.DuckDBPyConnection, sql: str, args: list):
+    """The rows of `sql` as Arrow record batches, streamed; DuckDB computes the next batches on a thread
+    while the caller compresses and writes the current one (at most two batches wait)."""
+    reader = con.execute(sql, args).to_arrow_reader(BATCH_ROWS)
+    ready: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for batch in reader:
+                while not stop.is_set():
+                    try:
+                        ready.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put(exc)
+
+    worker = threading.Thread(target=produce, name="lookup-store-batches", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        if worker.is_alive():
+            con.interrupt()
+        worker.join()
+
+
+def _arrow_blobs(v3, v4):
+    """The uncompressed blobs of a batch (the lines of mirror.lookup.store.encode_variants, built in Arrow:
+    the documents never become Python strings)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise("v3\t", v3, "\nv4\t", v4, "\n", "").cast(pa.binary())
+
+
+def _compressor(dictionary: zstandard.ZstdCompressionDict) -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(
+        level=LEVEL, dict_data=dictionary, write_checksum=False, write_dict_id=False
+    )
+
+
+_LEVELS = {
+    # level: (table, SQL of the protected rows, SQL of the kept /diffusibles/ rows, width of the row)
+    "unites_legales": ("lookup_unites_legales", "lookup/store_unites_legales.sql",
+                       "lookup/store_unites_legales_diffusibles.sql"),
+    "etablissements": ("lookup_etablissements", "lookup/store_etablissements.sql",
+                       "lookup/store_etablissements_diffusibles.sql"),
+}  # fmt: skip
+
+
+def _write_level(
+    con: duckdb.DuckDBPyConnection,
+    db: sqlite3.Connection,
+    level: str,
+    where: str,
+    dictionary: zstandard.ZstdCompressionDict | None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[zstandard.ZstdCompressionDict, int]:
+    """Inserts the rows of one level for the SIRENs `where` selects; trains the level's dictionary on the
+    first batch when none is given. Returns (dictionary, rows written)."""
+    table, protected_sql, diffusibles_sql = _LEVELS[level]
+    cctx = _compressor(dictionary) if dictionary is not None else None
+    written = 0
+    for batch in _batches(con, render(protected_sql, where=where), []):
+        blobs = _arrow_blobs(batch.column("document_v3"), batch.column("document_v4")).to_pylist()
+        if cctx is None:
+            dictionary = _train(blobs)
+            cctx = _compressor(dictionary)
+        # zstd compresses the batch on every core while DuckDB computes the next one.
+        compressed = cctx.multi_compress_to_buffer(blobs, threads=-1)
+        heads = [batch.column(i).to_pylist() for i in range(3)]
+        db.executemany(
+            f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?)",
+            zip(*heads, (segment.tobytes() for segment in compressed), strict=True),
+        )
+        written += batch.num_rows
+        if progress is not None:
+            progress(f"lookup store: {written:,} {level.replace('_', ' ')}")
+    if dictionary is None:  # nothing to write
+        dictionary = _train([])
+        cctx = _compressor(dictionary)
+    dctx = zstandard.ZstdDecompressor(dict_data=dictionary)
+    key_column = "siren" if level == "unites_legales" else "siret"
+    for batch in _batches(con, render(diffusibles_sql, where=where), []):
+        updates = []
+        for key, v3d, v4d in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+            found = db.execute(f"SELECT documents FROM {table} WHERE {key_column} = ?", [key]).fetchone()
+            if found is None or found[0] is None:
+                continue
+            variants = decode_variants(dctx.decompress(found[0]))
+            variants.update({k: v for k, v in (("v3d", v3d), ("v4d", v4d)) if v is not None})
+            ordered = {k: variants[k] for k in VARIANTS if k in variants}
+            updates.append((cctx.compress(encode_variants(ordered)), key))
+        db.executemany(f"UPDATE {table} SET documents = ? WHERE {key_column} = ?", updates)
+    return dictionary, written
+
+
+def _write_doublons(con: duckdb.DuckDBPyConnection, db: sqlite3.Connection) -> None:
+    db.execute("DELETE FROM lookup_doublons")
+    db.executemany(
+        "INSERT INTO lookup_doublons VALUES (?, ?)",
+        con.execute(render("lookup/store_doublons.sql")).fetchall(),
+    )
+
+
+def _set_meta(db: sqlite3.Connection, **values) -> None:
+    db.executemany("INSERT OR REPLACE INTO lookup_meta VALUES (?, ?)", list(values.items()))
+
+
+def _train(samples: list[bytes]) -> zstandard.ZstdCompressionDict:
+    """A zstd dictionary trained on a deterministic sample of the first batch's blobs."""
+    if len(samples) > DICT_SAMPLES:
+        samples = random.Random(0).sample(samples, DICT_SAMPLES)
+    try:
+        if len(samples) >= 100:
+            return zstandard.train_dictionary(DICT_BYTES, samples)
+    except zstandard.ZstdError:
+        pass
+    # Too little to train on (a tiny mirror): the content itself is the dictionary.
+    content = b"".join(samples)[-DICT_BYTES:] or b"{}"
+    return zstandard.ZstdCompressionDict(content, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+
+
+# ------------------------------------------------------------------------------------------------
+# Full build
+# ------------------------------------------------------------------------------------------------
+
+
+def build(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    token: dict,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Builds the whole store aside from the catalog `con`, then switches it in (os.replace)."""
+    t0 = time.monotonic()
+    path = store_path(data_dir)
+    tmp = data_dir / f"{LOOKUP_BUILDING_PREFIX}{os.getpid()}.sqlite"
+    for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
+        leftover.unlink(missing_ok=True)
+    db = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        db.execute("PRAGMA page_size = 8192")
+        db.execute("PRAGMA journal_mode = OFF")  # a build file nobody reads until it is complete
+        db.execute("PRAGMA synchronous = OFF")
+        db.executescript(_SCHEMA)
+        search_index.create_schema(db)
+        db.execute("BEGIN")
+        where = render("lookup/where_all.sql")
+        dict_ul, _ = _write_level(con, db, "unites_legales", where, None, progress)
+        dict_et, _ = _write_level(con, db, "etablissements", where, None, progress)
+        _write_doublons(con, db)
+        if progress is not None:
+            progress("lookup store: search index")
+        search_index.index_units(db, con)
+        _set_meta(
+            db,
+            format_version=FORMAT_VERSION,
+            token=json.dumps(token, sort_keys=True),
+            dictionary_unites_legales=dict_ul.as_bytes(),
+            dictionary_etablissements=dict_et.as_bytes(),
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            build_seconds=round(time.monotonic() - t0, 1),
+        )
+        db.execute("COMMIT")
+        crash_point("lookup-before-switch")
+        db.execute("PRAGMA journal_mode = DELETE")  # readers and daily updates use a rollback journal
+    except BaseException:
+        db.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    db.close()
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(data_dir)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# Delta days
+# ------------------------------------------------------------------------------------------------
+
+
+def _apply_days(con: duckdb.DuckDBPyConnection, data_dir: Path, path: Path, have: dict, wanted: dict) -> None:
+    """Re-derives, in one transaction, the SIRENs touched by the days applied after the store's state."""
+    files = [
+        str(day_dir(data_dir, _day(d)) / f"{t}.parquet")
+        for d in wanted["deltas"]
+        for t in _DELTA_TABLES_WITH_SIREN
+        if (day_dir(data_dir, _day(d)) / f"{t}.parquet").is_file()
+    ]
+    touched = "lookup_touched"
+    if files:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {ident(touched)} AS "
+            + render("lookup/touched_sirens.sql", files="[" + ", ".join(literal(f) for f in files) + "]"),
+            [int(have.get("delta_seq") or 0)],
+        )
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(touched)} (siren VARCHAR)")
+    sirens = [r[0] for r in con.execute(f"SELECT siren FROM {ident(touched)} ORDER BY siren").fetchall()]
+    where = render("lookup/where_touched.sql", touched=ident(touched))
+    db = sqlite3.connect(path, isolation_level=None, timeout=60)
+    try:
+        db.execute("PRAGMA cache_size = -1000000")  # the whole transaction in memory: a short exclusive lock
+        meta = dict(db.execute("SELECT name, value FROM lookup_meta").fetchall())
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("DELETE FROM lookup_unites_legales WHERE siren = ?", [(s,) for s in sirens])
+            db.executemany(
+                "DELETE FROM lookup_etablissements WHERE siret >= ? AND siret < ?",
+                [(s, s + ":") for s in sirens],
+            )
+            for level in _LEVELS:
+                dictionary = zstandard.ZstdCompressionDict(meta[f"dictionary_{level}"])
+                _write_level(con, db, level, where, dictionary)
+            _write_doublons(con, db)
+            search_index.index_units(db, con, sirens=touched)
+            _set_meta(db, token=json.dumps(wanted, sort_keys=True))
+            crash_point("lookup-before-commit")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.close()
+
+
+def _day(text: str) -> date:
+    return date.fromisoformat(text)

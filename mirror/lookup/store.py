@@ -1,0 +1,230 @@
+"""The lookup store, read side: DATA_DIR/lookup.sqlite answers one SIREN or SIRET in well under a millisecond.
+
+The store holds, per unité légale and per établissement, the v3 and v4 API Entreprise documents exactly as
+the SQL document views (sql/views/23_*, 24_*) produced them, zstd-compressed with a dictionary trained on
+the mirror's own documents (mirror.lookup.build writes it). It is keyed, so a lookup is one B-tree probe
+and a 5 µs decompression instead of decoding whole Parquet row groups through a 20-join view.
+
+A blob holds the variants of one key as lines `<variant>\\t<json>`: `v3`, `v4` (the protected documents)
+and `v3d`, `v4d` (the /diffusibles/ ones) only where they differ, i.e. for partially diffusible resources;
+elsewhere the /diffusibles/ document is the protected one (its links point to the protected routes).
+
+The store is an answer only when it is current: its `token` (snapshot folder, load time, applied delta
+days) must equal state.json's. Otherwise (a new snapshot whose store is still building, a crash between the
+catalog switch and the store update) `current()` is False and callers answer from the views. A reader reads
+the token and the rows in one SQLite read transaction, so one answer never mixes two states.
+
+This module imports only the standard library and zstandard: `mirror get` must not pay for DuckDB, pyarrow
+or numpy when the store answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import zstandard
+
+from mirror.core.datadir import STATE_NAME
+
+STORE_NAME = "lookup.sqlite"
+FORMAT_VERSION = "1"
+VARIANTS = ("v3", "v3d", "v4", "v4d")
+# How long a reader waits for a writer's commit (the daily update holds its exclusive lock only while it
+# writes its pages) before falling back to the views.
+READ_BUSY_MS = 2000
+
+
+def store_path(data_dir: Path) -> Path:
+    return Path(data_dir) / STORE_NAME
+
+
+def state_token(state: dict) -> dict:
+    """What the store must have been built from to answer for this state.json: the snapshot folder and
+    its load time (a reload of a month gets a new folder), the applied delta days and the sequence number
+    of the last applied one (a day fetched again keeps its date but gets a new number)."""
+    snap = state.get("snapshot") or {}
+    try:
+        seq = int(state.get("delta_seq") or 0)
+    except (TypeError, ValueError):
+        seq = None  # a broken state.json: never equal to a store's token
+    return {
+        "snapshot": snap.get("dir"),
+        "loaded_at": snap.get("loaded_at"),
+        "deltas": list(state.get("deltas") or []),
+        "delta_seq": seq,
+    }
+
+
+def encode_variants(variants: dict[str, str]) -> bytes:
+    """The text a blob compresses: one `<variant>\\t<json>` line per variant (JSON text holds no raw
+    newline or tab: the views' json_object escapes them)."""
+    return "".join(f"{name}\t{text}\n" for name, text in variants.items()).encode()
+
+
+def decode_variants(data: bytes) -> dict[str, str]:
+    out = {}
+    for line in data.decode().split("\n"):
+        if line:
+            name, _, text = line.partition("\t")
+            out[name] = text
+    return out
+
+
+class _StateCache:
+    """state.json's token, re-read only when the file changes (a stat per lookup, not a JSON parse)."""
+
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / STATE_NAME
+        self._key = None
+        self._token = None
+
+    def token(self) -> dict | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != self._key:
+            try:
+                state = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+            token = (
+                state_token(state)
+                if isinstance(state, dict) and isinstance(state.get("snapshot"), dict)
+                else None
+            )
+            self._key, self._token = key, token
+        return self._token
+
+
+class LookupStore:
+    """A read-only handle on DATA_DIR/lookup.sqlite. Not shared between threads (open one per thread)."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.path = store_path(self.data_dir)
+        st = os.stat(self.path)  # FileNotFoundError when there is no store
+        self._identity = (st.st_ino, st.st_dev)
+        self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+        self.db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
+        meta = dict(self.db.execute("SELECT name, value FROM lookup_meta").fetchall())
+        if meta.get("format_version") != FORMAT_VERSION:
+            self.db.close()
+            raise sqlite3.DatabaseError(f"lookup store format {meta.get('format_version')!r}")
+        self._dctx = {
+            level: zstandard.ZstdDecompressor(
+                dict_data=zstandard.ZstdCompressionDict(meta[f"dictionary_{level}"])
+            )
+            for level in ("unites_legales", "etablissements")
+        }
+        self._state = _StateCache(self.data_dir)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def replaced(self) -> bool:
+        """True when DATA_DIR/lookup.sqlite is now another file (a monthly rebuild was switched in)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return True
+        return (st.st_ino, st.st_dev) != self._identity
+
+    def begin(self) -> bool:
+        """Starts a read transaction and tells whether the store is current; call end() after reading."""
+        self.db.execute("BEGIN")
+        try:
+            (token,) = self.db.execute("SELECT value FROM lookup_meta WHERE name = 'token'").fetchone()
+            current = json.loads(token) == self._state.token()  # the writer stores json.dumps(state_token)
+        except BaseException:
+            self.db.execute("COMMIT")
+            raise
+        if not current:
+            self.db.execute("COMMIT")
+        return current
+
+    def end(self) -> None:
+        self.db.execute("COMMIT")
+
+    def _variants(self, level: str, blob: bytes | None) -> dict[str, str]:
+        return decode_variants(self._dctx[level].decompress(blob)) if blob is not None else {}
+
+    def unit(self, siren: str) -> tuple[str | None, str | None, dict[str, str]] | None:
+        """(statut de diffusion, siège SIRET, {variant: document}) of a SIREN, or None when unknown."""
+        row = self.db.execute(
+            "SELECT statut, siege, documents FROM lookup_unites_legales WHERE siren = ?", [siren]
+        ).fetchone()
+        return None if row is None else (row[0], row[1], self._variants("unites_legales", row[2]))
+
+    def etablissement(self, siret: str) -> tuple[str | None, str | None, dict[str, str]] | None:
+        """(statut de diffusion, statut of its unit, {variant: document}) of a SIRET, or None when unknown."""
+        row = self.db.execute(
+            "SELECT statut, statut_ul, documents FROM lookup_etablissements WHERE siret = ?", [siret]
+        ).fetchone()
+        return None if row is None else (row[0], row[1], self._variants("etablissements", row[2]))
+
+    def replacing(self, siren: str) -> str | None:
+        """The SIREN that replaces a SIREN closed as a doublon (StockDoublons), else None."""
+        row = self.db.execute("SELECT replacing FROM lookup_doublons WHERE siren = ?", [siren]).fetchone()
+        return row[0] if row else None
+
+
+_OPEN = threading.local()  # SQLite handles are per thread
+
+
+def open_store(data_dir: Path) -> LookupStore | None:
+    """This thread's handle on a data directory's store (reopened after a monthly switch), or None when
+    there is no readable store."""
+    key = str(Path(data_dir).resolve())
+    handles = _OPEN.__dict__.setdefault("handles", {})
+    store = handles.get(key)
+    if store is not None and not store.replaced():
+        return store
+    if store is not None:
+        store.close()
+        handles.pop(key, None)
+    try:
+        store = LookupStore(Path(data_dir))
+    except (OSError, sqlite3.Error, KeyError, zstandard.ZstdError):
+        return None
+    handles[key] = store
+    return store
+
+
+def describe(data_dir: Path) -> dict:
+    """What `mirror status` shows of the store: its path, whether it exists and is current, when it was
+    built and how long that took."""
+    path = store_path(data_dir)
+    out = {
+        "path": str(path),
+        "exists": path.is_file(),
+        "current": False,
+        "built_at": None,
+        "build_seconds": None,
+    }
+    if not out["exists"]:
+        return out
+    try:
+        store = LookupStore(Path(data_dir))
+    except (OSError, sqlite3.Error, KeyError, zstandard.ZstdError):
+        return out
+    try:
+        meta = dict(
+            store.db.execute(
+                "SELECT name, value FROM lookup_meta WHERE name IN ('built_at', 'build_seconds')"
+            )
+        )
+        out.update(built_at=meta.get("built_at"), build_seconds=meta.get("build_seconds"))
+        out["current"] = store.begin()
+        if out["current"]:
+            store.end()
+    except sqlite3.Error:
+        pass
+    finally:
+        store.close()
+    return out

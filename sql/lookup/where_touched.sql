@@ -1,0 +1,1 @@
+siren IN (SELECT siren FROM ${touched})

@@ -1,0 +1,227 @@
+"""The lookup store (DATA_DIR/lookup.sqlite): real generated stock, real catalog views, real `mirror` CLI
+runs against the local INSEE / data.gouv.fr upstream on 127.0.0.1.
+
+The store must answer exactly what the SQL document views answer (the views are the document truth), stay
+current after every update day, and never answer from a half-written state."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_mirror
+
+from mirror.catalog.build import connect
+from mirror.core import datadir
+from mirror.lookup.search import search
+from mirror.lookup.store import open_store, store_path
+from mirror.serve.documents import get_document, iter_documents
+from mirror.synthetic.upstream import server
+
+MONTH = "2026-10"
+SCALE = 600
+SEED = 21
+ENV = {"INSEE_API_KEY": server.DEFAULT_API_KEY}
+
+
+@pytest.fixture(scope="module")
+def upstream_data(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("upstream-store")
+    server.prepare_stock(data, MONTH, SCALE, SEED)
+    return data
+
+
+def mirror_cmd(command: str, data_dir: Path, up, *extra: str, env: dict | None = None):
+    urls = ["--insee-url", up.insee_url, "--rate", "100000", "-q"]
+    if command == "sync":
+        urls = ["--datagouv-url", up.datagouv_url, *urls]
+    return run_mirror(command, *urls, *extra, data_dir=data_dir, env={**ENV, **(env or {})})
+
+
+def identifiers(data_dir: Path) -> list[str]:
+    """Every SIREN and SIRET of the mirror, plus the doublons and identifiers it does not know."""
+    con = connect(data_dir)
+    try:
+        sirens = [r[0] for r in con.execute("SELECT siren FROM unites_legales ORDER BY siren").fetchall()]
+        sirets = [r[0] for r in con.execute("SELECT siret FROM etablissements ORDER BY siret").fetchall()]
+        doublons = [r[0] for r in con.execute("SELECT DISTINCT sirenDoublon FROM doublons").fetchall()]
+    finally:
+        con.close()
+    return sirens + sirets + doublons + ["000000000", "00000000000000", "123456789", "12"]
+
+
+def assert_store_equals_views(data_dir: Path, ids: list[str]) -> int:
+    """Every (identifier, format, variant) answered by the store equals the views' answer (status and
+    body); returns the number of answers compared."""
+    store = open_store(data_dir)
+    assert store is not None and store.begin(), "the store must be current"
+    store.end()
+    con = connect(data_dir)
+    compared = 0
+    try:
+        for fmt in ("v3", "v4"):
+            for diffusibles, non_diffusables in ((False, False), (True, False), (False, True)):
+                for siege in (False, True):
+                    wanted = [i for i in ids if not siege or len(i) != 14]
+                    views = iter_documents(con, wanted, fmt, diffusibles, non_diffusables, siege)
+                    for ident, status, body in views:
+                        got = get_document(data_dir, ident, fmt, diffusibles, non_diffusables, siege)
+                        assert got == (status, body), (ident, fmt, diffusibles, non_diffusables, siege)
+                        compared += 1
+    finally:
+        con.close()
+    return compared
+
+
+def test_store_answers_what_the_views_answer_and_follows_every_update_day(upstream_data, tmp_path):
+    """sync (load + store build), then days of INSEE changes (renames, cessations, creations, siège
+    transfers, diffusion changes): after each run the store is current and equal to the views for every
+    identifier; search finds the new names and no longer the old ones."""
+    mirror = tmp_path / "mirror"
+    up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 1))
+    try:
+        result = mirror_cmd("sync", mirror, up)
+        assert result.returncode == 0, result.stderr
+    finally:
+        up.close()
+    assert store_path(mirror).is_file()
+    base_ids = identifiers(mirror)
+    assert assert_store_equals_views(mirror, base_ids) > 10_000
+
+    con = connect(mirror)
+    old_names = dict(
+        con.execute(
+            "SELECT siren, denominationUniteLegale FROM unites_legales WHERE denominationUniteLegale IS NOT NULL"
+        ).fetchall()
+    )
+    con.close()
+
+    up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 5))
+    try:
+        result = mirror_cmd("update", mirror, up)
+        assert result.returncode == 0, result.stderr
+        days = [up.changes.changes_for(date(2026, 10, d)) for d in (1, 2, 3, 4)]
+    finally:
+        up.close()
+    kinds = {k for day in days for k, _ in day.events}
+    assert {"creation", "siege_transfer", "name_change", "diffusion_p"} <= kinds, kinds
+    assert len(datadir.read_state(mirror)["deltas"]) == 4
+
+    changed = sorted({r["siren"] for day in days for r in day.unites_legales})
+    changed_sirets = sorted({r["siret"] for day in days for r in day.etablissements})
+    assert assert_store_equals_views(mirror, changed + changed_sirets + base_ids[:300]) > 1000
+
+    renamed = [s for day in days for k, s in day.events if k == "name_change"]
+    con = connect(mirror)
+    for siren in renamed:
+        (new_name, statut) = con.execute(
+            "SELECT denominationUniteLegale, statutDiffusionUniteLegale FROM unites_legales WHERE siren = ?",
+            [siren],
+        ).fetchone()
+        if not new_name or statut != "O" or new_name == old_names.get(siren):
+            continue
+        found = search(mirror, new_name, limit=20).results
+        assert siren in [r["siren"] for r in found], (siren, new_name)
+        old = old_names.get(siren)
+        if old and not set(old.split()) & set(new_name.split()):
+            assert siren not in [r["siren"] for r in search(mirror, old, limit=100).results], (siren, old)
+    con.close()
+
+
+def test_crash_while_building_or_updating_keeps_the_previous_store_answering(upstream_data, tmp_path):
+    """A crash before the switch of a full build, and before the commit of a day, leave the previous store
+    answering (or the views, with the same answers); the next run completes the store."""
+    mirror = tmp_path / "mirror"
+    up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 1))
+    try:
+        crashed = mirror_cmd("sync", mirror, up, env={"MIRROR_CRASH_AT": "lookup-before-switch"})
+        assert crashed.returncode == 86, crashed.stderr
+    finally:
+        up.close()
+    assert not store_path(mirror).exists()  # never half-built and visible
+    ids = identifiers(mirror)[:50]
+    con = connect(mirror)
+    views = list(iter_documents(con, ids, "v3"))
+    con.close()
+    assert [get_document(mirror, i) for i, _s, _b in views] == [(s, b) for _i, s, b in views]
+
+    repaired = run_mirror("store", data_dir=mirror)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "lookup store built" in repaired.stdout
+    assert not list(mirror.glob(".lookup-building-*"))  # the crashed build's file is cleaned
+
+    up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 3))
+    try:
+        crashed = mirror_cmd("update", mirror, up, env={"MIRROR_CRASH_AT": "lookup-before-commit"})
+        assert crashed.returncode == 86, crashed.stderr
+        # The day is applied to the catalog; the store rolled back: it is not current, the views answer.
+        store = open_store(mirror)
+        assert store is not None and not store.begin()
+        changed = sorted({r["siren"] for r in up.changes.changes_for(date(2026, 10, 1)).unites_legales})
+        con = connect(mirror)
+        views = list(iter_documents(con, changed, "v4"))
+        con.close()
+        assert [get_document(mirror, i, "v4") for i in changed] == [(s, b) for _i, s, b in views]
+        db = sqlite3.connect(store_path(mirror))
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        db.close()
+
+        result = mirror_cmd("update", mirror, up)
+        assert result.returncode == 0, result.stderr
+    finally:
+        up.close()
+    store = open_store(mirror)
+    assert store is not None and store.begin()
+    store.end()
+    assert assert_store_equals_views(mirror, changed) > 0
+
+
+def test_get_answers_from_the_store_without_importing_duckdb_or_pyarrow(upstream_data, tmp_path):
+    """`mirror get` on a current store imports neither DuckDB nor pyarrow (process start-up); on a v2
+    question (views only) it does, and both answer like the views."""
+    mirror = tmp_path / "mirror"
+    up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 1))
+    try:
+        assert mirror_cmd("sync", mirror, up).returncode == 0
+    finally:
+        up.close()
+    siren = identifiers(mirror)[0]
+    probe = (
+        "import sys\n"
+        "from mirror.cli import main\n"
+        "try:\n"
+        "    main([*sys.argv[1:]], standalone_mode=False)\n"
+        "finally:\n"
+        "    print('LOADED', 'duckdb' in sys.modules, 'pyarrow' in sys.modules, file=sys.stderr)\n"
+    )
+    for fmt, heavy in (("v3", "False False"), ("v4", "False False"), ("v2", "True")):
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                probe,
+                "get",
+                siren,
+                "--format",
+                fmt,
+                "--compact",
+                "--data-dir",
+                str(mirror),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        assert f"LOADED {heavy}" in run.stderr, (fmt, run.stderr)
+        con = connect(mirror)
+        try:
+            assert json.loads(run.stdout) == get_document(con, siren, fmt)[1]  # the views' answer
+        finally:
+            con.close()
