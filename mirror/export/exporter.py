@@ -7,7 +7,11 @@ lookup views of `sql/views/30_export.sql`). Only the joins a given export needs 
 WHERE clause comes from `mirror.export.filters` with bound parameters.
 
 By default the source reads the `*_diffusibles` views (personal data of partially diffusible
-units masked); `include_non_diffusible=True` reads the raw views.
+units masked); `include_non_diffusible=True` reads the raw views. A query that needs none of the
+établissement columns masked by the natural-person rule (the enseignes and dénomination usuelle, whose
+rule needs the unit's catégorie juridique, hence a join with every unit) reads the établissements from
+`etablissements_masques_adresse` instead: the same view without that one rule, so the same rows and
+values for every column the query reads, and no join (`Source.select_sql`).
 
 Writing is streamed: DuckDB COPY for CSV and Parquet, Arrow record batches for the other formats.
 Where the bytes go (a `.part` renamed onto a regular file, a device written in place, outputs refused
@@ -33,6 +37,7 @@ import duckdb
 
 from mirror.core.errors import BadInput, MirrorError, NotFound
 from mirror.core.faults import crash_after_rows
+from mirror.core.schema import MASKED_ETABLISSEMENT_PERSON_COLUMNS
 from mirror.export.filters import Filters, WhereClause, build_where, check_near_siret
 from mirror.export.output import Output, commit, discard, is_write_error, plan_output, prepare, write_error
 from mirror.export.sandbox import data_dir_of, sandboxed
@@ -92,6 +97,19 @@ LIBELLES = {
 }
 
 
+# etablissements_diffusibles without its natural-person rule (sql/views/20_diffusibles.sql).
+ADDRESS_MASKED_VIEW = "etablissements_masques_adresse"
+
+
+@dataclass
+class Lighter:
+    """The source's établissements read from ADDRESS_MASKED_VIEW, for queries needing no column of `needs_full`."""
+
+    base: str | None  # the source's FROM with that view (level etablissement), else None
+    joins: dict[str, str]  # alias -> its JOIN with that view (the siège at level unite-legale)
+    needs_full: frozenset[str]  # columns only etablissements_diffusibles masks right
+
+
 @dataclass
 class Column:
     name: str
@@ -112,6 +130,7 @@ class Source:
     columns: dict[str, Column]
     default_columns: list[str]
     joins: dict[str, tuple[str, str | None]]  # alias -> (JOIN sql, alias it depends on)
+    lighter: Lighter | None = None
 
     def resolve(self, names: list[str]) -> list[str]:
         """Canonical column names for user-typed names (case-insensitive); unknown names are an error."""
@@ -142,8 +161,13 @@ class Source:
         order = list(self.joins)
         aliases.sort(key=order.index)
         select = ", ".join(f'{self.columns[c].expr} AS "{c}"' for c in needed) or "1 AS _none"
-        joins = " ".join(self.joins[a][0] for a in aliases)
-        return f"SELECT {select} FROM {self.base} {joins}".rstrip()
+        base, join_sql = self.base, {a: self.joins[a][0] for a in aliases}
+        light = self.lighter
+        if light is not None and not light.needs_full.intersection(needed):
+            base = light.base or base
+            join_sql.update((a, sql) for a, sql in light.joins.items() if a in join_sql)
+        joins = " ".join(join_sql[a] for a in aliases)
+        return f"SELECT {select} FROM {base} {joins}".rstrip()
 
 
 def source_views(include_non_diffusible: bool) -> tuple[str, str]:
@@ -162,10 +186,22 @@ def _view_columns(con: duckdb.DuckDBPyConnection, view: str) -> list[str]:
         ) from None
 
 
+def _address_masked_view(con: duckdb.DuckDBPyConnection, et_cols: list[str]) -> str | None:
+    """ADDRESS_MASKED_VIEW when the catalog has it with the columns of etablissements_diffusibles (a
+    catalog built by an older version has not: its exports read etablissements_diffusibles only)."""
+    try:
+        cols = [r[0] for r in con.execute(f'DESCRIBE "{ADDRESS_MASKED_VIEW}"').fetchall()]
+    except duckdb.CatalogException:
+        return None
+    return ADDRESS_MASKED_VIEW if cols == et_cols else None
+
+
 def build_source(con: duckdb.DuckDBPyConnection, level: str, include_non_diffusible: bool = False) -> Source:
     et_view, ul_view = source_views(include_non_diffusible)
     et_cols = _view_columns(con, et_view)
     ul_cols = _view_columns(con, ul_view)
+    light_view = None if include_non_diffusible else _address_masked_view(con, et_cols)
+    lighter = None
     columns: dict[str, Column] = {}
     if level == "etablissement":
         E, U = "e", "u"
@@ -179,6 +215,8 @@ def build_source(con: duckdb.DuckDBPyConnection, level: str, include_non_diffusi
             if c not in columns:
                 columns[c] = Column(c, f'u."{c}"', "u", f"{ul_view} (the établissement's unit)")
         default = list(et_cols)
+        if light_view:
+            lighter = Lighter(f'"{light_view}" e', {}, frozenset())
     elif level == "unite-legale":
         E, U = "s", "u"
         base, key = f'"{ul_view}" u', "siren"
@@ -189,6 +227,9 @@ def build_source(con: duckdb.DuckDBPyConnection, level: str, include_non_diffusi
             if c not in columns:
                 columns[c] = Column(c, f's."{c}"', "s", f"{et_view} (the unit's siège)")
         default = list(ul_cols)
+        if light_view:
+            siege = f'LEFT JOIN "{light_view}" s ON s.siret = u.siren || u.nicSiegeUniteLegale'
+            lighter = Lighter(None, {"s": siege}, frozenset())
     else:
         raise BadInput(f"invalid level {level!r} (expected etablissement or unite-legale)")
     for alias, sql in _LIBELLE_JOINS.items():
@@ -196,7 +237,9 @@ def build_source(con: duckdb.DuckDBPyConnection, level: str, include_non_diffusi
         joins[alias] = (sql.format(E=E, U=U), parent if parent in joins else None)
     for name, (expr, alias) in LIBELLES.items():
         columns[name] = Column(name, expr, alias, "libellé (ref tables)")
-    return Source(level, et_view, ul_view, base, key, columns, default, joins)
+    if lighter is not None:
+        lighter.needs_full = frozenset(MASKED_ETABLISSEMENT_PERSON_COLUMNS).intersection(et_cols)
+    return Source(level, et_view, ul_view, base, key, columns, default, joins, lighter)
 
 
 @dataclass
@@ -204,6 +247,9 @@ class Query:
     sql: str
     params: list
     columns: list[str]
+    # The same rows' count, from a source reading only the filter's columns (no join or view the output
+    # columns alone need); None: count `sql`.
+    count_sql: str | None = None
 
 
 def resolve_near(con, source: Source, f: Filters) -> tuple[float, float] | None:
@@ -215,9 +261,9 @@ def resolve_near(con, source: Source, f: Filters) -> tuple[float, float] | None:
     if f.near_siret is None:
         return None  # an empty --near-siret is checked (and refused) below
     siret = check_near_siret(f.near_siret)
-    row = con.execute(
-        f'SELECT latitude, longitude FROM "{source.et_view}" WHERE siret = ?', [siret]
-    ).fetchone()
+    # The coordinates' masks are the établissement rule's: no need for the unit join.
+    view = ADDRESS_MASKED_VIEW if source.lighter is not None else source.et_view
+    row = con.execute(f'SELECT latitude, longitude FROM "{view}" WHERE siret = ?', [siret]).fetchone()
     if row is None:
         raise NotFound(f"--near-siret {siret}: no such établissement in the mirror")
     if row[0] is None or row[1] is None:
@@ -234,11 +280,13 @@ def build_query(
     needed = set(out) | set(where.columns) | set(extra)
     select = ", ".join(f'"{c}"' for c in dict.fromkeys([*out, *extra]))
     sql = f"SELECT {select} FROM ({source.select_sql(needed)}) AS src WHERE {where.sql}"
-    return Query(sql, where.params, out)
+    count_sql = f"SELECT count(*) FROM ({source.select_sql(where.columns)}) AS src WHERE {where.sql}"
+    return Query(sql, where.params, out, count_sql)
 
 
 def count_rows(con, query: Query) -> int:
-    return con.execute(f"SELECT count(*) FROM ({query.sql}) AS q", query.params).fetchone()[0]
+    sql = query.count_sql or f"SELECT count(*) FROM ({query.sql}) AS q"
+    return con.execute(sql, query.params).fetchone()[0]
 
 
 # ------------------------------------------------------------------------------------------

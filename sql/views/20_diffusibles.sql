@@ -15,6 +15,14 @@
 --   * the secondary address's street part -> '[ND]' when present (conservative, not in INSEE's list);
 --   * for a natural person's établissement: enseignes and dénomination usuelle -> '[ND]'.
 -- The commune, pays, activity, effectifs, état administratif, dates and identifiers stay public.
+--
+-- etablissements_masques_adresse: the établissement rule alone (every mask above except the enseignes and
+-- dénomination usuelle, whose rule needs the unit's catégorie juridique), so with no join. It is a building
+-- block, NOT a diffusible view: its four name columns (mirror.schema.MASKED_ETABLISSEMENT_PERSON_COLUMNS)
+-- are raw. etablissements_diffusibles is this view plus the natural-person rule. Exports read it instead of
+-- etablissements_diffusibles only for queries needing none of those four columns (mirror.export.exporter),
+-- where both give the same rows and values: a count or a filter on activity, place, size or state then
+-- costs what it costs on `etablissements` (the join with the 1M-row unit scan is left out).
 
 CREATE OR REPLACE VIEW unites_legales_diffusibles AS
 SELECT * EXCLUDE (nd_person) REPLACE (
@@ -43,8 +51,8 @@ FROM (
     FROM unites_legales
 );
 
-CREATE OR REPLACE VIEW etablissements_diffusibles AS
-SELECT * EXCLUDE (nd, nd_person) REPLACE (
+CREATE OR REPLACE VIEW etablissements_masques_adresse AS
+SELECT * EXCLUDE (nd) REPLACE (
     CASE WHEN nd THEN '[ND]' ELSE complementAdresseEtablissement END AS complementAdresseEtablissement,
     CASE WHEN nd THEN '[ND]' ELSE numeroVoieEtablissement END AS numeroVoieEtablissement,
     CASE WHEN nd THEN '[ND]' ELSE indiceRepetitionEtablissement END AS indiceRepetitionEtablissement,
@@ -78,20 +86,27 @@ SELECT * EXCLUDE (nd, nd_person) REPLACE (
          ELSE codeCedex2Etablissement END AS codeCedex2Etablissement,
     CASE WHEN nd AND libelleCedex2Etablissement IS NOT NULL THEN '[ND]'
          ELSE libelleCedex2Etablissement END AS libelleCedex2Etablissement,
-    CASE WHEN nd_person THEN '[ND]' ELSE enseigne1Etablissement END AS enseigne1Etablissement,
-    CASE WHEN nd_person THEN '[ND]' ELSE enseigne2Etablissement END AS enseigne2Etablissement,
-    CASE WHEN nd_person THEN '[ND]' ELSE enseigne3Etablissement END AS enseigne3Etablissement,
-    CASE WHEN nd_person THEN '[ND]' ELSE denominationUsuelleEtablissement END AS denominationUsuelleEtablissement,
     CASE WHEN nd THEN NULL ELSE latitude END AS latitude,
     CASE WHEN nd THEN NULL ELSE longitude END AS longitude,
     CASE WHEN nd THEN true ELSE coordonneesMasquees END AS coordonneesMasquees
 )
 FROM (
+    SELECT *, coalesce(statutDiffusionEtablissement = 'P', false) AS nd
+    FROM etablissements
+);
+
+CREATE OR REPLACE VIEW etablissements_diffusibles AS
+SELECT * EXCLUDE (nd_person) REPLACE (
+    CASE WHEN nd_person THEN '[ND]' ELSE enseigne1Etablissement END AS enseigne1Etablissement,
+    CASE WHEN nd_person THEN '[ND]' ELSE enseigne2Etablissement END AS enseigne2Etablissement,
+    CASE WHEN nd_person THEN '[ND]' ELSE enseigne3Etablissement END AS enseigne3Etablissement,
+    CASE WHEN nd_person THEN '[ND]' ELSE denominationUsuelleEtablissement END AS denominationUsuelleEtablissement
+)
+FROM (
     SELECT e.*,
-        coalesce(e.statutDiffusionEtablissement = 'P', false) AS nd,
         coalesce(e.statutDiffusionEtablissement = 'P'
                  AND (u.categorieJuridiqueUniteLegale IS NULL OR u.categorieJuridiqueUniteLegale = '1000'
                       OR u.categorieJuridiqueUniteLegale LIKE '2%'), false) AS nd_person
-    FROM etablissements e
+    FROM etablissements_masques_adresse e
     LEFT JOIN (SELECT siren, categorieJuridiqueUniteLegale FROM unites_legales) u ON u.siren = e.siren
 );
