@@ -355,5 +355,80 @@ def write_report(results_dir: Path, report: Path) -> Path:
             ]
             if _chart(results, results_dir / "scaling.png"):
                 parts += ["![scaling](bench/scaling.png)", ""]
+    for serving in sorted(
+        (json.loads(p.read_text()) for p in results_dir.glob("serving-*.json")), key=lambda r: -r["scale"]
+    ):
+        parts += _serving_section(serving)
     report.write_text("\n".join(parts))
     return report
+
+
+_SYSTEMS = {
+    "mirror": "mirror",
+    "sqlite": "SQLite row store (indexes)",
+    "sqlite_fts5": "SQLite FTS5 (bm25 top 20)",
+    "duckdb_parquet": "DuckDB on the official Parquet",
+    "polars_parquet": "polars on the official Parquet",
+}
+
+
+def _serving_section(res: dict) -> list[str]:
+    """Issue 13's side-by-side table: each operation, each system's median, the ratio to the mirror."""
+    m = res["machine"]
+    rows = []
+
+    def add(label: str, per_system: dict[str, float | None]) -> None:
+        mine = per_system.get("mirror")
+        for name, value in per_system.items():
+            if name == "mirror" or value is None:
+                continue
+            rows.append((label, _fmt_s(mine), _SYSTEMS[name], _fmt_s(value), _ratio(mine, value)))
+
+    look = res["lookups"]
+    for kind, label in (("siren", "v3 document by SIREN (unit + siège)"), ("siret", "v3 document by SIRET")):
+        add(label, {n: look[n][kind]["median"] for n in look})
+        rows.append(
+            (
+                f"{label}: mirror p95 / p99",
+                _fmt_s(look["mirror"][kind]["p95"]),
+                "",
+                _fmt_s(look["mirror"][kind]["p99"]),
+                "",
+            )
+        )
+    search = res["searches"]
+    for text in search["mirror"]:
+        add(
+            f'search top 20 "{text}" ({search["hits"][text]:,} matches; p95 {_fmt_s(search["mirror"][text]["p95"])})',
+            {n: search[n][text]["median"] for n in ("mirror", "sqlite_fts5")},
+        )
+    filt = res["filters"]
+    for kind, label in (
+        ("standard_filter", "standard filter count"),
+        ("departement_count", "count of a département"),
+    ):
+        add(label, {n: filt[n][kind]["median"] for n in ("mirror", "sqlite", "duckdb_parquet")})
+    bulk = res["bulk"]
+    for op, label in (
+        ("export_csv", "export of every établissement to CSV"),
+        ("export_parquet", "export of every établissement to Parquet"),
+        ("batch", "batch of 1 M SIRENs to CSV"),
+    ):
+        add(label + " (process)", {n: bulk[n][op]["median"] for n in bulk})
+    disk = res["prep"]["disk_mb"]
+    return [
+        f"## Serving paths against the strongest alternatives, {res['scale']:,} unités légales",
+        "",
+        f"Date {res['date']}, commit {res['commit']}, {m['cores']} cores. Reproduce: `python -m benchmarks.serving "
+        f"--scale {res['scale']}`. Every operation interleaved round by round with its baselines in one run; "
+        "medians of the rounds. Lookups and searches in-process; exports and batch as processes.",
+        "",
+        _table(("operation", "mirror", "baseline", "baseline time", "ratio"), rows),
+        "",
+        f"Disk: snapshot {disk['snapshot']:,.0f} MB, lookup store + search index {disk['lookup_store']:,.0f} MB; "
+        f"official Parquet {disk['official_parquet']:,.0f} MB; SQLite row store with indexes and FTS5 "
+        f"{disk['sqlite_row_store_fts']:,.0f} MB. Load {res['prep']['load']['seconds']:.1f} s (snapshot, catalog "
+        f"and lookup store: {res['prep']['load']['stdout'].strip().splitlines()[-1] if res['prep']['load']['stdout'].strip() else ''}); "
+        f"SQLite build {res['prep']['sqlite_build_seconds']:.1f} s.",
+        "",
+    ]

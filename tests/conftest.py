@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from mirror.core.config import LOOKUP_STORE_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -22,6 +24,7 @@ def run_mirror(
 ) -> subprocess.CompletedProcess:
     """Runs the real `mirror` CLI in a subprocess (python -m mirror) and returns the completed process."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") and k != "INSEE_API_KEY"}
+    full_env[LOOKUP_STORE_ENV] = os.environ.get(LOOKUP_STORE_ENV, "off")  # see lookup_store_off
     if data_dir is not None:
         full_env["MIRROR_DATA_DIR"] = str(data_dir)
     full_env.update(env or {})
@@ -34,6 +37,14 @@ def run_mirror(
         timeout=timeout,
         input=input,
     )
+
+
+@pytest.fixture(autouse=True)
+def lookup_store_off(request, monkeypatch):
+    """Writers build and refresh DATA_DIR/lookup.sqlite by default; most tests are about something else, so
+    it is off for them (in-process and in the CLI runs of run_mirror) unless the test is marked
+    `lookup_store`. tests/lookup prove that the store answers exactly what the views answer."""
+    monkeypatch.setenv(LOOKUP_STORE_ENV, "on" if request.node.get_closest_marker("lookup_store") else "off")
 
 
 @pytest.fixture(scope="session")

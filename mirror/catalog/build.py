@@ -223,6 +223,51 @@ def snapshot_select(con: duckdb.DuckDBPyConnection, data_dir: Path, table: str) 
     return _snapshot_select(con, snapshot_dir.resolve(), data_dir, table)
 
 
+# Base views of a restricted catalog: filtered by unit, or by unit and établissement.
+RESTRICTED_UNIT_TABLES = ("unites_legales", "unites_legales_historique")
+RESTRICTED_ETABLISSEMENT_TABLES = ("etablissements", "etablissements_historique")
+
+
+def restricted(data_dir: Path, units, sirets=None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB whose base views hold only the units `units` with all their établissements,
+    plus the établissements `sirets` (and their units), with every sql/views/*.sql view over them.
+
+    units / sirets: Arrow tables with one VARCHAR column `siren` / `siret`. The documents of a few
+    thousand units then cost those units only (a filter on the document views themselves is applied
+    after the JSON of every row is built). The catalog is attached read-only; every other table and view
+    (reference tables, the siret index) is read through it."""
+    import pyarrow as pa
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH {literal(catalog_path(Path(data_dir)))} AS catalog_source (READ_ONLY)")
+        if sirets is None:
+            sirets = pa.table({"siret": pa.array([], pa.string())})
+        for name, table in (("restricted_units", units), ("restricted_sirets", sirets)):
+            con.register(f"{name}_arrow", table)
+            con.execute(f"CREATE TEMP TABLE {name} AS SELECT DISTINCT * FROM {name}_arrow")
+            con.unregister(f"{name}_arrow")
+        sql = render("catalog/attached_tables.sql", catalog="catalog_source")
+        for (name,) in con.execute(sql, ["catalog_source"]).fetchall():
+            source = f"catalog_source.main.{ident(name)}"
+            if name in RESTRICTED_UNIT_TABLES:
+                con.execute(render("catalog/restricted_view.sql", name=ident(name), source=source))
+            elif name in RESTRICTED_ETABLISSEMENT_TABLES:
+                con.execute(
+                    render("catalog/restricted_etablissements_view.sql", name=ident(name), source=source)
+                )
+            else:  # reference tables, other base views; those of sql/views are re-created just below
+                con.execute(
+                    render("catalog/create_view.sql", name=ident(name), select=f"SELECT * FROM {source}")
+                )
+        for view_file in sorted(VIEWS_SQL.glob("*.sql")):
+            con.execute(view_file.read_text(encoding="utf-8"))
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def _base_views(
     con: duckdb.DuckDBPyConnection, snapshot_dir: Path, data_dir: Path, merged: Path | None = None
 ) -> None:

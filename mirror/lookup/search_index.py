@@ -28,6 +28,8 @@ BATCH_ROWS = 50_000
 FTS_COLUMNS = 7
 
 _INSERT_FTS = "INSERT INTO search_fts(rowid, nom, enseignes, departement, code_postal, naf, etat) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_SELECT_FTS = "SELECT nom, enseignes, departement, code_postal, naf, etat FROM search_fts WHERE rowid = ?"
+_SELECT_UNIT = "SELECT * FROM search_units WHERE id = ?"
 _INSERT_UNIT = (
     "INSERT INTO search_units(id, siren, nom_complet, sigle, siret_siege, code_postal, commune, departement, "
     "activite_principale, etat_administratif, categorie_juridique, tranche_effectif_salarie, "
@@ -87,6 +89,7 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
     Rows are streamed (DuckDB fetches the next batch on a thread while SQLite inserts the current one), so
     memory stays bounded. No BEGIN / COMMIT: the caller owns the transaction.
     """
+    stale: set[int] = set()  # incremental: the ids whose rows are not rewritten yet
     if sirens is None:
         restrict = "true"
         if db.execute("SELECT 1 FROM search_units LIMIT 1").fetchone():
@@ -97,8 +100,7 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
         restrict = render("lookup/search_restrict.sql", sirens=relation)
         cur = con.execute(render("lookup/search_sirens.sql", sirens=relation))
         while ids := cur.fetchmany(BATCH_ROWS):
-            db.executemany("DELETE FROM search_fts WHERE rowid = ?", ids)
-            db.executemany("DELETE FROM search_units WHERE id = ?", ids)
+            stale.update(i for (i,) in ids)
     sql = render("lookup/search_units.sql", restrict=restrict)
     pending: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -111,6 +113,8 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
         while (rows := pending.get()) is not None:
             if isinstance(rows, BaseException):
                 raise rows
+            if sirens is not None:
+                rows = _changed(db, rows, stale)
             db.executemany(_INSERT_FTS, (r[:FTS_COLUMNS] for r in rows))
             db.executemany(_INSERT_UNIT, ((r[0], *r[FTS_COLUMNS:]) for r in rows))
             count += len(rows)
@@ -124,4 +128,26 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
         producer.join()
     if sirens is None:
         db.execute("INSERT INTO search_fts(search_fts) VALUES ('optimize')")
+    else:  # units the catalog no longer holds
+        db.executemany("DELETE FROM search_fts WHERE rowid = ?", [(i,) for i in sorted(stale)])
+        db.executemany("DELETE FROM search_units WHERE id = ?", [(i,) for i in sorted(stale)])
     return count
+
+
+def _changed(db: sqlite3.Connection, rows: list[tuple], stale: set[int]) -> list[tuple]:
+    """The rows of an incremental re-index that differ from what the index holds, their old versions
+    deleted; identical ones are left alone (an FTS5 delete re-tokenizes the old row: most rows a day
+    touches keep their names, filters and display fields). Every id seen leaves `stale`."""
+    out = []
+    for row in rows:
+        stale.discard(row[0])
+        old_fts = db.execute(_SELECT_FTS, [row[0]]).fetchone()
+        old_unit = db.execute(_SELECT_UNIT, [row[0]]).fetchone()
+        if old_fts == tuple(row[1:FTS_COLUMNS]) and old_unit == (row[0], *row[FTS_COLUMNS:]):
+            continue
+        if old_fts is not None:
+            db.execute("DELETE FROM search_fts WHERE rowid = ?", [row[0]])
+        if old_unit is not None:
+            db.execute("DELETE FROM search_units WHERE id = ?", [row[0]])
+        out.append(row)
+    return out

@@ -27,6 +27,7 @@ MONTH = "2026-10"
 SCALE = 600
 SEED = 21
 ENV = {"INSEE_API_KEY": server.DEFAULT_API_KEY}
+pytestmark = pytest.mark.lookup_store
 
 
 @pytest.fixture(scope="module")

@@ -1,1 +1,0 @@
-siren IN (SELECT siren FROM ${touched})
