@@ -25,7 +25,8 @@ import pyarrow as pa
 
 from mirror.core.errors import BadInput, MirrorError
 from mirror.core.faults import crash_after_rows
-from mirror.core.identifiers import is_valid_siren, is_valid_siret
+from mirror.core.identifiers import LA_POSTE_SIREN
+from mirror.core.sql import render
 from mirror.export.exporter import (
     LIBELLES,
     Query,
@@ -41,7 +42,9 @@ from mirror.export.exporter import (
 from mirror.export.output import commit, is_write_error
 
 STATUSES = ("ok", "non_diffusible", "not_found", "invalid")
-_BLANKS = str.maketrans("", "", " \t\u00a0\u202f")
+# Blanks ignored inside identifiers ("552 100 554", a non-breaking or narrow no-break space from a spreadsheet).
+BLANK_CHARS = " \t\u00a0\u202f"
+_BLANKS = str.maketrans("", "", BLANK_CHARS)
 
 
 def _read_text(path: Path) -> tuple[str, str]:
@@ -90,31 +93,39 @@ def read_identifiers(path: Path, column: str | None = None) -> list[str]:
         raise BadInput(f"cannot read {path.name} as CSV (line {reader.line_num}: {exc})") from None
 
 
-def classify(values: list[str]) -> pa.Table:
-    """Arrow table (pos, input, siren, siret, valid): siret only for 14-digit inputs; NULL ids when invalid."""
-    sirens, sirets, valid = [], [], []
-    for raw in values:
-        v = raw.translate(_BLANKS)
-        if len(v) == 9 and is_valid_siren(v):
-            sirens.append(v)
-            sirets.append(None)
-            valid.append(True)
-        elif len(v) == 14 and is_valid_siret(v):
-            sirens.append(v[:9])
-            sirets.append(v)
-            valid.append(True)
-        else:
-            sirens.append(None)
-            sirets.append(None)
-            valid.append(False)
-    return pa.table(
-        {
-            "pos": pa.array(range(len(values)), pa.int64()),
-            "input": pa.array(values, pa.string()),
-            "siren": pa.array(sirens, pa.string()),
-            "siret": pa.array(sirets, pa.string()),
-            "valid": pa.array(valid, pa.bool_()),
-        }
+def valid_identifiers_sql(relation: str) -> tuple[str, list]:
+    """(query, parameters) classifying the raw identifiers of `relation` (columns pos, input): the rule of
+    mirror.core.identifiers for a whole column at once (sql/export/valid_identifiers.sql); its result has
+    the columns of `classify`. `relation` is a name (or sub-query) written by the package, never a user value."""
+    return render("export/valid_identifiers.sql", input=relation), [BLANK_CHARS, LA_POSTE_SIREN]
+
+
+def classify(values: list[str], con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
+    """Arrow table (pos, input, siren, siret, valid): siret only for 14-digit inputs; NULL ids when invalid.
+
+    Validated in one DuckDB query (on `con`, else a private in-memory instance), not row by row in Python."""
+    raw = pa.table({"pos": pa.array(range(len(values)), pa.int64()), "input": pa.array(values, pa.string())})
+    own = con is None
+    cur = duckdb.connect() if own else con.cursor()
+    try:
+        cur.register("_mirror_batch_raw", raw)
+        sql, params = valid_identifiers_sql("_mirror_batch_raw")
+        if own:
+            cur.execute("SET enable_progress_bar = false")
+        table = cur.execute(sql, params).to_arrow_table()
+        cur.unregister("_mirror_batch_raw")
+    finally:
+        cur.close()
+    return table.sort_by("pos").cast(
+        pa.schema(
+            [
+                ("pos", pa.int64()),
+                ("input", pa.string()),
+                ("siren", pa.string()),
+                ("siret", pa.string()),
+                ("valid", pa.bool_()),
+            ]
+        )
     )
 
 

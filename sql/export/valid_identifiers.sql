@@ -1,36 +1,58 @@
 -- SIREN / SIRET validity of a batch of raw identifiers, vectorised: the rule of
 -- mirror.core.identifiers.is_valid_siren / is_valid_siret (the one definition for a single identifier;
 -- tests/export/test_valid_identifiers.py checks that the two agree):
---   * the blanks of ? (1st parameter, mirror.export.batch._BLANK_CHARS) are removed first;
+--   * the blank characters given as the 1st parameter (mirror.export.batch.BLANK_CHARS) are removed first
+--     (translate is slow: only from the inputs holding something other than digits);
 --   * 9 or 14 ASCII digits;
 --   * Luhn (every second digit from the right doubled, minus 9 above 9; the sum divisible by 10), or, for a
---     14-digit SIRET whose SIREN is ? (2nd parameter, LA_POSTE_SIREN), a digit sum divisible by 5.
+--     14-digit SIRET starting with the 2nd parameter (LA_POSTE_SIREN), a digit sum divisible by 5.
+-- The digits are read arithmetically from the number n, two at a time (n // 100^m % 100, m from the right):
+-- a SIREN is a 14-digit number with 5 leading zeros, which add nothing to either sum. In each pair the tens
+-- digit t is the doubled one (2t, minus 9 when t >= 5) and the units digit u is kept: `luhn_pairs`[x + 1]
+-- is that contribution of the pair x = 10t + u, so the Luhn sum is a sum of 7 look-ups (`digit_pairs`: t + u).
 -- ${input}: a relation (pos BIGINT, input VARCHAR). Result: pos, input, siren (the first 9 digits of a valid
--- identifier), siret (a valid 14-digit one), valid; in pos order.
+-- identifier), siret (a valid 14-digit one), valid; one row per input row, in no given order (order by pos).
 WITH cleaned AS (
-    SELECT pos, input, translate(input, ?, '') AS v
-    FROM ${input}
+    SELECT pos, input, other, CASE WHEN other THEN translate(input, ?, '') ELSE input END AS v
+    FROM (SELECT pos, input, regexp_matches(input, '[^0-9]') AS other FROM ${input})
 ),
 shaped AS (
     SELECT pos, input, v,
-        coalesce(length(v) IN (9, 14) AND regexp_full_match(v, '[0-9]+'), false) AS shape_ok
+        coalesce(length(v) IN (9, 14) AND NOT (other AND regexp_matches(v, '[^0-9]')), false) AS shape_ok
     FROM cleaned
+),
+numbered AS (
+    SELECT pos, input, v, shape_ok, CASE WHEN shape_ok THEN CAST(v AS BIGINT) END AS n
+    FROM shaped
+),
+pairs AS (
+    SELECT [2 * (x // 10) - 9 * (x // 50) + x % 10 FOR x IN range(100)] AS luhn_pairs,
+        [x // 10 + x % 10 FOR x IN range(100)] AS digit_pairs
 ),
 summed AS (
     SELECT pos, input, v, shape_ok,
-        CASE WHEN shape_ok THEN
-            list_sum(list_transform(string_split(reverse(v), ''),
-                     (c, i) -> CASE WHEN i % 2 = 0 THEN [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][ascii(c) - 47]
-                                    ELSE ascii(c) - 48 END))
-        END AS luhn_sum,
-        CASE WHEN shape_ok AND length(v) = 14 AND starts_with(v, ?) THEN
-            list_sum(list_transform(string_split(v, ''), c -> ascii(c) - 48))
+        luhn_pairs[n % 100 + 1]
+            + luhn_pairs[n // 100 % 100 + 1]
+            + luhn_pairs[n // 10000 % 100 + 1]
+            + luhn_pairs[n // 1000000 % 100 + 1]
+            + luhn_pairs[n // 100000000 % 100 + 1]
+            + luhn_pairs[n // 10000000000 % 100 + 1]
+            + luhn_pairs[n // 1000000000000 % 100 + 1] AS luhn_sum,
+        -- La Poste: only SIRETs of its SIREN need the plain digit sum
+        CASE WHEN length(v) = 14 AND starts_with(v, ?) THEN
+            digit_pairs[n % 100 + 1]
+                + digit_pairs[n // 100 % 100 + 1]
+                + digit_pairs[n // 10000 % 100 + 1]
+                + digit_pairs[n // 1000000 % 100 + 1]
+                + digit_pairs[n // 100000000 % 100 + 1]
+                + digit_pairs[n // 10000000000 % 100 + 1]
+                + digit_pairs[n // 1000000000000 % 100 + 1]
         END AS digit_sum
-    FROM shaped
+    FROM numbered, pairs
 ),
 checked AS (
     SELECT pos, input, v,
-        shape_ok AND (luhn_sum % 10 = 0 OR coalesce(digit_sum % 5 = 0, false)) AS valid
+        shape_ok AND coalesce(luhn_sum % 10 = 0 OR digit_sum % 5 = 0, false) AS valid
     FROM summed
 )
 SELECT pos, input,
@@ -38,4 +60,3 @@ SELECT pos, input,
     CASE WHEN valid AND length(v) = 14 THEN v END AS siret,
     valid
 FROM checked
-ORDER BY pos
