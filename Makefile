@@ -38,6 +38,7 @@ demo: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.bench --scale $(SCALE)
+	$(BIN)/python -m benchmarks.serving --scale $(SCALE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -123,6 +123,7 @@ class LookupStore:
             for level in ("unites_legales", "etablissements")
         }
         self._state = _StateCache(self.data_dir)
+        self._token_text = self._token = None
 
     def close(self) -> None:
         self.db.close()
@@ -140,7 +141,9 @@ class LookupStore:
         self.db.execute("BEGIN")
         try:
             (token,) = self.db.execute("SELECT value FROM lookup_meta WHERE name = 'token'").fetchone()
-            current = json.loads(token) == self._state.token()  # the writer stores json.dumps(state_token)
+            if token != self._token_text:  # parsed once per state, not per lookup
+                self._token_text, self._token = token, json.loads(token)
+            current = self._token == self._state.token()  # the writer stores json.dumps(state_token)
         except BaseException:
             self.db.execute("COMMIT")
             raise
@@ -180,7 +183,7 @@ _OPEN = threading.local()  # SQLite handles are per thread
 def open_store(data_dir: Path) -> LookupStore | None:
     """This thread's handle on a data directory's store (reopened after a monthly switch), or None when
     there is no readable store."""
-    key = str(Path(data_dir).resolve())
+    key = os.fspath(data_dir)  # no resolve(): a lookup must not pay a realpath
     handles = _OPEN.__dict__.setdefault("handles", {})
     store = handles.get(key)
     if store is not None and not store.replaced():

@@ -262,11 +262,10 @@ def get_document(
     if siege and kind == "siret":
         return 422, error_document(422, fmt, "siren")
     args = (ident, kind, fmt, diffusibles, non_diffusables, siege, follow_doublons)
-    if fmt != "v2" and isinstance(source, str | os.PathLike):
-        from mirror.core.config import resolve_data_dir
+    if fmt != "v2" and isinstance(source, str | os.PathLike) and os.fspath(source):
         from mirror.lookup.store import open_store
 
-        store = open_store(resolve_data_dir(source))
+        store = open_store(source)
         if store is not None and store.begin():
             try:
                 return _answer(_StoreSource(store), *args)
