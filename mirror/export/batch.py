@@ -130,9 +130,12 @@ def classify(values: list[str], con: duckdb.DuckDBPyConnection | None = None) ->
 
 
 def build_batch_query(
-    con, level: str, columns: list[str], include_non_diffusible: bool, input_name: str
+    con, level: str, columns: list[str], include_non_diffusible: bool, input_name: str, dedupe: bool = True
 ) -> Query:
-    """One SELECT joining the registered input table with the export source, in input order."""
+    """One SELECT joining the registered input table with the export source, in input order.
+
+    `dedupe=False` leaves out the one-row-per-input window (a sort of every output row): for a mirror
+    whose keys are known to match each input row at most once (`_matches_once`), where it changes nothing."""
     source = build_source(con, level, include_non_diffusible)
     statut = "statutDiffusionEtablissement" if level == "etablissement" else "statutDiffusionUniteLegale"
     needed = set(columns) | {source.key, statut}
@@ -161,13 +164,28 @@ def build_batch_query(
     if latest in source.columns:
         needed.add(latest)
     select = ", ".join(f'src."{c}"' for c in columns)
+    qualify = f"QUALIFY row_number() OVER (PARTITION BY k.pos ORDER BY {order}) = 1 " if dedupe else ""
     sql = (
         f"SELECT k.input, {status} AS status{', ' + select if select else ''} "
         f'FROM ({keys}) k LEFT JOIN ({source.select_sql(needed)}) src ON src."{source.key}" = k._key '
-        f"QUALIFY row_number() OVER (PARTITION BY k.pos ORDER BY {order}) = 1 "
-        "ORDER BY k.pos"
+        f"{qualify}ORDER BY k.pos"
     )
     return Query(sql, [], ["input", "status", *columns])
+
+
+def _status_counts(
+    con, level: str, include_non_diffusible: bool, input_name: str, rows: int
+) -> tuple[dict, bool]:
+    """(rows per status, whether every input row matched the mirror at most once), from one narrow join.
+
+    Without the window, a key the mirror held twice (a damaged snapshot) gives an input row two rows: the
+    total then exceeds the input's row count, and the counts are taken again with the window."""
+    light = build_batch_query(con, level, [], include_non_diffusible, input_name, dedupe=False)
+    counts = dict(con.execute(f"SELECT status, count(*) FROM ({light.sql}) GROUP BY status").fetchall())
+    if sum(counts.values()) == rows:
+        return counts, True
+    light = build_batch_query(con, level, [], include_non_diffusible, input_name)
+    return dict(con.execute(f"SELECT status, count(*) FROM ({light.sql}) GROUP BY status").fetchall()), False
 
 
 def batch(
@@ -204,13 +222,14 @@ def batch(
         if with_libelles:
             cols += [c for c in LIBELLES if c not in cols]
         sb.register(input_name, table)
+        counts, once = _status_counts(sb, level, include_non_diffusible, input_name, table.num_rows)
         extra = [c for c in ("latitude", "longitude") if fmt == "geojson" and c not in cols]
-        query = build_batch_query(sb, level, cols + extra, include_non_diffusible, input_name)
+        query = build_batch_query(
+            sb, level, cols + extra, include_non_diffusible, input_name, dedupe=not once
+        )
         summary = write_output(
             sb, query, plan, fmt, delimiter=delimiter, split_sheets=split_sheets, progress=progress
         )
-        light = build_batch_query(sb, level, [], include_non_diffusible, input_name)
-        counts = dict(sb.execute(f"SELECT status, count(*) FROM ({light.sql}) GROUP BY status").fetchall())
     summary["statuses"] = {s: counts.get(s, 0) for s in STATUSES}
     summary["level"] = level
     return summary
