@@ -79,6 +79,7 @@ def assert_store_equals_views(data_dir: Path, ids: list[str]) -> int:
     return compared
 
 
+@pytest.mark.slow
 def test_store_answers_what_the_views_answer_and_follows_every_update_day(upstream_data, tmp_path):
     """sync (load + store build), then days of INSEE changes (renames, cessations, creations, siège
     transfers, diffusion changes): after each run the store is current and equal to the views for every
@@ -134,6 +135,7 @@ def test_store_answers_what_the_views_answer_and_follows_every_update_day(upstre
     con.close()
 
 
+@pytest.mark.slow
 def test_crash_while_building_or_updating_keeps_the_previous_store_answering(upstream_data, tmp_path):
     """A crash before the switch of a full build, and before the commit of a day, leave the previous store
     answering (or the views, with the same answers); the next run completes the store."""
@@ -226,3 +228,23 @@ def test_get_answers_from_the_store_without_importing_duckdb_or_pyarrow(upstream
             assert json.loads(run.stdout) == get_document(con, siren, fmt)[1]  # the views' answer
         finally:
             con.close()
+
+
+def test_store_built_by_load_equals_the_views_on_a_sample(stock_dir, tmp_path):
+    """The quick tier's check: `load_snapshot` builds the store, which answers a sample of identifiers
+    (units, établissements, doublons, unknown and invalid ones) exactly as the views do, in v3 and v4,
+    protected, /diffusibles/ and siège variants; P units included."""
+    from mirror.load.stock import load_snapshot
+
+    mirror = tmp_path / "mirror"
+    summary = load_snapshot(mirror, [stock_dir], month="2026-10")
+    assert summary["lookup_store"] and "Lookup store built" in summary["lookup_store"]
+    ids = identifiers(mirror)
+    con = connect(mirror)
+    p_units = [r[0] for r in con.execute(
+        "SELECT siren FROM unites_legales WHERE statutDiffusionUniteLegale = 'P' ORDER BY siren LIMIT 20"
+    ).fetchall()]  # fmt: skip
+    con.close()
+    assert p_units
+    sample = ids[::25] + p_units + ids[-6:]
+    assert assert_store_equals_views(mirror, sample) > 1000
