@@ -266,17 +266,37 @@ def get_document(
         from mirror.lookup.store import open_store
 
         store = open_store(source)
-        if store is not None and store.begin():
-            try:
-                return _answer(_StoreSource(store), *args)
-            finally:
-                store.end()
+        if store is not None:
+            answer = _answer_from_store(store, args)
+            if answer is not None:
+                return answer
     con, owned = _connect(source)
     try:
         return _answer(_ViewSource(con), *args)
     finally:
         if owned:
             con.close()
+
+
+def _answer_from_store(store, args) -> tuple[int, dict] | None:
+    """The store's answer, or None when it cannot give one now (not current; still locked by a writer's
+    commit after READ_BUSY_MS; a damaged row): the views answer then, with the same documents."""
+    import sqlite3
+
+    import zstandard
+
+    try:
+        if not store.begin():
+            return None
+    except sqlite3.Error:
+        return None
+    try:
+        return _answer(_StoreSource(store), *args)
+    except (sqlite3.Error, zstandard.ZstdError, UnicodeDecodeError):
+        return None
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            store.end()
 
 
 def _answer(src, ident, kind, fmt, diffusibles, non_diffusables, siege, follow_doublons) -> tuple[int, dict]:
