@@ -204,18 +204,18 @@ def _write_level(
     con: duckdb.DuckDBPyConnection,
     db: sqlite3.Connection,
     level: str,
-    where: str,
     dictionary: zstandard.ZstdCompressionDict | None,
     progress: Callable[[str], None] | None = None,
     zstd_level: int = LEVEL,
 ) -> tuple[zstandard.ZstdCompressionDict, int]:
-    """Inserts the rows of one level for the SIRENs `where` selects, in key order within each batch (fewer
+    """Inserts the rows of one level of the catalog `con` (the whole mirror, or a restricted catalog holding
+    the units an update day touched), in key order within each batch (fewer
     B-tree pages touched); trains the level's dictionary on the first batch when none is given. Returns
     (dictionary, rows written)."""
     table, protected_sql, diffusibles_sql = _LEVELS[level]
     cctx = _compressor(dictionary, zstd_level) if dictionary is not None else None
     written = 0
-    for batch in _batches(con, render(protected_sql, where=where), []):
+    for batch in _batches(con, render(protected_sql), []):
         blobs = _arrow_blobs(batch.column("document_v3"), batch.column("document_v4")).to_pylist()
         if cctx is None:
             dictionary = _train(blobs)
@@ -233,7 +233,7 @@ def _write_level(
         cctx = _compressor(dictionary)
     dctx = zstandard.ZstdDecompressor(dict_data=dictionary)
     key_column = "siren" if level == "unites_legales" else "siret"
-    for batch in _batches(con, render(diffusibles_sql, where=where), []):
+    for batch in _batches(con, render(diffusibles_sql), []):
         updates = []
         for key, v3d, v4d in zip(*(c.to_pylist() for c in batch.columns), strict=True):
             found = db.execute(f"SELECT documents FROM {table} WHERE {key_column} = ?", [key]).fetchone()
@@ -303,9 +303,8 @@ def build(
         db.executescript(_SCHEMA)
         search_index.create_schema(db)
         db.execute("BEGIN")
-        where = render("lookup/where_all.sql")
-        dict_ul, _ = _write_level(con, db, "unites_legales", where, None, progress)
-        dict_et, _ = _write_level(con, db, "etablissements", where, None, progress)
+        dict_ul, _ = _write_level(con, db, "unites_legales", None, progress)
+        dict_et, _ = _write_level(con, db, "etablissements", None, progress)
         _write_doublons(con, db)
         if progress is not None:
             progress("lookup store: search index")
@@ -397,11 +396,10 @@ def _apply_days(con: duckdb.DuckDBPyConnection, data_dir: Path, path: Path, have
                     "DELETE FROM lookup_etablissements WHERE siret = ?",
                     [(s,) for s in sirets.column("siret").to_pylist()],
                 )
-                where = render("lookup/where_all.sql")
                 for level in _LEVELS:
                     dictionary = zstandard.ZstdCompressionDict(meta[f"dictionary_{level}"])
                     dictionary.precompute_compress(level=DAY_LEVEL)
-                    _write_level(docs, db, level, where, dictionary, zstd_level=DAY_LEVEL)
+                    _write_level(docs, db, level, dictionary, zstd_level=DAY_LEVEL)
                 _write_doublons(con, db)
                 search_index.index_units(db, search, sirens="restricted_units")
                 _set_meta(db, token=json.dumps(wanted, sort_keys=True))

@@ -2,4 +2,4 @@
 SELECT siret AS key, statut_diffusion AS statut, statut_diffusion_unite_legale AS statut_ul,
     document_v3, document_v4
 FROM documents_v3_v4_etablissements
-WHERE NOT diffusibles AND ${where}
+WHERE NOT diffusibles

@@ -3,4 +3,4 @@
 SELECT siret AS key, document_v3, document_v4
 FROM documents_v3_v4_etablissements
 WHERE diffusibles AND (coalesce(statut_diffusion, '') <> 'O' OR coalesce(statut_diffusion_unite_legale, 'O') <> 'O')
-  AND ${where}
+
