@@ -17,8 +17,6 @@ All data is synthetic (`mirror generate`).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import random
 import sqlite3
@@ -27,11 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 from benchmarks.bench import REPO_DIR as ROOT
-from benchmarks.bench import du_mb, log, machine_info, run_with_rusage
+from benchmarks.bench import du_mb, log, machine_info, run_with_rusage, sqlite_load
 
 STOCK_MONTH = "2026-11"
 SEARCHES = ("boulangerie", "plomberie", "boulangerie patisserie", "plo")
@@ -139,43 +136,12 @@ def disk_mb(prep: dict) -> dict:
     }
 
 
-SQLITE_INDEXES = {
-    "unites_legales": ("siren",),
-    "etablissements": ("siret", "siren", "departement", "activitePrincipaleEtablissement"),
-}
-
-
 def build_sqlite(zips: Path, db_path: Path) -> float:
-    """The two stock files as SQLite rows with the classic indexes, and an FTS5 index of the unit names."""
-    from mirror.core.schema import ETABLISSEMENTS, UNITES_LEGALES
-
-    db_path.unlink(missing_ok=True)
+    """The main benchmark's SQLite row store (benchmarks.bench.sqlite_load: the two stock files as rows
+    with the classic indexes) plus an FTS5 index of the unit names."""
+    load_seconds = sqlite_load(zips, db_path)
     t0 = time.perf_counter()
     db = sqlite3.connect(db_path)
-    db.execute("PRAGMA journal_mode=OFF")
-    db.execute("PRAGMA synchronous=OFF")
-    for spec in (UNITES_LEGALES, ETABLISSEMENTS):
-        cols = list(spec.columns) + (["departement"] if spec is ETABLISSEMENTS else [])
-        db.execute(f"CREATE TABLE {spec.key} ({', '.join(cols)})")
-        insert = f"INSERT INTO {spec.key} VALUES ({', '.join('?' * len(cols))})"
-        with zipfile.ZipFile(zips / spec.zip_name) as zf, zf.open(spec.csv_member) as raw:
-            reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
-            header = next(reader)
-            idx = [header.index(c) if c in header else None for c in spec.columns]
-            commune = header.index("codeCommuneEtablissement") if spec is ETABLISSEMENTS else None
-            rows = []
-            for rec in reader:
-                row = [rec[i] if i is not None else "" for i in idx]
-                if commune is not None:
-                    code = rec[commune]
-                    row.append(code[:3] if code[:2] in ("97", "98") else code[:2])
-                rows.append(row)
-                if len(rows) >= 50_000:
-                    db.executemany(insert, rows)
-                    rows.clear()
-            db.executemany(insert, rows)
-        for col in SQLITE_INDEXES[spec.key]:
-            db.execute(f"CREATE INDEX idx_{spec.key}_{col} ON {spec.key} ({col})")
     db.execute(
         "CREATE VIRTUAL TABLE names USING fts5(nom, tokenize = 'unicode61 remove_diacritics 2', prefix = '3')"
     )
@@ -187,7 +153,7 @@ def build_sqlite(zips: Path, db_path: Path) -> float:
     db.execute("INSERT INTO names(names) VALUES ('optimize')")
     db.commit()
     db.close()
-    return time.perf_counter() - t0
+    return load_seconds + time.perf_counter() - t0
 
 
 # ------------------------------------------------------------------------------------------------

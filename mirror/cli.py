@@ -933,7 +933,8 @@ def search_command(text, limit, offset, departement, code_postal, naf, etat, fmt
         naf=list(naf) or None,
         etat=etat,
     )
-    click.echo(render(result, fmt), nl=not render(result, fmt).endswith("\n"))
+    text = render(result, fmt)
+    click.echo(text, nl=not text.endswith("\n"))
 
 
 @main.command("store")
