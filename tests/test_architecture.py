@@ -22,10 +22,11 @@ LAYERS = {
     "update": 4,
     "serve": 5,
     "export": 6,
-    "synthetic": 7,
-    "pipeline": 8,
-    "cli": 9,
-    "__main__": 10,
+    "http": 7,
+    "synthetic": 8,
+    "pipeline": 9,
+    "cli": 10,
+    "__main__": 11,
     "__init__": 0,
 }
 
