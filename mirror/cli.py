@@ -975,6 +975,89 @@ def store_command(rebuild, data_dir):
     )
 
 
+# --- serve: the local HTTP API (API Entreprise, recherche-entreprises) ---
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but a loopback address requires --tokens.")  # fmt: skip
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes (uvicorn); each reads the mirror on its own.")  # fmt: skip
+@click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File of accepted tokens, one per line (>= 16 characters; # comments). When given, API "
+                   "routes require `Authorization: Bearer <token>` (v2 routes also take ?token=).")  # fmt: skip
+@click.option("--cors", multiple=True, metavar="ORIGIN",
+              help="Allow browser calls from ORIGIN (repeatable; `*` for any). Off by default.")  # fmt: skip
+@click.option("--require-context/--no-require-context", default=True, show_default=True,
+              help="Refuse API Entreprise calls without context, object and recipient (422 00201/00202/00203) "
+                   "as the real API does.")  # fmt: skip
+@click.option("--root-path", default="", metavar="PATH",
+              help="Path prefix the reverse proxy serves this server under (e.g. /sirene): links and "
+                   "Location headers include it.")  # fmt: skip
+@click.option("--forwarded-allow-ips", default=None, metavar="IPS",
+              help="Proxies whose X-Forwarded-Proto / X-Forwarded-For are trusted (comma separated; default "
+                   "127.0.0.1; `*` for any).")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=30.0, show_default=True,
+              help="Time limit of one request, in seconds (then 503).")  # fmt: skip
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True)  # fmt: skip
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="One line per request on stderr: client, method, path (never the query string nor "
+                   "headers), status, duration.")  # fmt: skip
+@data_dir_option
+def serve_command(host, port, workers, tokens_file, cors, require_context, root_path, forwarded_allow_ips,
+                  timeout, log_level, access_log, data_dir):  # fmt: skip
+    """Serve the mirror over HTTP: the API Entreprise INSEE routes (v2, v3, v4) and recherche-entreprises'
+    /search and /near_point, with the same paths, bodies and errors as the real APIs and no quota.
+
+    Point a client at it by swapping its base URL (https://entreprise.api.gouv.fr ->
+    http://127.0.0.1:8000). Also /health, /openapi.json and /docs. Each request reads the mirror's current
+    state, so `mirror sync` can run beside the server: a new day or snapshot is served from the next
+    request on, without a restart. Stops gracefully on SIGTERM / Ctrl-C.
+
+    \b
+    Behind a reverse proxy (nginx, Caddy, a load balancer):
+      - keep --host 127.0.0.1 when the proxy runs on the same machine; any other --host needs
+        --tokens FILE, and clients then send `Authorization: Bearer <token>` (have the proxy pass
+        that header on; tokens are never logged);
+      - serving under a path prefix: --root-path /prefix (links and Location headers carry it);
+      - the scheme seen by clients (https) comes from X-Forwarded-Proto, trusted only from
+        --forwarded-allow-ips (default 127.0.0.1); the host from the Host header the proxy sends
+        (nginx: proxy_set_header Host $host; proxy_set_header X-Forwarded-Proto $scheme);
+      - TLS, rate limits and body size limits belong to the proxy; the server already limits URL
+        length (2 KB, 414), query parameters (32, 400) and time per request (--timeout, 503).
+
+    \b
+    Example:
+      mirror serve --port 8000 &
+      curl 'http://127.0.0.1:8000/v3/insee/sirene/unites_legales/418166096?context=test&object=test&recipient=13002526500013'
+    """
+    from mirror.core.config import catalog_path
+    from mirror.http.app import ServeConfig
+    from mirror.http.server import serve
+
+    if not catalog_path(data_dir).is_file():
+        raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")
+    config = ServeConfig(
+        data_dir=str(data_dir),
+        tokens_file=str(tokens_file) if tokens_file else None,
+        cors=list(cors),
+        require_context=require_context,
+        timeout=timeout,
+    )
+    serve(
+        config,
+        host=host,
+        port=port,
+        workers=workers,
+        root_path=root_path.rstrip("/"),
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_level=log_level,
+        access_log=access_log,
+    )
+
+
 # --- generate: synthetic monthly stock files shaped like INSEE's ---
 
 

@@ -1,0 +1,330 @@
+"""The API Entreprise routes of `mirror serve`: the real API's paths, bodies, statuses and error bodies.
+
+Every document is the one `mirror get` prints (mirror.serve.documents.get_document, one call per request:
+a request never mixes two states of the mirror); this module only maps a route and its query parameters to
+that call, checks the parameters API Entreprise makes mandatory, derives the `/adresse` sub-document, answers
+`/successions` from the catalog's `liens_succession` view, and points `links` at this server.
+
+Sources: API Entreprise's documentation (https://entreprise.api.gouv.fr/developpeurs, "Les paramètres
+obligatoires": `context`, `recipient`, `object`; error model `{"errors": [{code, title, detail, source,
+meta}]}`) and its public OpenAPI description (https://entreprise.api.gouv.fr/developpeurs/openapi).
+
+Pure functions of (data dir, route, identifier, query parameters, base URL) -> (status, body, headers),
+synchronous (DuckDB / SQLite): the ASGI app (mirror.http.app) runs them in its thread pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+from mirror.core.identifiers import is_valid_siret
+from mirror.serve.documents import error_document, get_document, identifier_kind, normalize_identifier
+
+API_BASE = "https://entreprise.api.gouv.fr"
+# The query parameters API Entreprise requires on every call, and the codes of its 422 when one is missing
+# (API Entreprise error codes 00201 context, 00202 object, 00203 recipient).
+MANDATORY = (("context", "00201"), ("object", "00202"), ("recipient", "00203"))
+MAX_PARAMETER_LENGTH = 500  # context / object / recipient values (free text on the real API)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One API Entreprise route: its path (Starlette syntax), version and what it answers."""
+
+    path: str
+    version: str  # v2, v3, v4
+    resource: str  # unite_legale, siege_social, etablissement, adresse, successions, entreprise (v2)
+    param: str  # "siren" or "siret" (the path parameter)
+    diffusibles: bool
+    summary: str
+
+
+def _routes() -> list[Route]:
+    out = []
+    for v in ("v3", "v4"):
+        base = f"/{v}/insee/sirene"
+        for diff in (False, True):
+            d = "/diffusibles" if diff else ""
+            what = " (diffusible fields only: the protected ones of P units as [ND])" if diff else ""
+            out += [
+                Route(f"{base}/unites_legales{d}/{{siren}}", v, "unite_legale", "siren", diff,
+                      f"Unité légale{what}"),
+                Route(f"{base}/unites_legales{d}/{{siren}}/siege_social", v, "siege_social", "siren", diff,
+                      f"Siège social of an unité légale{what}"),
+                Route(f"{base}/etablissements{d}/{{siret}}", v, "etablissement", "siret", diff,
+                      f"Établissement{what}"),
+                Route(f"{base}/etablissements{d}/{{siret}}/adresse", v, "adresse", "siret", diff,
+                      f"Adresse of an établissement{what}"),
+            ]  # fmt: skip
+        out.append(
+            Route(f"{base}/etablissements/{{siret}}/successions", v, "successions", "siret", False,
+                  "Liens de succession of an établissement (predecessors and successors)")
+        )  # fmt: skip
+    out += [
+        Route("/v2/entreprises/{siren}", "v2", "entreprise", "siren", False,
+              "v2 entreprise (unité légale and its siège); non_diffusables=true for P units"),
+        Route("/v2/etablissements/{siret}", "v2", "etablissement", "siret", False,
+              "v2 établissement; non_diffusables=true for P établissements"),
+    ]  # fmt: skip
+    return out
+
+
+ROUTES: list[Route] = _routes()
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict
+    headers: dict[str, str]
+
+
+# ------------------------------------------------------------------------------------------------
+# Error bodies beyond get_document's (API Entreprise's error model, v2 strings or v3/v4 objects)
+# ------------------------------------------------------------------------------------------------
+
+
+def error_body(version: str, code: str, title: str, detail: str, parameter: str | None = None) -> dict:
+    """An API Entreprise error body: v2 `{"errors": [detail], "gateway_error": false}`, v3/v4 JSON:API-like."""
+    if version == "v2":
+        return {"errors": [detail], "gateway_error": False}
+    return {
+        "errors": [
+            {
+                "code": code,
+                "title": title,
+                "detail": detail,
+                "source": {"parameter": parameter} if parameter else None,
+                "meta": {},
+            }
+        ]
+    }
+
+
+def unauthorized_body(version: str) -> dict:
+    """401: API Entreprise's 00101 "Interdit" (missing or unknown token)."""
+    return error_body(
+        version, "00101", "Interdit", "Votre token n'est pas valide ou n'est pas renseigné", "token"
+    )
+
+
+def _missing_parameters(version: str, missing: list[tuple[str, str]]) -> dict:
+    if version == "v2":
+        return {"errors": [f"Le paramètre {p} est obligatoire" for p, _ in missing], "gateway_error": False}
+    return {
+        "errors": [
+            {
+                "code": code,
+                "title": "Entité non traitable",
+                "detail": f"Le paramètre {p} est obligatoire",
+                "source": {"parameter": p},
+                "meta": {},
+            }
+            for p, code in missing
+        ]
+    }
+
+
+def bad_request(version: str, detail: str, parameter: str | None = None) -> dict:
+    """400 for a query parameter with a value the route cannot take (code 00400: local to the mirror)."""
+    return error_body(version, "00400", "Requête mal formée", detail, parameter)
+
+
+# ------------------------------------------------------------------------------------------------
+# Query parameters
+# ------------------------------------------------------------------------------------------------
+
+
+def _last(params: list[tuple[str, str]], name: str) -> str | None:
+    value = None
+    for k, v in params:
+        if k == name:
+            value = v
+    return value
+
+
+def check_parameters(route: Route, params: list[tuple[str, str]], require_context: bool) -> Answer | None:
+    """The 400 / 422 of the query parameters, None when they are fine.
+
+    context, object and recipient are mandatory on the real API (422 00201 / 00202 / 00203, all the missing
+    ones listed); recipient must be a SIRET there (422 00210). `require_context=False` (mirror serve
+    --no-require-context) accepts calls without them; values that are given are still checked."""
+    missing = []
+    for name, code in MANDATORY:
+        value = _last(params, name)
+        if value is not None and len(value) > MAX_PARAMETER_LENGTH:
+            return Answer(
+                400, bad_request(route.version, f"Le paramètre {name} est trop long", name), {}
+            )  # fmt: skip
+        if require_context and not (value or "").strip():
+            missing.append((name, code))
+    if missing:
+        return Answer(422, _missing_parameters(route.version, missing), {})
+    recipient = _last(params, "recipient")
+    if recipient and not (len(recipient) == 14 and recipient.isdigit() and is_valid_siret(recipient)):
+        detail = "Le paramètre recipient n'est pas un siret valide"
+        return Answer(
+            422, error_body(route.version, "00210", "Entité non traitable", detail, "recipient"), {}
+        )
+    if route.version == "v2":
+        value = _last(params, "non_diffusables")
+        if value is not None and value not in ("true", "false"):
+            detail = "Le paramètre non_diffusables doit valoir true ou false"
+            return Answer(400, bad_request("v2", detail, "non_diffusables"), {})
+    return None
+
+
+def _non_diffusables(params: list[tuple[str, str]]) -> bool:
+    return _last(params, "non_diffusables") == "true"
+
+
+# ------------------------------------------------------------------------------------------------
+# Links and redirects
+# ------------------------------------------------------------------------------------------------
+
+
+def _rebase(value, base_url: str):
+    if isinstance(value, str) and value.startswith(API_BASE + "/"):
+        return base_url + value[len(API_BASE) :]
+    if isinstance(value, dict):
+        return {k: _rebase(v, base_url) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rebase(v, base_url) for v in value]
+    return value
+
+
+def rebase_links(body: dict, base_url: str) -> dict:
+    """`links` (and the `meta.location` of a 301) pointing at this server instead of entreprise.api.gouv.fr."""
+    if base_url == API_BASE:
+        return body
+    if isinstance(body.get("links"), dict):
+        body["links"] = _rebase(body["links"], base_url)
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        for err in errors:
+            if isinstance(err, dict) and isinstance(err.get("meta"), dict):
+                err["meta"] = _rebase(err["meta"], base_url)
+    return body
+
+
+def _location(route: Route, replacing: str, base_url: str, params: list[tuple[str, str]]) -> str:
+    """The replacing unit's route on this server, the same variant, the caller's query parameters kept (a
+    client following the redirect still sends context / object / recipient), never a token."""
+    if route.version == "v2":
+        path = f"/v2/entreprises/{replacing}"
+    else:
+        d = "/diffusibles" if route.diffusibles else ""
+        path = f"/{route.version}/insee/sirene/unites_legales{d}/{replacing}"
+        if route.resource == "siege_social":
+            path += "/siege_social"
+    kept = [(k, v) for k, v in params if k != "token"]
+    return base_url + path + (f"?{urlencode(kept)}" if kept else "")
+
+
+def _replacing_siren(body: dict) -> str | None:
+    for err in body.get("errors") or []:
+        if isinstance(err, dict) and isinstance(err.get("meta"), dict) and err["meta"].get("siren"):
+            return err["meta"]["siren"]
+        if isinstance(err, str) and "SIREN valide : " in err:
+            return err.rsplit("SIREN valide : ", 1)[1].strip()
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+# Answers
+# ------------------------------------------------------------------------------------------------
+
+
+def answer(
+    data_dir: Path,
+    route: Route,
+    identifier: str,
+    params: list[tuple[str, str]],
+    base_url: str,
+    require_context: bool = True,
+) -> Answer:
+    """The answer of one API Entreprise route (the caller has checked the token)."""
+    base_url = base_url.rstrip("/")
+    problem = check_parameters(route, params, require_context)
+    if problem is not None:
+        return problem
+    fmt = route.version
+    ident = normalize_identifier(identifier)
+    if identifier_kind(ident) != route.param:  # a SIRET on a SIREN route (or the reverse) is malformed here
+        return Answer(422, error_document(422, fmt, route.param), {})
+    if route.resource == "successions":
+        status, body = successions(data_dir, ident, fmt)
+    else:
+        status, body = get_document(
+            data_dir,
+            ident,
+            fmt=fmt,
+            diffusibles=route.diffusibles,
+            non_diffusables=_non_diffusables(params) if fmt == "v2" else False,
+            siege=route.resource == "siege_social",
+            follow_doublons=False,
+        )
+        if status == 200 and route.resource == "adresse":
+            body = adresse_document(body, ident, fmt)
+    headers = {}
+    if status == 301:
+        replacing = _replacing_siren(body)
+        if replacing:
+            headers["Location"] = _location(route, replacing, base_url, params)
+    return Answer(status, rebase_links(body, base_url), headers)
+
+
+def adresse_document(etablissement: dict, siret: str, fmt: str) -> dict:
+    """`/etablissements/{siret}/adresse` from the établissement document: `data` is its `adresse` object alone,
+    `links` the unit and the établissement, `meta` the update date (API Entreprise's OpenAPI, "Adresse
+    d'un établissement")."""
+    data = etablissement.get("data") or {}
+    meta = etablissement.get("meta") or {}
+    unit = (etablissement.get("links") or {}).get("unite_legale")
+    return {
+        "data": data.get("adresse"),
+        "links": {
+            "unite_legale": unit or f"{API_BASE}/{fmt}/insee/sirene/unites_legales/{siret[:9]}",
+            "etablissement": f"{API_BASE}/{fmt}/insee/sirene/etablissements/{siret}",
+        },
+        "meta": {"date_derniere_mise_a_jour": meta.get("date_derniere_mise_a_jour")},
+    }
+
+
+def successions(data_dir: Path, siret: str, fmt: str = "v3") -> tuple[int, dict]:
+    """(status, body) of `/etablissements/{siret}/successions`: the liens de succession where the siret is
+    the predecessor or the successor, one read-only catalog connection (one state of the mirror).
+
+    200 `{"data": {"predecesseurs": [...], "successeurs": [...]}, "links": {}, "meta": {}}`, each link
+    `{siret, date_succession, transfert_siege, continuite_economique}`; 404 when the mirror knows neither
+    the établissement nor a link naming it; 422 for a malformed SIRET."""
+    from mirror.catalog.build import connect
+    from mirror.core.sql import render
+
+    if identifier_kind(siret) != "siret":
+        return 422, error_document(422, fmt, "siret")
+    con = connect(Path(data_dir), read_only=True)
+    try:
+        rows = con.execute(render("http/successions.sql"), [siret]).fetchall()
+    finally:
+        con.close()
+    out: dict[str, list] = {"predecesseurs": [], "successeurs": []}
+    known = False
+    for direction, other, date, transfert, continuite, row_known in rows:
+        if direction is None:
+            known = bool(row_known)
+            continue
+        key = "predecesseurs" if direction == "predecesseur" else "successeurs"
+        out[key].append(
+            {
+                "siret": other,
+                "date_succession": date,
+                "transfert_siege": transfert,
+                "continuite_economique": continuite,
+            }
+        )
+    if not known and not out["predecesseurs"] and not out["successeurs"]:
+        return 404, error_document(404, fmt, "siret")
+    return 200, {"data": out, "links": {}, "meta": {}}
