@@ -3,7 +3,8 @@
 The store code (mirror.lookup.store / build) owns the SQLite connection and its transaction; this module only
 creates its tables and writes rows, it never begins or commits:
 
-    create_schema(db)                       search_fts (FTS5), search_vocab (fts5vocab), search_units
+    create_schema(db)                       search_fts (FTS5), search_vocab (fts5vocab), search_units,
+                                            search_etablissements
     index_units(db, con)                    every unité légale of the catalog
     index_units(db, con, sirens="changed")  re-indexes exactly the sirens of the DuckDB relation `changed`
                                             (one VARCHAR column `siren`); units gone from the catalog vanish
@@ -25,16 +26,25 @@ from mirror.core.sql import ident, render
 
 BATCH_ROWS = 50_000
 # Columns of a search_units.sql row: the first FTS_COLUMNS go to search_fts, id + the rest to search_units.
-FTS_COLUMNS = 7
-
-_INSERT_FTS = "INSERT INTO search_fts(rowid, nom, enseignes, departement, code_postal, naf, etat) VALUES (?, ?, ?, ?, ?, ?, ?)"
-_SELECT_FTS = "SELECT nom, enseignes, departement, code_postal, naf, etat FROM search_fts WHERE rowid = ?"
-_SELECT_UNIT = "SELECT * FROM search_units WHERE id = ?"
-_INSERT_UNIT = (
-    "INSERT INTO search_units(id, siren, nom_complet, sigle, siret_siege, code_postal, commune, departement, "
-    "activite_principale, etat_administratif, categorie_juridique, tranche_effectif_salarie, "
-    "etablissements_ouverts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+FTS_COLUMNS = 15
+_FTS_NAMES = (
+    "nom, enseignes, departement, code_postal, naf, etat, commune, region, epci, section, tranche, categorie, "
+    "nature, flags"
 )
+_UNIT_NAMES = (
+    "id, siren, nom_complet, sigle, siret_siege, code_postal, commune, departement, activite_principale, "
+    "etat_administratif, categorie_juridique, tranche_effectif_salarie, etablissements_ouverts, etablissements, "
+    "section, categorie_entreprise, flags"
+)
+_ET_NAMES = "id, siege, etat, code_postal, commune, departement, region, epci, latitude, longitude"
+
+_INSERT_FTS = f"INSERT INTO search_fts(rowid, {_FTS_NAMES}) VALUES ({', '.join('?' * FTS_COLUMNS)})"
+_SELECT_FTS = f"SELECT {_FTS_NAMES} FROM search_fts WHERE rowid = ?"
+_SELECT_UNIT = f"SELECT {_UNIT_NAMES} FROM search_units WHERE id = ?"
+_INSERT_UNIT = f"INSERT INTO search_units({_UNIT_NAMES}) VALUES ({', '.join('?' * 17)})"
+_INSERT_ET = f"INSERT INTO search_etablissements({_ET_NAMES}) VALUES ({', '.join('?' * 10)})"
+# A unit's établissement rows: sirets siren * 100000 + nic.
+_DELETE_ETS = "DELETE FROM search_etablissements WHERE id BETWEEN ? * 100000 AND ? * 100000 + 99999"
 
 
 def statements(path: str) -> list[str]:
@@ -52,7 +62,7 @@ def statements(path: str) -> list[str]:
 
 
 def create_schema(db: sqlite3.Connection) -> None:
-    """Creates search_fts, search_vocab and search_units (sql/lookup/search_schema.sql) in `db`."""
+    """Creates the search tables (sql/lookup/search_schema.sql) in `db`."""
     for statement in statements("lookup/search_schema.sql"):
         db.execute(statement)
 
@@ -80,44 +90,20 @@ def _batches(con: duckdb.DuckDBPyConnection, sql: str, out: queue.Queue, stop: t
         put(exc)
 
 
-def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: str | None = None) -> int:
-    """Indexes the unités légales of the catalog `con` into `db`; returns the number of units indexed.
-
-    sirens=None: every unit (rows already in the index are removed first; the index is optimized after).
-    Otherwise the name of a table or view of `con` with one VARCHAR column `siren`: the index rows of
-    exactly those sirens are deleted, then the units among them that the catalog still holds are inserted.
-    Rows are streamed (DuckDB fetches the next batch on a thread while SQLite inserts the current one), so
-    memory stays bounded. No BEGIN / COMMIT: the caller owns the transaction.
-    """
-    stale: set[int] = set()  # incremental: the ids whose rows are not rewritten yet
-    if sirens is None:
-        restrict = "true"
-        if db.execute("SELECT 1 FROM search_units LIMIT 1").fetchone():
-            db.execute("DELETE FROM search_units")
-            db.execute("DELETE FROM search_fts")
-    else:
-        relation = ident(sirens)
-        restrict = render("lookup/search_restrict.sql", sirens=relation)
-        cur = con.execute(render("lookup/search_sirens.sql", sirens=relation))
-        while ids := cur.fetchmany(BATCH_ROWS):
-            stale.update(i for (i,) in ids)
-    sql = render("lookup/search_units.sql", restrict=restrict)
+def _stream(con: duckdb.DuckDBPyConnection, sql: str, consume) -> None:
+    """Runs `sql` on `con` and hands its rows to `consume` batch by batch (DuckDB fetches the next batch on a
+    thread while SQLite inserts the current one), so memory stays bounded."""
     pending: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
     producer = threading.Thread(
         target=_batches, args=(con, sql, pending, stop), name="search-index", daemon=True
     )
     producer.start()
-    count = 0
     try:
         while (rows := pending.get()) is not None:
             if isinstance(rows, BaseException):
                 raise rows
-            if sirens is not None:
-                rows = _changed(db, rows, stale)
-            db.executemany(_INSERT_FTS, (r[:FTS_COLUMNS] for r in rows))
-            db.executemany(_INSERT_UNIT, ((r[0], *r[FTS_COLUMNS:]) for r in rows))
-            count += len(rows)
+            consume(rows)
     except BaseException:
         stop.set()  # the producer stops at its next batch; a query still running is interrupted
         if producer.is_alive():
@@ -126,6 +112,47 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
     finally:
         stop.set()
         producer.join()
+
+
+def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: str | None = None) -> int:
+    """Indexes the unités légales of the catalog `con` into `db`; returns the number of units indexed.
+
+    sirens=None: every unit (rows already in the index are removed first; the index is optimized after).
+    Otherwise the name of a table or view of `con` with one VARCHAR column `siren`: the index rows of
+    exactly those sirens are deleted, then the units among them that the catalog still holds are inserted.
+    Their search_etablissements rows (siège and open établissements) are rewritten the same way. Rows are
+    streamed, so memory stays bounded. No BEGIN / COMMIT: the caller owns the transaction.
+    """
+    stale: set[int] = set()  # incremental: the ids whose rows are not rewritten yet
+    if sirens is None:
+        restrict = "true"
+        if db.execute("SELECT 1 FROM search_units LIMIT 1").fetchone():
+            db.execute("DELETE FROM search_units")
+            db.execute("DELETE FROM search_fts")
+        db.execute("DELETE FROM search_etablissements")
+    else:
+        relation = ident(sirens)
+        restrict = render("lookup/search_restrict.sql", sirens=relation)
+        cur = con.execute(render("lookup/search_sirens.sql", sirens=relation))
+        while ids := cur.fetchmany(BATCH_ROWS):
+            stale.update(i for (i,) in ids)
+        db.executemany(_DELETE_ETS, [(i, i) for i in sorted(stale)])
+    count = 0
+
+    def units(rows: list[tuple]) -> None:
+        nonlocal count
+        if sirens is not None:
+            rows = _changed(db, rows, stale)
+        db.executemany(_INSERT_FTS, (r[:FTS_COLUMNS] for r in rows))
+        db.executemany(_INSERT_UNIT, ((r[0], *r[FTS_COLUMNS:]) for r in rows))
+        count += len(rows)
+
+    _stream(con, render("lookup/search_units.sql", restrict=restrict), units)
+    _stream(
+        con,
+        render("lookup/search_etablissements.sql", restrict=restrict),
+        lambda rows: db.executemany(_INSERT_ET, rows),
+    )
     if sirens is None:
         db.execute("INSERT INTO search_fts(search_fts) VALUES ('optimize')")
     else:  # units the catalog no longer holds

@@ -4,19 +4,24 @@
 -- (dénomination, sigle, dénominations usuelles, person names, hyphenated words also joined) and `enseignes`
 -- (enseignes and dénominations usuelles of the siège and open établissements); filter columns, matched as
 -- FTS5 column filters: `departement`, `code_postal` (siège and open établissements, space-separated),
--- `naf` (activitePrincipaleUniteLegale without the dot, '1071c'), `etat` ('a' / 'c').
+-- `naf` (activitePrincipaleUniteLegale without the dot, '1071c'), `etat` ('a' / 'c'), `commune`, `region`,
+-- `epci` (siège and open établissements, like `departement`), and the unit's `section` (NAF rév. 2 section
+-- letter), `tranche` (trancheEffectifsUniteLegale), `categorie` (categorieEntreprise), `nature`
+-- (categorieJuridiqueUniteLegale) and `flags` ('ess', 'mission', 'asso', 'ei': the est_* filters of
+-- recherche-entreprises that Sirene can answer).
 -- unicode61 remove_diacritics 2 folds case and accents; apostrophes and hyphens are separators.
 -- prefix='3': a prefix index for 3-letter prefixes (autocompletion reads one doclist); longer prefixes
 -- merge the doclists of their few terms, 2-letter ones those of many (measured at 1 M units: the '2 3 4'
 -- indexes tripled the FTS data, 130 MB against 43 MB without and 71 MB with '3' alone).
 CREATE VIRTUAL TABLE search_fts USING fts5(
-    nom, enseignes, departement, code_postal, naf, etat,
+    nom, enseignes, departement, code_postal, naf, etat, commune, region, epci, section, tranche, categorie,
+    nature, flags,
     tokenize = 'unicode61 remove_diacritics 2',
     prefix = '3'
 );
 
 -- bm25 weights for ORDER BY rank: names weigh more than enseignes; filter columns do not score.
-INSERT INTO search_fts(search_fts, rank) VALUES ('rank', 'bm25(10.0, 3.0, 0.0, 0.0, 0.0, 0.0)');
+INSERT INTO search_fts(search_fts, rank) VALUES ('rank', 'bm25(10.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)');
 
 -- The terms of the index with their document counts (typo tolerance: edit-distance-1 variants).
 CREATE VIRTUAL TABLE search_vocab USING fts5vocab(search_fts, row);
@@ -35,5 +40,26 @@ CREATE TABLE search_units (
     etat_administratif TEXT,
     categorie_juridique TEXT,
     tranche_effectif_salarie TEXT,
-    etablissements_ouverts INTEGER NOT NULL
+    etablissements_ouverts INTEGER NOT NULL,
+    etablissements INTEGER NOT NULL,
+    section TEXT,
+    categorie_entreprise TEXT,
+    flags TEXT NOT NULL
+);
+
+-- The siège and the open établissements of every indexed unit (recherche-entreprises' siege and
+-- matching_etablissements: the établissement-level filters are checked on these rows), id = the siret as an
+-- integer, so a unit's rows are the range [siren * 100000, siren * 100000 + 99999]. Address, coordinates and
+-- codes come from the *_diffusibles views ('[ND]' and NULL coordinates where masked).
+CREATE TABLE search_etablissements (
+    id INTEGER PRIMARY KEY,
+    siege INTEGER NOT NULL,
+    etat TEXT,
+    code_postal TEXT,
+    commune TEXT,
+    departement TEXT,
+    region TEXT,
+    epci TEXT,
+    latitude REAL,
+    longitude REAL
 );

@@ -5,8 +5,9 @@
 -- juridique 1000, 2xxx or unknown) gets no name text at all (no person name, no dénomination usuelle, no
 -- enseigne): it is found by its SIREN / SIRET only. Units whose siren is not 9 digits are left out.
 --   ${restrict}: a condition on `siren` (`true` for a full build, else sql/lookup/search_restrict.sql).
--- Columns: the FTS5 row (id, nom, enseignes, departement, code_postal, naf, etat), then the search_units
--- row (siren and the display fields), see sql/lookup/search_schema.sql.
+-- Columns: the FTS5 row (id, nom, enseignes, departement, code_postal, naf, etat, commune, region, epci,
+-- section, tranche, categorie, nature, flags), then the search_units row (siren and the display fields), see
+-- sql/lookup/search_schema.sql.
 WITH u AS (
     SELECT *,
         coalesce(statutDiffusionUniteLegale = 'P'
@@ -28,6 +29,14 @@ e AS (
               AND codePostalEtablissement IS NOT NULL AND codePostalEtablissement <> '[ND]') AS cps,
         list(DISTINCT departement) FILTER (
             WHERE (etablissementSiege OR etatAdministratifEtablissement = 'A') AND departement IS NOT NULL) AS deps,
+        list(DISTINCT codeCommuneEtablissement) FILTER (
+            WHERE (etablissementSiege OR etatAdministratifEtablissement = 'A')
+              AND codeCommuneEtablissement IS NOT NULL AND codeCommuneEtablissement <> '[ND]') AS communes,
+        list(DISTINCT region) FILTER (
+            WHERE (etablissementSiege OR etatAdministratifEtablissement = 'A') AND region IS NOT NULL) AS regions,
+        list(DISTINCT epci) FILTER (
+            WHERE (etablissementSiege OR etatAdministratifEtablissement = 'A') AND epci IS NOT NULL) AS epcis,
+        count(*) AS total,
         list_distinct(list_concat(
             list(enseigne1Etablissement) FILTER (WHERE etablissementSiege OR etatAdministratifEtablissement = 'A'),
             list(enseigne2Etablissement) FILTER (WHERE etablissementSiege OR etatAdministratifEtablissement = 'A'),
@@ -54,8 +63,20 @@ t AS (
              ELSE concat_ws(' ', coalesce(prenomUsuelUniteLegale, prenom1UniteLegale),
                             coalesce(nomUsageUniteLegale, nomUniteLegale),
                             CASE WHEN nomUsageUniteLegale IS NOT NULL AND nomUsageUniteLegale <> nomUniteLegale
-                                 THEN '(' || nomUniteLegale || ')' END) END AS personne
+                                 THEN '(' || nomUniteLegale || ')' END) END AS personne,
+        n.section AS naf_section,
+        concat_ws(' ',
+            CASE WHEN economieSocialeSolidaireUniteLegale = 'O' THEN 'ess' END,
+            CASE WHEN societeMissionUniteLegale = 'O' THEN 'mission' END,
+            -- recherche-entreprises' est_association: an RNA identifier, or an association's catégorie
+            -- juridique (92xx, INSEE's "Association de droit local / loi 1901" family).
+            CASE WHEN identifiantAssociationUniteLegale IS NOT NULL
+                      OR starts_with(categorieJuridiqueUniteLegale, '92') THEN 'asso' END,
+            -- est_entrepreneur_individuel: catégorie juridique 1000 (search-infra's rule).
+            CASE WHEN categorieJuridiqueUniteLegale = '1000' THEN 'ei' END) AS flag_text
     FROM u LEFT JOIN e ON e.siren = u.siren
+    LEFT JOIN ref_naf_rev2 n
+        ON n.code = u.activitePrincipaleUniteLegale AND u.nomenclatureActivitePrincipaleUniteLegale = 'NAFRev2'
 )
 SELECT
     CAST(siren AS BIGINT) AS id,
@@ -73,6 +94,14 @@ SELECT
     array_to_string(list_sort(coalesce(cps, [])), ' ') AS code_postal,
     lower(replace(coalesce(activitePrincipaleUniteLegale, ''), '.', '')) AS naf,
     lower(coalesce(etatAdministratifUniteLegale, '')) AS etat,
+    array_to_string(list_sort(coalesce(communes, [])), ' ') AS commune,
+    array_to_string(list_sort(coalesce(regions, [])), ' ') AS region,
+    array_to_string(list_sort(coalesce(epcis, [])), ' ') AS epci,
+    lower(coalesce(naf_section, '')) AS section,
+    lower(coalesce(trancheEffectifsUniteLegale, '')) AS tranche,
+    lower(coalesce(categorieEntreprise, '')) AS categorie,
+    coalesce(categorieJuridiqueUniteLegale, '') AS nature,
+    flag_text AS flags,
     siren,
     CASE WHEN nd_person THEN '[ND]'
          WHEN denomination IS NOT NULL
@@ -89,6 +118,10 @@ SELECT
     etatAdministratifUniteLegale AS etat_administratif,
     categorieJuridiqueUniteLegale AS categorie_juridique,
     trancheEffectifsUniteLegale AS tranche_effectif_salarie,
-    coalesce(ouverts, 0) AS etablissements_ouverts
+    coalesce(ouverts, 0) AS etablissements_ouverts,
+    coalesce(total, 0) AS etablissements,
+    naf_section AS section_activite_principale,
+    categorieEntreprise AS categorie_entreprise,
+    flag_text AS unit_flags
 FROM t
 ORDER BY id
