@@ -324,6 +324,7 @@ def create_app(config: ServeConfig) -> Starlette:
         middleware=middleware,
         exception_handlers={HTTPException: http_error, Exception: server_error},
     )
+    app.router.redirect_slashes = False  # a trailing slash is another (unknown) route: a JSON 404, no 307
     return Guard(app, config)
 
 
