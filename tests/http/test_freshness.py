@@ -1,0 +1,86 @@
+"""`mirror serve` follows the mirror without a restart: a day applied by `mirror update` while the server runs
+is served from the next request on, and no answer during the update is a mix of two states (each one is the
+document before or the document after)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+
+import pytest
+from conftest import CONTEXT, run_mirror, running_server
+
+from mirror.serve.documents import get_document
+from mirror.synthetic.upstream import server as upstream
+
+MONTH, SCALE, SEED = "2026-10", 600, 21
+ENV = {"INSEE_API_KEY": upstream.DEFAULT_API_KEY}
+API = "https://entreprise.api.gouv.fr"
+
+
+def answer(response) -> tuple[int, dict]:
+    return response.status_code, response.json()
+
+
+def mirror_cmd(command: str, data_dir, up):
+    urls = ["--insee-url", up.insee_url, "--rate", "100000", "-q"]
+    if command == "sync":
+        urls = ["--datagouv-url", up.datagouv_url, *urls]
+    return run_mirror(command, *urls, data_dir=data_dir, env={**ENV, "MIRROR_LOOKUP_STORE": "on"})
+
+
+@pytest.mark.slow
+@pytest.mark.lookup_store
+def test_a_day_applied_while_serving_is_served_at_once(tmp_path):
+    data = tmp_path / "upstream"
+    upstream.prepare_stock(data, MONTH, SCALE, SEED)
+    mirror = tmp_path / "mirror"
+    up = upstream.start(data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 1))
+    try:
+        assert mirror_cmd("sync", mirror, up).returncode == 0
+    finally:
+        up.close()
+
+    up = upstream.start(data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 2))
+    try:
+        days = [up.changes.changes_for(date(2026, 10, 1))]  # one day: no intermediate state
+        changed = sorted({r["siren"] for day in days for r in day.unites_legales})
+        assert changed
+        with running_server(mirror, log_dir=tmp_path) as srv:
+            paths = {s: f"/v3/insee/sirene/unites_legales/diffusibles/{s}" for s in changed[:20]}
+            before = {s: answer(srv.get(p, CONTEXT)) for s, p in paths.items()}
+            health_before = srv.get("/health").json()
+
+            answers, stop = [], threading.Event()
+
+            def reader():
+                while not stop.is_set():
+                    for s, p in paths.items():
+                        r = srv.get(p, CONTEXT)
+                        answers.append((s, answer(r)))
+
+            thread = threading.Thread(target=reader)
+            thread.start()
+            try:
+                result = mirror_cmd("update", mirror, up)
+            finally:
+                stop.set()
+                thread.join()
+            assert result.returncode == 0, result.stderr
+
+            after = {s: answer(srv.get(p, CONTEXT)) for s, p in paths.items()}
+            health_after = srv.get("/health").json()
+    finally:
+        up.close()
+
+    def on_server(body):
+        links = body.get("links") or {}
+        return {**body, "links": {k: v.replace(srv.url, API) for k, v in links.items()}} if links else body
+
+    now = {s: get_document(mirror, s, fmt="v3", diffusibles=True) for s in paths}
+    assert {s: (st, on_server(b)) for s, (st, b) in after.items()} == now  # the new state, without a restart
+    assert any(before[s] != after[s] for s in paths), "the day changed none of the sampled units"
+    assert health_after["last_update"] == "2026-10-01" != health_before["last_update"]
+    assert answers
+    for s, got in answers:  # every answer during the update: one state or the other, never a 5xx
+        assert got in (before[s], after[s]), (s, got[0])
