@@ -210,6 +210,13 @@ def _docs(db: sqlite3.Connection, word: str, prefix: bool) -> int:
     return rows[0][1] if rows else 0
 
 
+def filter_expression(filters: list[tuple[str, list[str]]]) -> str:
+    """The FTS5 column filters: each column matching one of its values (every value an FTS5 string), ANDed."""
+    return " AND ".join(
+        f"{column} : (" + " OR ".join(_quote(v) for v in values) + ")" for column, values in filters
+    )
+
+
 def match_expression(db: sqlite3.Connection, words: list[str], filters: list[tuple[str, list[str]]]) -> str:
     """The FTS5 MATCH expression: every word (the last as a prefix, typo variants ORed in) in the text
     columns, AND each filter column matching one of its values. Every word and value is an FTS5 string."""
@@ -225,8 +232,8 @@ def match_expression(db: sqlite3.Connection, words: list[str], filters: list[tup
                     term = "(" + " OR ".join([term, *(_quote(v) for v in variants)]) + ")"
         parts.append(term)
     expression = f"{TEXT_COLUMNS} : (" + " AND ".join(parts) + ")"
-    for column, values in filters:
-        expression += f" AND {column} : (" + " OR ".join(_quote(v) for v in values) + ")"
+    if filters:
+        expression += " AND " + filter_expression(filters)
     return expression
 
 
@@ -306,15 +313,31 @@ def search(
             raise BadInput(f"search text: more than {MAX_WORDS} words")
         if not words:
             return SearchResult(0, [], limit, offset)
-        expression = match_expression(db, words, filters)
-        rows = [_row(r) for r in db.execute(_sql("search_candidates"), [expression, WINDOW]).fetchall()]
-        # Counted only when the window is full (the count evaluates the whole expression a second time).
-        total = (
-            len(rows) if len(rows) < WINDOW else db.execute(_sql("search_count"), [expression]).fetchone()[0]
-        )
+        total, rows = ranked(db, match_expression(db, words, filters), words)
     finally:
         db.close()
-    return SearchResult(total, _rerank(rows, words)[offset : offset + limit], limit, offset)
+    return SearchResult(total, rows[offset : offset + limit], limit, offset)
+
+
+def ranked(
+    db: sqlite3.Connection, expression: str, words: list[str], window: int = WINDOW
+) -> tuple[int, list[dict]]:
+    """(number of matches of `expression`, the best `window` of them re-ranked): see the module doc."""
+    rows = [_row(r) for r in db.execute(_sql("search_candidates"), [expression, window]).fetchall()]
+    # Counted only when the window is full (the count evaluates the whole expression a second time).
+    total = len(rows) if len(rows) < window else count(db, expression)
+    return total, _rerank(rows, words)
+
+
+def count(db: sqlite3.Connection, expression: str) -> int:
+    """The number of units matching the FTS5 expression."""
+    return db.execute(_sql("search_count"), [expression]).fetchone()[0]
+
+
+def ids_after(db: sqlite3.Connection, expression: str, after: int, limit: int) -> list[int]:
+    """The ids (siren as an integer) of the first `limit` units matching `expression` with an id greater than
+    `after`, in id order: a stable order to page through every match (no window)."""
+    return [i for (i,) in db.execute(_sql("search_ids"), [expression, after, limit]).fetchall()]
 
 
 # ------------------------------------------------------------------------------------------------

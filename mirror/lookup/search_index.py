@@ -43,7 +43,9 @@ _SELECT_FTS = f"SELECT {_FTS_NAMES} FROM search_fts WHERE rowid = ?"
 _SELECT_UNIT = f"SELECT {_UNIT_NAMES} FROM search_units WHERE id = ?"
 _INSERT_UNIT = f"INSERT INTO search_units({_UNIT_NAMES}) VALUES ({', '.join('?' * 17)})"
 _INSERT_ET = f"INSERT INTO search_etablissements({_ET_NAMES}) VALUES ({', '.join('?' * 10)})"
-# A unit's établissement rows: sirets siren * 100000 + nic.
+_INSERT_GEO = "INSERT INTO search_geo(id, min_lat, max_lat, min_lon, max_lon) VALUES (?, ?, ?, ?, ?)"
+# A unit's établissement rows: sirets siren * 100000 + nic (an R*Tree is probed by id one id at a time).
+_UNIT_ETS = "SELECT id FROM search_etablissements WHERE id BETWEEN ? * 100000 AND ? * 100000 + 99999"
 _DELETE_ETS = "DELETE FROM search_etablissements WHERE id BETWEEN ? * 100000 AND ? * 100000 + 99999"
 
 
@@ -130,13 +132,18 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
             db.execute("DELETE FROM search_units")
             db.execute("DELETE FROM search_fts")
         db.execute("DELETE FROM search_etablissements")
+        db.execute("DELETE FROM search_geo")
     else:
         relation = ident(sirens)
         restrict = render("lookup/search_restrict.sql", sirens=relation)
         cur = con.execute(render("lookup/search_sirens.sql", sirens=relation))
         while ids := cur.fetchmany(BATCH_ROWS):
             stale.update(i for (i,) in ids)
-        db.executemany(_DELETE_ETS, [(i, i) for i in sorted(stale)])
+        for i in sorted(stale):
+            old = db.execute(_UNIT_ETS, [i, i]).fetchall()
+            if old:
+                db.executemany("DELETE FROM search_geo WHERE id = ?", old)
+                db.execute(_DELETE_ETS, [i, i])
     count = 0
 
     def units(rows: list[tuple]) -> None:
@@ -148,11 +155,15 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
         count += len(rows)
 
     _stream(con, render("lookup/search_units.sql", restrict=restrict), units)
-    _stream(
-        con,
-        render("lookup/search_etablissements.sql", restrict=restrict),
-        lambda rows: db.executemany(_INSERT_ET, rows),
-    )
+
+    def etablissements(rows: list[tuple]) -> None:
+        db.executemany(_INSERT_ET, rows)
+        db.executemany(
+            _INSERT_GEO,
+            ((r[0], r[8], r[8], r[9], r[9]) for r in rows if r[8] is not None and r[9] is not None),
+        )
+
+    _stream(con, render("lookup/search_etablissements.sql", restrict=restrict), etablissements)
     if sirens is None:
         db.execute("INSERT INTO search_fts(search_fts) VALUES ('optimize')")
     else:  # units the catalog no longer holds

@@ -7,8 +7,8 @@
 -- `naf` (activitePrincipaleUniteLegale without the dot, '1071c'), `etat` ('a' / 'c'), `commune`, `region`,
 -- `epci` (siège and open établissements, like `departement`), and the unit's `section` (NAF rév. 2 section
 -- letter), `tranche` (trancheEffectifsUniteLegale), `categorie` (categorieEntreprise), `nature`
--- (categorieJuridiqueUniteLegale) and `flags` ('ess', 'mission', 'asso', 'ei': the est_* filters of
--- recherche-entreprises that Sirene can answer).
+-- (categorieJuridiqueUniteLegale) and `flags` ('ess1' or 'ess0', 'mission1/0', 'asso1/0', 'ei1/0': the est_*
+-- filters of recherche-entreprises that Sirene can answer, both values a term).
 -- unicode61 remove_diacritics 2 folds case and accents; apostrophes and hyphens are separators.
 -- prefix='3': a prefix index for 3-letter prefixes (autocompletion reads one doclist); longer prefixes
 -- merge the doclists of their few terms, 2-letter ones those of many (measured at 1 M units: the '2 3 4'
@@ -63,3 +63,8 @@ CREATE TABLE search_etablissements (
     latitude REAL,
     longitude REAL
 );
+
+-- The coordinates of those établissements as an R*Tree of points (near_point: a bounding-box probe, then the
+-- exact distance on search_etablissements' latitude / longitude; the tree stores 32-bit floats, rounded
+-- outwards, so the box never loses a point).
+CREATE VIRTUAL TABLE search_geo USING rtree(id, min_lat, max_lat, min_lon, max_lon);

@@ -65,15 +65,16 @@ t AS (
                             CASE WHEN nomUsageUniteLegale IS NOT NULL AND nomUsageUniteLegale <> nomUniteLegale
                                  THEN '(' || nomUniteLegale || ')' END) END AS personne,
         n.section AS naf_section,
+        -- One token per flag and value ('ess1' / 'ess0'), so that est_ess=false is a positive FTS5 term too.
         concat_ws(' ',
-            CASE WHEN economieSocialeSolidaireUniteLegale = 'O' THEN 'ess' END,
-            CASE WHEN societeMissionUniteLegale = 'O' THEN 'mission' END,
+            CASE WHEN economieSocialeSolidaireUniteLegale = 'O' THEN 'ess1' ELSE 'ess0' END,
+            CASE WHEN societeMissionUniteLegale = 'O' THEN 'mission1' ELSE 'mission0' END,
             -- recherche-entreprises' est_association: an RNA identifier, or an association's catégorie
             -- juridique (92xx, INSEE's "Association de droit local / loi 1901" family).
             CASE WHEN identifiantAssociationUniteLegale IS NOT NULL
-                      OR starts_with(categorieJuridiqueUniteLegale, '92') THEN 'asso' END,
+                      OR starts_with(categorieJuridiqueUniteLegale, '92') THEN 'asso1' ELSE 'asso0' END,
             -- est_entrepreneur_individuel: catégorie juridique 1000 (search-infra's rule).
-            CASE WHEN categorieJuridiqueUniteLegale = '1000' THEN 'ei' END) AS flag_text
+            CASE WHEN categorieJuridiqueUniteLegale = '1000' THEN 'ei1' ELSE 'ei0' END) AS flag_text
     FROM u LEFT JOIN e ON e.siren = u.siren
     LEFT JOIN ref_naf_rev2 n
         ON n.code = u.activitePrincipaleUniteLegale AND u.nomenclatureActivitePrincipaleUniteLegale = 'NAFRev2'
