@@ -246,6 +246,37 @@ def answer(
     require_context: bool = True,
 ) -> Answer:
     """The answer of one API Entreprise route (the caller has checked the token)."""
+    return _answer(data_dir, route, identifier, params, base_url, require_context, store_only=False)
+
+
+def answer_from_store(
+    data_dir: Path,
+    route: Route,
+    identifier: str,
+    params: list[tuple[str, str]],
+    base_url: str,
+    require_context: bool = True,
+) -> Answer | None:
+    """`answer` when it needs neither DuckDB nor the SQL views: parameter and identifier errors, and the
+    v3/v4 documents the lookup store answers now (a read of well under a millisecond); None otherwise (v2,
+    successions, a store that is not current or is locked by a writer's commit), and the caller runs
+    `answer`. The app calls this on its event loop and `answer` in its thread pool: the thread hop costs
+    more than the lookup itself (measured with wrk: 2,700 against 1,100 requests/s on 2 cores)."""
+    return _answer(data_dir, route, identifier, params, base_url, require_context, store_only=True)
+
+
+def _store_document(data_dir: Path, ident: str, fmt: str, diffusibles: bool, siege: bool):
+    """get_document's answer from the lookup store alone (no fallback to the views), or None."""
+    from mirror.lookup.store import open_store
+    from mirror.serve.documents import _answer_from_store  # get_document's store path, without the views
+
+    store = open_store(data_dir)
+    if store is None:
+        return None
+    return _answer_from_store(store, (ident, identifier_kind(ident), fmt, diffusibles, False, siege, False))
+
+
+def _answer(data_dir, route, identifier, params, base_url, require_context, store_only) -> Answer | None:
     base_url = base_url.rstrip("/")
     problem = check_parameters(route, params, require_context)
     if problem is not None:
@@ -254,7 +285,15 @@ def answer(
     ident = normalize_identifier(identifier)
     if identifier_kind(ident) != route.param:  # a SIRET on a SIREN route (or the reverse) is malformed here
         return Answer(422, error_document(422, fmt, route.param), {})
-    if route.resource == "successions":
+    siege = route.resource == "siege_social"
+    if store_only:
+        if fmt == "v2" or route.resource == "successions":
+            return None
+        found = _store_document(data_dir, ident, fmt, route.diffusibles, siege)
+        if found is None:
+            return None
+        status, body = found
+    elif route.resource == "successions":
         status, body = successions(data_dir, ident, fmt)
     else:
         status, body = get_document(
@@ -263,11 +302,11 @@ def answer(
             fmt=fmt,
             diffusibles=route.diffusibles,
             non_diffusables=_non_diffusables(params) if fmt == "v2" else False,
-            siege=route.resource == "siege_social",
+            siege=siege,
             follow_doublons=False,
         )
-        if status == 200 and route.resource == "adresse":
-            body = adresse_document(body, ident, fmt)
+    if status == 200 and route.resource == "adresse":
+        body = adresse_document(body, ident, fmt)
     headers = {}
     if status == 301:
         replacing = _replacing_siren(body)
