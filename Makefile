@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.bench --scale $(SCALE)
 	$(BIN)/python -m benchmarks.serving --scale $(SCALE)
+	$(BIN)/python -m benchmarks.http --scale $(SCALE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
