@@ -60,6 +60,7 @@ from mirror.lookup import search as fts
 from mirror.lookup.store import open_store
 
 MAX_PER_PAGE = 1000  # real API: 25
+WINDOW = fts.WINDOW  # text queries: the best WINDOW matches re-ranked, then the others by SIREN
 DEFAULT_PER_PAGE = 10
 MAX_PAGE = 1000
 MAX_PAGE_RESULTS = 10_000  # page * per_page in page mode (the real API's cap); the cursor has none
@@ -574,9 +575,24 @@ def _coordinate(value) -> str | None:
     return None if value is None else repr(round(value, 7))
 
 
-def _etablissement(store, row: tuple, context: str) -> dict | None:
+def _etablissement(store, row: tuple, context: str, seen: dict | None = None) -> dict | None:
     """The établissement object of a search_etablissements row, its other fields from the store's v3 document
-    (the /diffusibles/ variant when there is one: masks as the diffusibles views give them)."""
+    (the /diffusibles/ variant when there is one: masks as the diffusibles views give them). `seen`: the
+    values already decoded for this result (the siège is also a matching établissement)."""
+    if seen is not None and row[0] in seen:
+        values = seen[row[0]]
+    else:
+        values = _etablissement_values(store, row)
+        if seen is not None:
+            seen[row[0]] = values
+    if values is None:
+        return None
+    if context == "siege":
+        return {k: values[k] for k in ETABLISSEMENT_KEYS if k != "ancien_siege"}
+    return {k: values[k] for k in ETABLISSEMENT_KEYS if k not in MATCHING_HIDDEN}
+
+
+def _etablissement_values(store, row: tuple) -> dict | None:
     siret = f"{row[0]:014d}"
     found = store.etablissement(siret)
     if found is None:
@@ -636,9 +652,7 @@ def _etablissement(store, row: tuple, context: str) -> dict | None:
         "tranche_effectif_salarie": tranche.get("code"),
         "type_voie": a.get("type_voie"),
     }
-    if context == "siege":
-        return {k: values[k] for k in ETABLISSEMENT_KEYS if k != "ancien_siege"}
-    return {k: values[k] for k in ETABLISSEMENT_KEYS if k not in MATCHING_HIDDEN}
+    return values
 
 
 def _result(
@@ -680,6 +694,7 @@ def _result(
     tranche_doc = d.get("tranche_effectif_salarie") or {}
     flag_set = set((flags or "").split())
     rows = db.execute(_sql("recherche_etablissements"), [unit_id]).fetchall()
+    seen: dict[int, dict | None] = {}
 
     out: dict = {
         "siren": siren,
@@ -691,7 +706,7 @@ def _result(
     }
     if "siege" in query.include:
         siege_row = next((r for r in rows if f"{r[0]:014d}" == siret_siege), None)
-        out["siege"] = (_etablissement(store, siege_row, "siege") if siege_row else None) or {}
+        out["siege"] = (_etablissement(store, siege_row, "siege", seen) if siege_row else None) or {}
     out.update(
         {
             "activite_principale": naf,
@@ -734,7 +749,7 @@ def _result(
         if "matching_etablissements" in query.include:
             matching = []
             for row, dist in picked[: query.matching]:
-                et = _etablissement(store, row, "matching")
+                et = _etablissement(store, row, "matching", seen)
                 if et is not None:
                     if dist is not None:
                         et["distance"] = round(dist, 4)
@@ -778,7 +793,7 @@ def _text_page(db, expression: str, words: list[str] | None, query: Query):
     start = (query.page - 1) * limit
     cursor = query.cursor
     if words is not None:
-        total, window = fts.ranked(db, expression, words)
+        total, window = fts.ranked(db, expression, words, WINDOW)
         head = [(int(r["siren"]), r["score"]) for r in window]
     else:
         total, head = fts.count(db, expression), []

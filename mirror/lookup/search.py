@@ -27,6 +27,7 @@ number of matches. Addresses are not searched as text (the département / code p
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -248,22 +249,25 @@ def _row(row: tuple) -> dict:
     return out
 
 
-def _name_words(result: dict) -> tuple[list[str], list[str]]:
-    """(words of the name without the sigle in parentheses, words of the sigle)."""
-    name = result["nom_complet"] or ""
-    sigle = result["sigle"] if result["sigle"] not in (None, "[ND]") else ""
+@functools.lru_cache(maxsize=100_000)
+def _name_words(nom_complet: str | None, sigle: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(words of the name without the sigle in parentheses, words of the sigle). Cached: the names of the
+    popular queries' candidates come back request after request, and tokenizing is most of a re-rank."""
+    name = nom_complet or ""
+    sigle = sigle if sigle not in (None, "[ND]") else ""
     if sigle and name.endswith(f" ({sigle})"):
         name = name[: -len(sigle) - 3]
-    return tokens(name), tokens(sigle)
+    return tuple(tokens(name)), tuple(tokens(sigle))
 
 
 def _rerank(rows: list[dict], words: list[str]) -> list[dict]:
     if not rows:
         return rows
     top = max(r["score"] for r in rows) or 1.0
+    wanted = tuple(words)
 
     def key(r: dict):
-        exact = words in _name_words(r)
+        exact = wanted in _name_words(r["nom_complet"], r["sigle"])
         bucket = (
             int((top - r["score"]) / top * RELEVANCE_STEPS) if top > 0 else 0
         )  # 0: within 10 % of the best
