@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import re
 import sqlite3
@@ -53,6 +54,8 @@ import threading
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import zstandard
 
 from mirror.core.sql import REF_DIR
 from mirror.core.sql import render as render_sql
@@ -67,7 +70,7 @@ MAX_PAGE_RESULTS = 10_000  # page * per_page in page mode (the real API's cap); 
 MAX_MATCHING = 100
 DEFAULT_MATCHING = 10
 RADIUS_MIN, RADIUS_MAX, RADIUS_DEFAULT = 0.001, 50.0, 5.0
-EARTH_RADIUS_KM = 6371.0088  # as mirror.export.filters
+log = logging.getLogger("mirror.http")
 ND = "[ND]"
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -875,7 +878,8 @@ def _run(data_dir: Path, params, geo: bool) -> tuple[int, dict]:
         return 200, (_near(store, query) if geo else _search(store, query))
     except BadRequest as exc:
         return _error(str(exc))
-    except sqlite3.Error as exc:  # an index of an older format, a damaged file
+    except (sqlite3.Error, zstandard.ZstdError, ValueError, KeyError) as exc:  # an index of an older format,
+        log.warning("recherche: the lookup store cannot answer", exc_info=True)  # a damaged row: a JSON 503
         return _unavailable(exc)
     finally:
         store.end()

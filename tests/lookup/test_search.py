@@ -392,6 +392,30 @@ def test_incremental_reindex(tmp_path, index):
     with sqlite3.connect(path) as check:
         assert check.execute("SELECT count(*) FROM search_units").fetchone()[0] == len(rows["unites_legales"])
         assert check.execute("SELECT count(*) FROM search_fts").fetchone()[0] == len(rows["unites_legales"])
+    # Every table (the FTS rows, the units, the établissements and their R*Tree points) equals a full build.
+    full = tmp_path / "full.sqlite"
+    db = sqlite3.connect(full)
+    con = connect(data, read_only=True)
+    try:
+        create_schema(db)
+        index_units(db, con)
+        db.commit()
+    finally:
+        con.close()
+        db.close()
+    tables = (
+        "SELECT rowid, * FROM search_fts ORDER BY rowid",
+        "SELECT * FROM search_units ORDER BY id",
+        "SELECT * FROM search_etablissements ORDER BY id",
+        "SELECT * FROM search_geo ORDER BY id",
+    )
+    with sqlite3.connect(path) as a, sqlite3.connect(full) as b:
+        for query in tables:
+            assert a.execute(query).fetchall() == b.execute(query).fetchall(), query
+        assert (
+            b.execute("SELECT count(*) FROM search_etablissements").fetchone()[0]
+            == len(rows["etablissements"]) - 1
+        )
 
 
 def test_failed_insert_stops_the_reader_thread(tmp_path, data_dir):
