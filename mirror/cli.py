@@ -993,8 +993,8 @@ def store_command(rebuild, data_dir):
               help="Refuse API Entreprise calls without context, object and recipient (422 00201/00202/00203) "
                    "as the real API does.")  # fmt: skip
 @click.option("--root-path", default="", metavar="PATH",
-              help="Path prefix the reverse proxy serves this server under (e.g. /sirene): links and "
-                   "Location headers include it.")  # fmt: skip
+              help="Path prefix the reverse proxy serves this server under and strips before passing a "
+                   "request on (e.g. /sirene): links and Location headers include it.")  # fmt: skip
 @click.option("--forwarded-allow-ips", default=None, metavar="IPS",
               help="Proxies whose X-Forwarded-Proto / X-Forwarded-For are trusted (comma separated; default "
                    "127.0.0.1; `*` for any).")  # fmt: skip
@@ -1021,7 +1021,8 @@ def serve_command(host, port, workers, tokens_file, cors, require_context, root_
       - keep --host 127.0.0.1 when the proxy runs on the same machine; any other --host needs
         --tokens FILE, and clients then send `Authorization: Bearer <token>` (have the proxy pass
         that header on; tokens are never logged);
-      - serving under a path prefix: --root-path /prefix (links and Location headers carry it);
+      - serving under a path prefix the proxy strips: --root-path /prefix (links and Location
+        headers carry it);
       - the scheme seen by clients (https) comes from X-Forwarded-Proto, trusted only from
         --forwarded-allow-ips (default 127.0.0.1); the host from the Host header the proxy sends
         (nginx: proxy_set_header Host $host; proxy_set_header X-Forwarded-Proto $scheme);

@@ -212,3 +212,62 @@ def test_fuzz_routes_never_5xx(server, route, ident, params, with_context):
         else:
             assert all({"code", "title", "detail"} <= set(e) for e in errors)
     assert "Traceback" not in r.text
+
+
+# ------------------------------------------------------------------------------------------------
+# recherche-entreprises routes, mounted from mirror.http.recherche
+# ------------------------------------------------------------------------------------------------
+
+
+def test_annuaire_entreprises_client_on_search(server, http_mirror):
+    """The `annuaire-entreprises-py` package (PyPI) with its BASE_URL swapped gets what search_response
+    answers in this process."""
+    recherche = pytest.importorskip("mirror.http.recherche")
+    from annuaire_entreprises_py.client import AnnuaireEntreprisesGet
+
+    client = AnnuaireEntreprisesGet()
+    client.BASE_URL = server.url + "/search"
+    # search() sends page / per_page from attributes its __init__ never sets (annuaire-entreprises-py 0.2.0)
+    client.default_page, client.default_per_page = 1, 10
+    for query in ({"q": "boulangerie"}, {"q": "conseil", "departement": "75"}, {"q": "plo"}):
+        got = client.search(**query)
+        sent = [*query.items(), ("page", "1"), ("per_page", "10")]
+        status, body = recherche.search_response(http_mirror, sent, server.url)
+        assert status == 200 and got == body, query
+        assert set(got) >= {"results", "total_results", "page", "per_page", "total_pages"}
+
+
+_SEARCH_NAMES = st.sampled_from(
+    ["q", "page", "per_page", "departement", "code_postal", "activite_principale", "etat_administratif",
+     "lat", "long", "radius", "minimal", "include", "est_ess", "x", ""]
+)  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    path=st.sampled_from(["/search", "/near_point"]),
+    params=st.lists(st.tuples(_SEARCH_NAMES, st.text(max_size=30)), max_size=6),
+)
+def test_fuzz_recherche_never_5xx(server, path, params):
+    pytest.importorskip("mirror.http.recherche")
+    r = server.get(path, params)
+    assert r.status_code < 500, (path, params, r.status_code, r.text)
+    body = r.json()
+    if r.status_code >= 400:
+        assert isinstance(body.get("erreur"), str), body
+    assert "Traceback" not in r.text
+
+
+def test_behind_a_proxy_root_path_and_forwarded_proto(http_mirror, samples, tmp_path):
+    """--root-path: links and Location carry the prefix the proxy strips; X-Forwarded-Proto and Host from
+    a trusted proxy (127.0.0.1) give the public scheme and host."""
+    siret, doublon = samples["sirets_o"][0], samples["doublons"][0]
+    with running_server(http_mirror, "--root-path", "/sirene/", log_dir=tmp_path) as srv:
+        body = srv.get(f"/v3/insee/sirene/etablissements/{siret}", CONTEXT).json()
+        assert body["links"]["unite_legale"] == f"{srv.url}/sirene/v3/insee/sirene/unites_legales/{siret[:9]}"
+        proxied = {"X-Forwarded-Proto": "https", "Host": "api.example.org"}
+        r = srv.get(f"/v3/insee/sirene/unites_legales/{doublon}", CONTEXT, headers=proxied)
+        assert r.status_code == 301
+        assert r.headers["location"].startswith(
+            "https://api.example.org/sirene/v3/insee/sirene/unites_legales/"
+        )
