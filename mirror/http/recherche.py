@@ -51,6 +51,7 @@ import math
 import re
 import sqlite3
 import threading
+from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -63,6 +64,8 @@ from mirror.lookup import search as fts
 from mirror.lookup.store import open_store
 
 MAX_PER_PAGE = 1000  # real API: 25
+HEAD_CACHE = 512  # ranked heads kept (see _Lru)
+DECODED_CACHE = 20_000  # decoded unit and établissement documents kept
 WINDOW = fts.WINDOW  # text queries: the best WINDOW matches re-ranked, then the others by SIREN
 DEFAULT_PER_PAGE = 10
 MAX_PAGE = 1000
@@ -544,6 +547,41 @@ class Query:
 # ------------------------------------------------------------------------------------------------
 
 
+class _Lru:
+    """A bounded LRU mapping, shared by the threads of a server process. Every key holds the lookup store's
+    token, so an update day or a new snapshot never serves a stale value. What is kept: the ranked heads
+    (number of matches, re-ranked window) of the latest queries, so that a popular query and the pages 2, 3...
+    of any query pay their ranking once per state (search-api caches its Elasticsearch answers in Redis for
+    the same reason); and the decoded documents of the latest units and établissements shown."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            value = self.items.get(key)
+            if value is not None:
+                self.items.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+HEADS = _Lru(HEAD_CACHE)
+DECODED = _Lru(DECODED_CACHE)
+_request = threading.local()  # the token of the state the current request reads
+
+
+# ------------------------------------------------------------------------------------------------
+
+
 def _day(ts) -> str | None:
     """An API Entreprise v3 timestamp (seconds, Paris midnight) as the ISO date recherche-entreprises gives."""
     if ts is None:
@@ -585,7 +623,12 @@ def _etablissement(store, row: tuple, context: str, seen: dict | None = None) ->
     if seen is not None and row[0] in seen:
         values = seen[row[0]]
     else:
-        values = _etablissement_values(store, row)
+        key = ("et", _request.token, row)
+        values = DECODED.get(key) if _request.token is not None else None
+        if values is None:
+            values = _etablissement_values(store, row)
+            if values is not None and _request.token is not None:
+                DECODED.put(key, values)
         if seen is not None:
             seen[row[0]] = values
     if values is None:
@@ -687,11 +730,17 @@ def _result(
         categorie,
         flags,
     ) = su
-    found = store.unit(siren)
-    if found is None:
-        return None
-    statut, _siege, variants = found
-    doc = json.loads(variants.get("v3d") or variants["v3"])
+    key = ("unit", _request.token, siren)
+    cached = DECODED.get(key) if _request.token is not None else None
+    if cached is None:
+        found = store.unit(siren)
+        if found is None:
+            return None
+        statut, _siege, variants = found
+        cached = (statut, json.loads(variants.get("v3d") or variants["v3"]))
+        if _request.token is not None:
+            DECODED.put(key, cached)
+    statut, doc = cached
     d = doc["data"]
     pm = d.get("personne_morale_attributs") or {}
     tranche_doc = d.get("tranche_effectif_salarie") or {}
@@ -789,18 +838,30 @@ def _sql(name: str) -> str:
     return _SQL[name]
 
 
+def _head(db, expression: str, words: list[str] | None):
+    """(total, [(unit id, score)] of the re-ranked window, its set of ids); filter only: (total, [], set())."""
+    token = _request.token
+    key = (token, expression, None if words is None else tuple(words), WINDOW)
+    cached = HEADS.get(key) if token is not None else None
+    if cached is None:
+        if words is not None:
+            total, window = fts.ranked(db, expression, words, WINDOW)
+            head = [(int(r["siren"]), r["score"]) for r in window]
+        else:
+            total, head = fts.count(db, expression), []
+        cached = (total, head, frozenset(i for i, _ in head))
+        if token is not None:
+            HEADS.put(key, cached)
+    return cached
+
+
 def _text_page(db, expression: str, words: list[str] | None, query: Query):
     """(total, [(unit id, score)], next cursor) of a /search page. Text: the re-ranked window of
     mirror.lookup.search, then the other matches by id; filter only: every match by id."""
     limit = query.per_page
     start = (query.page - 1) * limit
     cursor = query.cursor
-    if words is not None:
-        total, window = fts.ranked(db, expression, words, WINDOW)
-        head = [(int(r["siren"]), r["score"]) for r in window]
-    else:
-        total, head = fts.count(db, expression), []
-    in_head = {i for i, _ in head}
+    total, head, in_head = _head(db, expression, words)
     if cursor is not None and cursor[0] == "w":
         start = int(cursor[1:])
     picked: list[tuple[int, float | None]] = []
@@ -875,6 +936,7 @@ def _run(data_dir: Path, params, geo: bool) -> tuple[int, dict]:
     if store is None:
         return _unavailable()
     try:
+        (_request.token,) = store.db.execute(_sql("recherche_token")).fetchone() or (None,)
         return 200, (_near(store, query) if geo else _search(store, query))
     except BadRequest as exc:
         return _error(str(exc))
