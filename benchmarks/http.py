@@ -7,7 +7,10 @@ Scenarios, each on a freshly started server (python -m mirror serve, access log 
   (/v3/insee/sirene/etablissements/{siret}?context=...&object=...&recipient=...);
 - the same with /v3/insee/sirene/unites_legales/{siren};
 - recherche-entreprises /search, top 25 (per_page=25), rotating over search terms, when mirror.http.recherche
-  exists.
+  exists;
+- with --during-update: the établissement lookups while `mirror update` applies days of changes from the
+  local INSEE-like upstream (a mirror built by `mirror sync` from the local data.gouv.fr-like upstream,
+  copied for each run): back-to-back 5 s wrk runs until the update ends.
 
 Reported: requests/s, latency percentiles (wrk's own, from its Lua `done` hook), errors, and how many times
 the real APIs' quotas that is (API Entreprise 250 requests/min, recherche-entreprises 7 requests/s per IP,
@@ -25,6 +28,7 @@ import os
 import random
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -190,11 +194,14 @@ def run_wrk(url: str, paths: Path, script: Path, threads: int, connections: int,
     }
 
 
-def bench(scale: int, cache: Path, duration: int, connections: int, threads: int, workers: list[int]) -> dict:
+def bench(
+    scale: int, cache: Path, duration: int, connections: int, threads: int, workers: list[int], update: bool
+) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     data = prepare(scale, cache)
     paths = sample_paths(data, cache)
+    load_before = os.getloadavg()  # the machine may be shared: said next to the figures
     recherche = importlib.util.find_spec("mirror.http.recherche") is not None
     scenarios = ["v3_etablissements", "v3_unites_legales"] + (["search_top25"] if recherche else [])
     results = []
@@ -213,6 +220,8 @@ def bench(scale: int, cache: Path, duration: int, connections: int, threads: int
                 f"  {r['req_s']:,.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, errors {r['errors']}"
             )
             results.append(r)
+    if update:
+        results.append(during_update(scale, cache, threads, connections, max(workers)))
     return {
         "scale": scale,
         "date": time.strftime("%Y-%m-%d"),
@@ -220,9 +229,115 @@ def bench(scale: int, cache: Path, duration: int, connections: int, threads: int
         "machine": machine_info(),
         "wrk": {"threads": threads, "connections": connections, "duration_s": duration},
         "recherche_routes": recherche,
+        "load_average_before": list(load_before),
+        "load_average_after": list(os.getloadavg()),
         "quotas_per_s": QUOTAS_PER_S,
         "results": results,
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# Lookups while `mirror update` applies days
+# ------------------------------------------------------------------------------------------------
+
+UPDATE_MONTH = "2026-10"
+
+
+def _mirror_env() -> dict:
+    from mirror.synthetic.upstream.server import DEFAULT_API_KEY
+
+    return {**os.environ, "MIRROR_LOOKUP_STORE": "on", "INSEE_API_KEY": DEFAULT_API_KEY}
+
+
+def prepare_synced(scale: int, cache: Path) -> tuple[Path, Path]:
+    """(upstream data, mirror) where the mirror is `mirror sync`ed from the local upstream on 2026-10-01."""
+    from datetime import date
+
+    from mirror.synthetic.upstream import server as upstream
+
+    up_data, mirror = cache / "upstream", cache / "synced"
+    if (cache / "synced-ready").is_file():
+        return up_data, mirror
+    log(f"mirror sync from the local upstream at scale {scale:,}")
+    up = upstream.start(up_data, UPDATE_MONTH, scale=scale, seed=3, today=date(2026, 10, 1))
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "mirror", "sync", "--datagouv-url", up.datagouv_url, "--insee-url",
+             up.insee_url, "--rate", "100000", "-q", "--data-dir", str(mirror)],
+            check=True, env=_mirror_env(), cwd=ROOT,
+        )  # fmt: skip
+    finally:
+        up.close()
+    (cache / "synced-ready").write_text("ok")
+    return up_data, mirror
+
+
+def during_update(
+    scale: int, cache: Path, threads: int, connections: int, workers: int, days: int = 3
+) -> dict:
+    from datetime import date, timedelta
+
+    from mirror.catalog.build import connect
+    from mirror.synthetic.upstream import server as upstream
+
+    up_data, synced = prepare_synced(scale, cache)
+    work = cache / "synced-work"
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(synced, work, symlinks=True)
+    con = connect(work)
+    try:
+        sirets = [r[0] for r in con.execute(
+            "SELECT e.siret FROM etablissements e JOIN unites_legales u USING (siren) "
+            "WHERE e.statutDiffusionEtablissement = 'O' AND u.statutDiffusionUniteLegale = 'O' "
+            "ORDER BY hash(e.siret) LIMIT 20000").fetchall()]  # fmt: skip
+    finally:
+        con.close()
+    paths = cache / "paths-during-update.txt"
+    paths.write_text("".join(f"/v3/insee/sirene/etablissements/{s}?{CONTEXT}\n" for s in sirets))
+    up = upstream.start(
+        up_data, UPDATE_MONTH, scale=scale, seed=3, today=date(2026, 10, 1) + timedelta(days=days)
+    )
+    server = Server(work, workers, cache / "serve-during-update.log")
+    runs = []
+    try:
+        run_wrk(server.url, paths, cache / "bench.lua", threads, connections, 3)
+        log(f"lookups during `mirror update` ({days} days), {workers} worker(s)")
+        t0 = time.monotonic()
+        update = subprocess.Popen(
+            [sys.executable, "-m", "mirror", "update", "--insee-url", up.insee_url, "--rate", "100000", "-q",
+             "--data-dir", str(work)],
+            env=_mirror_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        while update.poll() is None:
+            runs.append(run_wrk(server.url, paths, cache / "bench.lua", threads, connections, 5))
+        update_seconds = time.monotonic() - t0
+        output = update.stdout.read()
+        if update.returncode != 0:
+            raise SystemExit(f"mirror update failed: {output}")
+    finally:
+        server.close()
+        up.close()
+    requests_total = sum(r["requests"] for r in runs)
+    result = {
+        "scenario": "v3_etablissements_during_update",
+        "workers": workers,
+        "update_days": days,
+        "update_seconds": round(update_seconds, 1),
+        "wrk_runs": len(runs),
+        "requests": requests_total,
+        "req_s": round(statistics.median(r["req_s"] for r in runs), 1) if runs else 0.0,
+        "req_s_min": min((r["req_s"] for r in runs), default=0.0),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs) if runs else 0.0,
+        "p90_ms": max((r["p90_ms"] for r in runs), default=0.0),
+        "p99_ms": max((r["p99_ms"] for r in runs), default=0.0),
+        "p999_ms": max((r["p999_ms"] for r in runs), default=0.0),
+        "max_ms": max((r["max_ms"] for r in runs), default=0.0),
+        "errors": {k: sum(r["errors"][k] for r in runs) for k in (runs[0]["errors"] if runs else {})},
+    }
+    log(f"  update {update_seconds:.0f} s; {result['req_s']:,.0f} req/s (median of {len(runs)} runs), "
+        f"p99 {result['p99_ms']:.2f} ms (worst run), errors {result['errors']}")  # fmt: skip
+    return result
 
 
 # ------------------------------------------------------------------------------------------------
@@ -251,7 +366,13 @@ def render_section(results_dir: Path) -> list[str]:
             f"### Scale {run['scale']:,} unités légales ({run['date']}, commit {run['commit']})",
             "",
             f"Machine: {m['cores']} cores ({m['cpu']}), {m['ram_gb']} GB RAM. wrk: {w['threads']} threads, "
-            f"{w['connections']} connections, {w['duration_s']} s.",
+            f"{w['connections']} connections, {w['duration_s']} s."
+            + (
+                f" Load average (1 min) {run['load_average_before'][0]:.1f} before the runs, "
+                f"{run['load_average_after'][0]:.1f} after (other work on the machine shows here)."
+                if "load_average_before" in run
+                else ""
+            ),
             "",
             "| route | workers | requests/s | p50 | p90 | p99 | max | errors | × API Entreprise quota | "
             "× recherche-entreprises quota | × INSEE quota |",
@@ -262,6 +383,7 @@ def render_section(results_dir: Path) -> list[str]:
             "v3_etablissements": "`/v3/insee/sirene/etablissements/{siret}`",
             "v3_unites_legales": "`/v3/insee/sirene/unites_legales/{siren}`",
             "search_top25": "`/search?q=...&per_page=25`",
+            "v3_etablissements_during_update": "`/v3/insee/sirene/etablissements/{siret}` during `mirror update`",
         }
         for r in run["results"]:
             errors = sum(r["errors"].values())
@@ -271,6 +393,14 @@ def render_section(results_dir: Path) -> list[str]:
                 f"{r['p50_ms']:.2f} ms | {r['p90_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['max_ms']:.1f} ms | "
                 f"{errors} | {' | '.join(ratios)} |"
             )
+        for r in run["results"]:
+            if "update_seconds" in r:
+                lines += [
+                    "",
+                    f"During `mirror update`: {r['update_days']} days applied in {r['update_seconds']:.0f} s "
+                    f"while wrk ran {r['wrk_runs']} back-to-back 5 s runs; requests/s is their median (lowest "
+                    f"{r['req_s_min']:,.0f}), p90 / p99 / max the worst run's.",
+                ]
         lines += [
             "",
             "The quotas are the real APIs' published limits as requests per second: API Entreprise 250/min "
@@ -309,10 +439,15 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, nargs="+", default=[1, 2], help="mirror serve --workers values."
     )
     parser.add_argument("--cache", type=Path, default=ROOT / ".bench-cache")
+    parser.add_argument(
+        "--during-update", action="store_true", help="Also the lookups while `mirror update` applies days."
+    )
     args = parser.parse_args(argv)
     cache = args.cache / f"http-{args.scale}"
     cache.mkdir(parents=True, exist_ok=True)
-    res = bench(args.scale, cache, args.duration, args.connections, args.threads, args.workers)
+    res = bench(
+        args.scale, cache, args.duration, args.connections, args.threads, args.workers, args.during_update
+    )
     results_dir = ROOT / "docs" / "bench"
     out = results_dir / f"http-{args.scale}.json"
     out.write_text(json.dumps(res, indent=1, default=str))
