@@ -832,10 +832,11 @@ def _result(
 _SQL: dict[str, str] = {}
 
 
-def _sql(name: str) -> str:
-    if name not in _SQL:
-        _SQL[name] = render_sql(f"http/{name}.sql")
-    return _SQL[name]
+def _sql(name: str, **values) -> str:
+    key = name + repr(sorted(values.items()))
+    if key not in _SQL:
+        _SQL[key] = render_sql(f"http/{name}.sql", **values)
+    return _SQL[key]
 
 
 def _head(db, expression: str, words: list[str] | None):
@@ -1000,10 +1001,14 @@ def _near(store, query: Query) -> dict:
         js(et.get(5)),
         js(et.get(6)),
         js(et.get(7)),
-        fts.filter_expression(unit_filters) if unit_filters else None,
     ]
+    if unit_filters:
+        args.append(fts.filter_expression(unit_filters))
+        sql = _sql("recherche_near", units=render_sql("http/recherche_near_units.sql"))
+    else:  # no per-row FTS5 probe at all (an `?13 IS NULL OR EXISTS (...)` is evaluated anyway)
+        sql = _sql("recherche_near", units="")
     hits: dict[int, list[tuple[int, float]]] = {}
-    for et_id, dist in db.execute(_sql("recherche_near"), args):
+    for et_id, dist in db.execute(sql, args):
         hits.setdefault(et_id // 100000, []).append((et_id, dist))
     ranked = sorted(((min(d for _, d in ets), uid) for uid, ets in hits.items()))
     total = len(ranked)

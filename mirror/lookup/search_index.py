@@ -157,11 +157,9 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
     _stream(con, render("lookup/search_units.sql", restrict=restrict), units)
 
     def etablissements(rows: list[tuple]) -> None:
-        db.executemany(_INSERT_ET, rows)
-        db.executemany(
-            _INSERT_GEO,
-            ((r[0], r[8], r[8], r[9], r[9]) for r in rows if r[8] is not None and r[9] is not None),
-        )
+        db.executemany(_INSERT_ET, (r[:10] for r in rows))
+        # The last column: coordinates known and the unit diffusible 'O' (sql/lookup/search_etablissements.sql).
+        db.executemany(_INSERT_GEO, ((r[0], r[8], r[8], r[9], r[9]) for r in rows if r[10]))
 
     _stream(con, render("lookup/search_etablissements.sql", restrict=restrict), etablissements)
     if sirens is None:

@@ -1,10 +1,10 @@
 -- SQLite (DATA_DIR/lookup.sqlite): the établissements of /near_point (mirror.http.recherche): the siège and
 -- open établissements (search_etablissements) whose point lies in the bounding box ?1..?4 (lat min, lat max,
 -- lon min, lon max; the R*Tree search_geo), at most ?7 km from (?5, ?6) by the haversine formula (the
--- formula and Earth radius of `mirror export --near`, mirror.export.filters), of units whose statut de
--- diffusion is 'O' (recherche-entreprises' geographic search shows only those).
+-- formula and Earth radius of `mirror export --near`, mirror.export.filters); search_geo holds the points of
+-- units diffusible 'O' only (recherche-entreprises' geographic search shows only those).
 --   ?8..?12: JSON arrays of accepted codes postaux, communes, départements, régions, EPCI (NULL: any);
---   ?13: an FTS5 expression the unit must match (its unit-level filters; NULL: none).
+--   ${units}: '' or sql/http/recherche_near_units.sql (?13: the FTS5 expression of the unit-level filters).
 -- Rows: (établissement id = siret as an integer, distance in km).
 WITH box AS (
     SELECT e.id, e.code_postal, e.commune, e.departement, e.region, e.epci,
@@ -17,12 +17,10 @@ WITH box AS (
 )
 SELECT b.id, b.distance
 FROM box AS b
-JOIN lookup_unites_legales AS u ON u.siren = printf('%09d', b.id / 100000) AND u.statut = 'O'
 WHERE b.distance <= ?7
   AND (?8 IS NULL OR b.code_postal IN (SELECT value FROM json_each(?8)))
   AND (?9 IS NULL OR b.commune IN (SELECT value FROM json_each(?9)))
   AND (?10 IS NULL OR b.departement IN (SELECT value FROM json_each(?10)))
   AND (?11 IS NULL OR b.region IN (SELECT value FROM json_each(?11)))
   AND (?12 IS NULL OR b.epci IN (SELECT value FROM json_each(?12)))
-  AND (?13 IS NULL OR EXISTS (
-      SELECT 1 FROM search_fts WHERE search_fts MATCH ?13 AND search_fts.rowid = b.id / 100000))
+  ${units}

@@ -64,7 +64,8 @@ CREATE TABLE search_etablissements (
     longitude REAL
 );
 
--- The coordinates of those établissements as an R*Tree of points (near_point: a bounding-box probe, then the
+-- The coordinates of those établissements, of units diffusible 'O', as an R*Tree of points (near_point: a
+-- bounding-box probe, then the
 -- exact distance on search_etablissements' latitude / longitude; the tree stores 32-bit floats, rounded
 -- outwards, so the box never loses a point).
 CREATE VIRTUAL TABLE search_geo USING rtree(id, min_lat, max_lat, min_lon, max_lon);
