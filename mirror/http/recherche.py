@@ -65,7 +65,7 @@ from mirror.lookup.store import open_store
 
 MAX_PER_PAGE = 1000  # real API: 25
 HEAD_CACHE = 512  # ranked heads kept (see _Lru)
-DECODED_CACHE = 20_000  # decoded unit and établissement documents kept
+DECODED_CACHE = 8192  # decoded unit and établissement fields kept (a few MB)
 WINDOW = fts.WINDOW  # text queries: the best WINDOW matches re-ranked, then the others by SIREN
 DEFAULT_PER_PAGE = 10
 MAX_PAGE = 1000
@@ -701,6 +701,19 @@ def _etablissement_values(store, row: tuple) -> dict | None:
     return values
 
 
+def _unit_values(statut: str | None, doc: dict) -> tuple[str | None, dict]:
+    """The fields of a result that come from the unit's v3 document (kept per state in DECODED)."""
+    d = doc["data"]
+    return statut, {
+        "nom_raison_sociale": _known((d.get("personne_morale_attributs") or {}).get("raison_sociale")),
+        "date_creation": _day(d.get("date_creation")),
+        "date_fermeture": _day(d.get("date_cessation")),
+        "date_mise_a_jour": _day((doc.get("meta") or {}).get("date_derniere_mise_a_jour")),
+        "annee_tranche_effectif_salarie": (d.get("tranche_effectif_salarie") or {}).get("date_reference"),
+        "identifiant_association": d.get("rna"),
+    }
+
+
 def _result(
     db: sqlite3.Connection,
     store,
@@ -737,13 +750,10 @@ def _result(
         if found is None:
             return None
         statut, _siege, variants = found
-        cached = (statut, json.loads(variants.get("v3d") or variants["v3"]))
+        cached = _unit_values(statut, json.loads(variants.get("v3d") or variants["v3"]))
         if _request.token is not None:
             DECODED.put(key, cached)
-    statut, doc = cached
-    d = doc["data"]
-    pm = d.get("personne_morale_attributs") or {}
-    tranche_doc = d.get("tranche_effectif_salarie") or {}
+    statut, u = cached
     flag_set = set((flags or "").split())
     rows = db.execute(_sql("recherche_etablissements"), [unit_id]).fetchall()
     seen: dict[int, dict | None] = {}
@@ -751,7 +761,7 @@ def _result(
     out: dict = {
         "siren": siren,
         "nom_complet": nom_complet,
-        "nom_raison_sociale": _known(pm.get("raison_sociale")),
+        "nom_raison_sociale": u["nom_raison_sociale"],
         "sigle": sigle,
         "nombre_etablissements": total,
         "nombre_etablissements_ouverts": ouverts,
@@ -766,10 +776,10 @@ def _result(
             "categorie_entreprise": categorie,
             "caractere_employeur": None,
             "annee_categorie_entreprise": None,
-            "date_creation": _day(d.get("date_creation")),
-            "date_fermeture": _day(d.get("date_cessation")),
-            "date_mise_a_jour": _day((doc.get("meta") or {}).get("date_derniere_mise_a_jour")),
-            "date_mise_a_jour_insee": _day((doc.get("meta") or {}).get("date_derniere_mise_a_jour")),
+            "date_creation": u["date_creation"],
+            "date_fermeture": u["date_fermeture"],
+            "date_mise_a_jour": u["date_mise_a_jour"],
+            "date_mise_a_jour_insee": u["date_mise_a_jour"],
             "date_mise_a_jour_rne": None,
         }
     )
@@ -781,7 +791,7 @@ def _result(
             "nature_juridique": nature,
             "section_activite_principale": section,
             "tranche_effectif_salarie": tranche,
-            "annee_tranche_effectif_salarie": tranche_doc.get("date_reference"),
+            "annee_tranche_effectif_salarie": u["annee_tranche_effectif_salarie"],
             "statut_diffusion": statut,
         }
     )
@@ -815,7 +825,7 @@ def _result(
             "est_entrepreneur_individuel": "ei1" in flag_set,
             "est_ess": "ess1" in flag_set,
             "est_societe_mission": "mission1" in flag_set,
-            "identifiant_association": d.get("rna"),
+            "identifiant_association": u["identifiant_association"],
         }
         out["complements"] = {k: known.get(k) for k in COMPLEMENTS_KEYS}
     if "score" in query.include:
