@@ -230,3 +230,33 @@ def test_head_and_unknown_routes_and_methods(server, samples):
     assert r.status_code == 404 and "errors" in r.json()
     r = server.get("/v2/nothing")
     assert r.status_code == 404 and r.json()["gateway_error"] is False
+
+
+def test_a_writer_holding_the_store_lock_does_not_freeze_the_server(server, http_mirror, samples):
+    """While a writer holds the store's exclusive lock (a day's commit), a lookup gives up on the store at
+    once on the event loop and waits in the thread pool (then answers from the views): other requests
+    are served meanwhile, and the answer is the same."""
+    import sqlite3
+    import threading
+    import time
+
+    from mirror.lookup.store import store_path
+
+    siret = samples["sirets_o"][1]
+    path = f"/v3/insee/sirene/etablissements/{siret}"
+    want = server.get(path, CONTEXT).json()
+    writer = sqlite3.connect(store_path(http_mirror), isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")
+    try:
+        got = {}
+        slow = threading.Thread(target=lambda: got.update(r=server.get(path, CONTEXT)))
+        slow.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        assert server.get("/openapi.json").status_code == 200
+        assert time.monotonic() - t0 < 1.0  # the event loop was not waiting on the lock
+        slow.join(timeout=60)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert got["r"].status_code == 200 and got["r"].json() == want
