@@ -40,6 +40,11 @@ last result, with no 10,000-result cap (page mode keeps the real `page * per_pag
 queries by relevance (mirror.lookup.search: exact name, bm25 buckets, active first, open établissements) for
 their best 1,000 matches, then the other matches by SIREN; filter-only queries by SIREN (the real API sorts
 them by number of open établissements, which would need the whole match set sorted per request).
+
+Per state of the store (keys holding its token), a server process keeps the ranked heads of the latest
+queries, the latest near_point answers and the fields decoded from the latest documents (bounded LRUs), so a
+popular query or the next page of a query does not pay its ranking again (search-api caches its answers in
+Redis); a new day or snapshot changes the token, never serving a stale answer.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ from mirror.lookup.store import open_store
 MAX_PER_PAGE = 1000  # real API: 25
 HEAD_CACHE = 512  # ranked heads kept (see _Lru)
 DECODED_CACHE = 8192  # decoded unit and établissement fields kept (a few MB)
+NEAR_CACHE_MAX = 20_000  # near_point answers kept in HEADS when they have at most this many units
 WINDOW = fts.WINDOW  # text queries: the best WINDOW matches re-ranked, then the others by SIREN
 DEFAULT_PER_PAGE = 10
 MAX_PAGE = 1000
@@ -552,7 +558,8 @@ class _Lru:
     token, so an update day or a new snapshot never serves a stale value. What is kept: the ranked heads
     (number of matches, re-ranked window) of the latest queries, so that a popular query and the pages 2, 3...
     of any query pay their ranking once per state (search-api caches its Elasticsearch answers in Redis for
-    the same reason); and the decoded documents of the latest units and établissements shown."""
+    the same reason); the établissements of the latest near_point questions; and the decoded documents of
+    the latest units and établissements shown."""
 
     def __init__(self, size: int):
         self.size = size
@@ -1017,10 +1024,17 @@ def _near(store, query: Query) -> dict:
         sql = _sql("recherche_near", units=render_sql("http/recherche_near_units.sql"))
     else:  # no per-row FTS5 probe at all (an `?13 IS NULL OR EXISTS (...)` is evaluated anyway)
         sql = _sql("recherche_near", units="")
-    hits: dict[int, list[tuple[int, float]]] = {}
-    for et_id, dist in db.execute(sql, args):
-        hits.setdefault(et_id // 100000, []).append((et_id, dist))
-    ranked = sorted(((min(d for _, d in ets), uid) for uid, ets in hits.items()))
+    key = ("near", _request.token, tuple(args))
+    cached = HEADS.get(key) if _request.token is not None else None
+    if cached is None:
+        hits: dict[int, list[tuple[int, float]]] = {}
+        for et_id, dist in db.execute(sql, args):
+            hits.setdefault(et_id // 100000, []).append((et_id, dist))
+        ranked = sorted(((min(d for _, d in ets), uid) for uid, ets in hits.items()))
+        cached = (hits, ranked)
+        if _request.token is not None and len(ranked) <= NEAR_CACHE_MAX:
+            HEADS.put(key, cached)
+    hits, ranked = cached
     total = len(ranked)
     if query.cursor is not None:
         dist_s, uid_s = query.cursor[1:].split("_")
