@@ -177,11 +177,11 @@ class _App:
         try:
             return await asyncio.wait_for(run_in_threadpool(fn, *args), self.config.timeout)
         except TimeoutError:
-            log.warning("time limit (%.0f s) reached on %s", self.config.timeout, path)
-            return error_response(path, 503, f"La requête a dépassé {self.config.timeout:.0f} s")
+            log.warning("time limit (%g s) reached on %s", self.config.timeout, path)
+            return error_response(path, 503, f"La requête a dépassé {self.config.timeout:g} s")
         except MirrorError as exc:
             log.error("mirror unavailable on %s: %s", path, exc)
-            return error_response(path, 503, "Le miroir Sirene n'est pas disponible (aucune donnée chargée)")
+            return error_response(path, 503, "Le miroir Sirene n'est pas lisible pour le moment")
 
     def entreprise_endpoint(self, route: entreprise.Route):
         ident_name = route.param

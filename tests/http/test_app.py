@@ -54,7 +54,7 @@ def test_time_limit_answers_503_json(http_mirror):
     assert time.monotonic() - t0 < 2
     assert response.status_code == 503
     body = json.loads(response.body)
-    assert body["errors"][0]["code"] == "01001" and "0 s" in body["errors"][0]["detail"]
+    assert body["errors"][0]["code"] == "01001" and "0.2 s" in body["errors"][0]["detail"]
 
 
 def test_unexpected_error_is_a_json_500_and_logged(http_mirror, monkeypatch, caplog):
