@@ -954,7 +954,8 @@ def _run(data_dir: Path, params, geo: bool) -> tuple[int, dict]:
     if store is None:
         return _unavailable()
     try:
-        (_request.token,) = store.db.execute(_sql("recherche_token")).fetchone() or (None,)
+        (token,) = store.db.execute(_sql("recherche_token")).fetchone() or (None,)
+        _request.token = None if token is None else (str(store.path), token)  # the store file and its state
         return 200, (_near(store, query) if geo else _search(store, query))
     except BadRequest as exc:
         return _error(str(exc))
