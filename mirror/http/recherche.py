@@ -49,6 +49,7 @@ Redis); a new day or snapshot changes the token, never serving a stale answer.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import logging
@@ -930,10 +931,10 @@ def _open(data_dir: Path):
     store = open_store(Path(data_dir))
     if store is None:
         return None
-    if not store.begin():  # not current (a new snapshot's store still building): its own state, one snapshot
-        store.db.execute(
-            "BEGIN"
-        )  # behind; still one consistent state (the index and documents of one commit)
+    if not store.begin():
+        # Not current (a new snapshot's store still building): answer from the state it holds, one step
+        # behind but consistent (the index and the documents of one commit), in one read transaction too.
+        store.db.execute("BEGIN")
     return store
 
 
@@ -950,7 +951,11 @@ def _run(data_dir: Path, params, geo: bool) -> tuple[int, dict]:
         query = Query(list(params), geo)
     except BadRequest as exc:
         return _error(str(exc))
-    store = _open(data_dir)
+    try:
+        store = _open(data_dir)
+    except sqlite3.Error as exc:  # a writer's commit holding its lock past the busy timeout
+        log.warning("recherche: the lookup store cannot be read", exc_info=True)
+        return _unavailable(exc)
     if store is None:
         return _unavailable()
     try:
@@ -1040,7 +1045,7 @@ def _near(store, query: Query) -> dict:
     if query.cursor is not None:
         dist_s, uid_s = query.cursor[1:].split("_")
         key = (float.fromhex(dist_s), int(uid_s))
-        start = next((i for i, k in enumerate(ranked) if k > key), total)
+        start = bisect.bisect_right(ranked, key)
     else:
         start = (query.page - 1) * query.per_page
     page = ranked[start : start + query.per_page]
