@@ -811,6 +811,10 @@ def _result(
             distance = matching_ids[0][1] if matching_ids else None
         elif siret is not None:
             picked = [(r, None) for r in rows if r[0] == siret]
+            if not picked and store.etablissement(f"{siret:014d}") is not None:
+                # A closed établissement (search_etablissements holds the siège and the open ones): its
+                # document alone; the codes the index derives (département, région, EPCI, point) unknown.
+                picked = [((siret, 0, None, None, None, None, None, None, None, None), None)]
         elif query.terms is not None and _IDENTIFIER.match(query.terms):
             picked = []  # a SIREN typed: no établissement "matched" (search-api, a deliberate choice, #709)
         else:

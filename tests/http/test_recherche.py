@@ -352,6 +352,12 @@ def test_direct_lookup_ignores_filters_and_result_shape(data, sql):
     assert [r["siren"] for r in body["results"]] == [siren] and body["total_results"] == 1
     (r,) = ok(search_response, data, [("q", f"{siret[:9]} {siret[9:]}")])["results"]
     assert [e["siret"] for e in r["matching_etablissements"]] == [siret]
+    closed = sql(
+        "SELECT siret FROM etablissements WHERE NOT etablissementSiege AND etatAdministratifEtablissement = 'F' "
+        "ORDER BY siret LIMIT 1"
+    )[0][0]
+    (c,) = ok(search_response, data, [("q", closed)])["results"]
+    assert [(e["siret"], e["etat_administratif"]) for e in c["matching_etablissements"]] == [(closed, "F")]
     assert list(body) == ["results", "total_results", "page", "per_page", "total_pages", "next_cursor"]
     assert list(r) == [
         "siren", "nom_complet", "nom_raison_sociale", "sigle", "nombre_etablissements", "nombre_etablissements_ouverts",
