@@ -24,7 +24,7 @@ Filters (values of a list parameter are ORed, comma-separated or repeated; param
 `activite_principale`, `section_activite_principale`, `tranche_effectif_salarie`, `categorie_entreprise`,
 `etat_administratif`, `nature_juridique` and the `est_*` flags apply to the unité légale; `code_postal`,
 `code_commune`, `departement`, `region` and `epci` to its siège or one of its open établissements (with several
-of them, each may be met by a different établissement). `code_commune` 75056, 69123 and 13055 (Paris, Lyon,
+of them, one établissement meets them all, as search-api's nested query). `code_commune` 75056, 69123 and 13055 (Paris, Lyon,
 Marseille) also cover their arrondissements, where Sirene locates the établissements. `est_association`:
 an RNA identifier or a catégorie juridique 92xx; `est_entrepreneur_individuel`: catégorie juridique 1000.
 
@@ -861,18 +861,39 @@ def _sql(name: str, **values) -> str:
     return _SQL[key]
 
 
-def _head(db, expression: str, words: list[str] | None):
-    """(total, [(unit id, score)] of the re-ranked window, its set of ids); filter only: (total, [], set())."""
+def _head(db, expression: str, words: list[str] | None, query: Query):
+    """(total, [(unit id, score)] of the re-ranked window, its set of ids, the exact match list or None);
+    filter only: (total, [], set(), ...). With several address filters the FTS5 match is a superset (each
+    filter may be met by another établissement): the exact list keeps the units one of whose établissements
+    meets them all, as search-api's nested query and `mirror export` do."""
     token = _request.token
-    key = (token, expression, None if words is None else tuple(words), WINDOW)
+    exact = len(query.et_filters) >= 2
+    key = (
+        token,
+        expression,
+        None if words is None else tuple(words),
+        WINDOW,
+        repr(query.et_filters) if exact else None,
+    )
     cached = HEADS.get(key) if token is not None else None
     if cached is None:
+        universe = None
+        if exact:
+            et_sql = _sql("recherche_etablissements")
+            universe = [
+                i
+                for i in fts.ids_after(db, expression, 0, 2**62)
+                if any(query.matches(r) for r in db.execute(et_sql, [i]))
+            ]
         if words is not None:
             total, window = fts.ranked(db, expression, words, WINDOW)
             head = [(int(r["siren"]), r["score"]) for r in window]
         else:
             total, head = fts.count(db, expression), []
-        cached = (total, head, frozenset(i for i, _ in head))
+        if universe is not None:
+            allowed = set(universe)
+            total, head = len(universe), [(i, score) for i, score in head if i in allowed]
+        cached = (total, head, frozenset(i for i, _ in head), universe)
         if token is not None:
             HEADS.put(key, cached)
     return cached
@@ -884,7 +905,7 @@ def _text_page(db, expression: str, words: list[str] | None, query: Query):
     limit = query.per_page
     start = (query.page - 1) * limit
     cursor = query.cursor
-    total, head, in_head = _head(db, expression, words)
+    total, head, in_head, universe = _head(db, expression, words, query)
     if cursor is not None and cursor[0] == "w":
         start = int(cursor[1:])
     picked: list[tuple[int, float | None]] = []
@@ -899,7 +920,12 @@ def _text_page(db, expression: str, words: list[str] | None, query: Query):
     more = False
     if tail_after is not None:
         want = limit - len(picked)
-        ids = fts.ids_after(db, expression, tail_after, tail_skip + want + 1 + len(head))
+        n = tail_skip + want + 1 + len(head)
+        if universe is None:
+            ids = fts.ids_after(db, expression, tail_after, n)
+        else:
+            first = bisect.bisect_right(universe, tail_after)
+            ids = universe[first : first + n]
         rest = [i for i in ids if i not in in_head][tail_skip:]
         picked += [(i, None) for i in rest[:want]]
         more = len(rest) > want

@@ -478,3 +478,47 @@ def test_a_new_state_of_the_store_is_never_answered_from_the_cache(data, sql, tm
     after = ok(search_response, copy, params)
     assert after["total_results"] == before["total_results"] - 1
     assert first not in {r["siren"] for r in after["results"]}
+
+
+def test_several_address_filters_are_met_by_one_etablissement(data, sql, tmp_path):
+    """departement + code_postal: the units one of whose établissements (siège or open) is in both, as
+    `mirror export` (and search-api's nested query) selects, not a unit with one in each."""
+    siren, dep_a, cp_b = sql(
+        "SELECT a.siren, a.departement, b.codePostalEtablissement FROM etablissements a "
+        "JOIN etablissements b ON a.siren = b.siren AND a.departement <> b.departement "
+        "WHERE (a.etablissementSiege OR a.etatAdministratifEtablissement = 'A') "
+        "AND (b.etablissementSiege OR b.etatAdministratifEtablissement = 'A') "
+        "AND b.codePostalEtablissement IS NOT NULL AND b.departement IS NOT NULL "
+        "AND NOT starts_with(b.codePostalEtablissement, a.departement) ORDER BY a.siret, b.siret LIMIT 1"
+    )[0]
+    mixed = [("departement", dep_a), ("code_postal", cp_b)]
+    got = {r["siren"] for r in every_result(search_response, data, mixed)}
+    expected = export_sirens(
+        data,
+        tmp_path,
+        "etablissement",
+        etat="all",
+        departements=[dep_a],
+        codes_postaux=[cp_b],
+        where=f"({SIEGE_OR_OPEN})",
+    )
+    assert siren not in got and got == expected
+    dep_b = sql("SELECT departement FROM etablissements WHERE codePostalEtablissement = ? LIMIT 1", [cp_b])[
+        0
+    ][0]
+    same = [("departement", dep_b), ("code_postal", cp_b), ("q", common_word(sql)[:3])]
+    got = every_result(search_response, data, same, per_page=3)
+    expected_all = export_sirens(
+        data,
+        tmp_path,
+        "etablissement",
+        etat="all",
+        departements=[dep_b],
+        codes_postaux=[cp_b],
+        where=f"({SIEGE_OR_OPEN})",
+    )
+    assert {r["siren"] for r in got} <= expected_all
+    assert siren in {
+        r["siren"]
+        for r in every_result(search_response, data, [("departement", dep_b), ("code_postal", cp_b)])
+    }
