@@ -70,9 +70,11 @@ from mirror.lookup import search as fts
 from mirror.lookup.store import open_store
 
 MAX_PER_PAGE = 1000  # real API: 25
-HEAD_CACHE = 512  # ranked heads kept (see _Lru)
+HEAD_CACHE = 128  # ranked heads kept (see _Lru; ~170 KB each at most, a 1,000-row window)
 DECODED_CACHE = 8192  # decoded unit and établissement fields kept (a few MB)
-NEAR_CACHE_MAX = 20_000  # near_point answers kept in HEADS when they have at most this many units
+NEAR_CACHE = 32  # near_point answers kept (see _Lru)
+NEAR_CACHE_MAX = 5_000  # ... when they have at most this many units (~1.5 MB)
+EXACT_CACHE_MAX = 50_000  # exact match lists of several address filters kept with their head up to this size
 WINDOW = fts.WINDOW  # text queries: the best WINDOW matches re-ranked, then the others by SIREN
 DEFAULT_PER_PAGE = 10
 MAX_PAGE = 1000
@@ -583,6 +585,7 @@ class _Lru:
 
 
 HEADS = _Lru(HEAD_CACHE)
+NEAR = _Lru(NEAR_CACHE)
 DECODED = _Lru(DECODED_CACHE)
 _request = threading.local()  # the token of the state the current request reads
 
@@ -894,7 +897,7 @@ def _head(db, expression: str, words: list[str] | None, query: Query):
             allowed = set(universe)
             total, head = len(universe), [(i, score) for i, score in head if i in allowed]
         cached = (total, head, frozenset(i for i, _ in head), universe)
-        if token is not None:
+        if token is not None and (universe is None or len(universe) <= EXACT_CACHE_MAX):
             HEADS.put(key, cached)
     return cached
 
@@ -1061,7 +1064,7 @@ def _near(store, query: Query) -> dict:
     else:  # no per-row FTS5 probe at all (an `?13 IS NULL OR EXISTS (...)` is evaluated anyway)
         sql = _sql("recherche_near", units="")
     key = ("near", _request.token, tuple(args))
-    cached = HEADS.get(key) if _request.token is not None else None
+    cached = NEAR.get(key) if _request.token is not None else None
     if cached is None:
         hits: dict[int, list[tuple[int, float]]] = {}
         for et_id, dist in db.execute(sql, args):
@@ -1069,7 +1072,7 @@ def _near(store, query: Query) -> dict:
         ranked = sorted(((min(d for _, d in ets), uid) for uid, ets in hits.items()))
         cached = (hits, ranked)
         if _request.token is not None and len(ranked) <= NEAR_CACHE_MAX:
-            HEADS.put(key, cached)
+            NEAR.put(key, cached)
     hits, ranked = cached
     total = len(ranked)
     if query.cursor is not None:
