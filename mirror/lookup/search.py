@@ -4,6 +4,11 @@
     result = search("./data/lookup.sqlite", "boulangerie l'ouest", departement=["35"], etat="A")
     print(render(result, "table"))
 
+The pieces, for a caller holding its own connection (mirror.http.recherche reads the index and the lookup
+store in one transaction): match_expression / filter_expression build the bound FTS5 expression (every
+filter column of sql/lookup/search_schema.sql), ranked() gives the number of matches and the re-ranked
+window, ids_after() pages through every match in SIREN order (no window), count() counts them.
+
 Standard library only (plus mirror.core modules that import neither duckdb nor pyarrow): a search must start
 fast. The index file is opened read-only; user text is never written into SQL: it is cut into tokens here,
 each token quoted as an FTS5 string, and the FTS5 expression is bound as a parameter.
