@@ -882,12 +882,9 @@ def _head(db, expression: str, words: list[str] | None, query: Query):
     if cached is None:
         universe = None
         if exact:
-            et_sql = _sql("recherche_etablissements")
-            universe = [
-                i
-                for i in fts.ids_after(db, expression, 0, 2**62)
-                if any(query.matches(r) for r in db.execute(et_sql, [i]))
-            ]
+            et = dict(query.et_filters)
+            lists = [json.dumps(sorted(et[i])) if i in et else None for i in (3, 4, 5, 6, 7)]
+            universe = [i for (i,) in db.execute(_sql("recherche_exact"), [expression, *lists])]
         if words is not None:
             total, window = fts.ranked(db, expression, words, WINDOW)
             head = [(int(r["siren"]), r["score"]) for r in window]
