@@ -31,7 +31,7 @@ import zstandard
 from mirror.core.datadir import STATE_NAME
 
 STORE_NAME = "lookup.sqlite"
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: the search index's filter columns, search_etablissements and search_geo
 VARIANTS = ("v3", "v3d", "v4", "v4d")
 # How long a reader waits for a writer's commit (the daily update holds its exclusive lock only while it
 # writes its pages) before falling back to the views.

@@ -123,8 +123,10 @@ def test_batch_xlsx_and_missing_column(world):
     src.write_text("\n".join(sorted(world["uls"])[:3]), encoding="utf-8")
     out = world["out"] / "few.xlsx"
     assert batch(world["con"], src, out, with_libelles=True)["rows"] == 3
+    named = world["out"] / "named-columns.csv"  # its own file: tests of a module may run on other workers
+    named.write_text("client;Siret\nclient 0;" + sorted(world["ets"])[0] + "\n", encoding="utf-8")
     with pytest.raises(MirrorError, match="no column 'nope'"):
-        batch(world["con"], world["out"] / "portfolio.csv", world["out"] / "x.csv", column="nope")
+        batch(world["con"], named, world["out"] / "x.csv", column="nope")
     with pytest.raises(MirrorError, match="not found"):
         batch(world["con"], world["out"] / "absent.txt", world["out"] / "x.csv")
 
