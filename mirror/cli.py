@@ -1020,7 +1020,7 @@ def serve_command(host, port, workers, tokens_file, cors, require_context, root_
     Behind a reverse proxy (nginx, Caddy, a load balancer):
       - keep --host 127.0.0.1 when the proxy runs on the same machine; any other --host needs
         --tokens FILE, and clients then send `Authorization: Bearer <token>` (have the proxy pass
-        that header on; tokens are never logged);
+        that header on; tokens are never logged; /health, /openapi.json and /docs need none);
       - serving under a path prefix the proxy strips: --root-path /prefix (links and Location
         headers carry it);
       - the scheme seen by clients (https) comes from X-Forwarded-Proto, trusted only from
