@@ -61,6 +61,12 @@ def test_tokens_required_compared_and_never_logged(guarded, samples):
     assert guarded.get(v2).status_code == 401
     assert guarded.get(v2, {"token": TOKEN}).status_code == 200  # v2 also took ?token=
     assert guarded.get(path, {"token": TOKEN}).status_code == 401  # v3 only takes the header
+    for open_path in ("/health", "/openapi.json", "/docs"):  # no token needed
+        assert guarded.get(open_path).status_code == 200
+    r = guarded.get("/search", {"q": "boulangerie"})
+    if r.status_code != 404:  # the recherche routes are mounted
+        assert r.status_code == 401 and isinstance(r.json()["erreur"], str)
+        assert guarded.get("/search", {"q": "boulangerie"}, headers={"Authorization": f"Bearer {TOKEN}"}).ok
     log = guarded.log.read_text()
     assert TOKEN not in log and "wrong-token" not in log and "token=" not in log
     assert f'"GET {path}" 200' in log and f'"GET {v2}" 401' in log  # paths, never query strings
