@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -78,11 +79,57 @@ def lookup_store_off(request, monkeypatch):
     monkeypatch.setenv(LOOKUP_STORE_ENV, "on" if request.node.get_closest_marker("lookup_store") else "off")
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder `name`, built by `build(folder)` once per test run whichever xdist worker asks first (the
+    others wait on a file lock, then reuse it). Its users only read it: a test that writes takes a copy."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # workers' folders are <run's basetemp>/popen-gwN
+        base = base.parent
+    shared = base / "built-once"
+    shared.mkdir(exist_ok=True)
+    folder, done = shared / name, shared / f"{name}.complete"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def stock_dir(tmp_path_factory) -> Path:
-    """A small generated monthly stock (current layout, zipped CSV), shared by the whole session."""
+    """A small generated monthly stock (2026-10, 3,000 units, seed 7, current layout, zipped CSV), shared by
+    the whole run."""
     from mirror.synthetic.generate import generate_stock
 
-    out = tmp_path_factory.mktemp("stock")
-    generate_stock(out, month="2026-10", scale=3000, seed=7, fmt="zip", layout="current")
-    return out
+    def build(out: Path) -> None:
+        generate_stock(out, month="2026-10", scale=3000, seed=7, fmt="zip", layout="current")
+
+    return built_once(tmp_path_factory, "stock", build)
+
+
+@pytest.fixture(scope="session")
+def loaded_stock(stock_dir, tmp_path_factory) -> Path:
+    """The data directory of `stock_dir` loaded by the real loader (month 2026-10), with its lookup store,
+    shared by the whole run: read it only (a test that writes copies it with `private_mirror`)."""
+    from mirror.load.stock import load_snapshot
+
+    def build(root: Path) -> None:
+        with pytest.MonkeyPatch.context() as mp:  # runs inside whichever test asks first
+            mp.setenv(LOOKUP_STORE_ENV, "on")
+            load_snapshot(root / "data", [stock_dir], month="2026-10", force=True)
+
+    return built_once(tmp_path_factory, "loaded-stock", build) / "data"
+
+
+def private_mirror(source: Path, data: Path) -> Path:
+    """A private, writable copy of the mirror `source` at `data`, its catalog rebuilt for the copy's paths
+    (the catalog names the snapshot's Parquet files by absolute path)."""
+    from mirror.catalog import build as catalog
+    from mirror.deltas import store as deltas
+
+    shutil.copytree(source, data, symlinks=True)
+    catalog.rebuild(data, deltas.compact_for(data))
+    return data

@@ -315,6 +315,7 @@ def test_valid_memory_limits_load(memory, tiny, tmp_path):
         ('{"snapshot": {"month": "2026-10", "dir": "2026-10"}, "deltas": "yes"}', "field 'deltas'"),
     ],
 )
+@pytest.mark.slow
 def test_status_names_the_bad_state_field(content, field, tiny, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(tiny["data"], data, symlinks=True)
@@ -324,6 +325,7 @@ def test_status_names_the_bad_state_field(content, field, tiny, tmp_path):
     assert "state.json" in r.stderr and field in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
     """An exception no command expects: one line with the hint; MIRROR_DEBUG=1 adds the traceback."""
     (tmp_path / "x").mkdir()

@@ -235,6 +235,7 @@ def test_429_and_503_storms_are_survived(upstream_data, tmp_path, monkeypatch):
         up.close()
 
 
+@pytest.mark.slow
 def test_missing_key_is_a_clear_error_before_any_work(tmp_path):
     mirror = tmp_path / "mirror"
     for args in (["sync", "--datagouv-url", "http://127.0.0.1:9"], ["update"]):

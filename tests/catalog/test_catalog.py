@@ -34,6 +34,7 @@ def duckdb_cli(db: Path, sql: str, cwd: Path, *flags: str) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 def test_duckdb_cli_reads_catalog_from_another_cwd_read_only(mirror_dir, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -97,6 +98,7 @@ def test_view_columns_follow_insee_names_and_types(mirror_dir):
     con.close()
 
 
+@pytest.mark.slow
 def test_rebuild_is_atomic_for_open_readers_and_missing_mirror_is_a_clear_error(mirror_dir, tmp_path):
     reader = catalog.connect(mirror_dir)
     before = (mirror_dir / "sirene.duckdb").stat().st_ino

@@ -9,21 +9,19 @@ then the latest fetch; a unit's history is replaced by the periods fetched with 
 from __future__ import annotations
 
 import re
-import shutil
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import run_mirror
+from conftest import private_mirror, run_mirror
 
 from mirror.catalog import build as catalog
 from mirror.core import schema
 from mirror.core.datadir import GRACE_ENV
 from mirror.core.typed import prepare_connection
 from mirror.deltas import store as deltas
-from mirror.load.stock import load_snapshot
 
 TABLES = schema.DELTA_TABLES
 COVERAGE = datetime(2026, 10, 1)  # the 2026-10 snapshot, no coverage recorded: the 1st of its month
@@ -37,12 +35,12 @@ NAMES = {  # short names of the plain snapshot copies in base.duckdb
 
 
 @pytest.fixture(scope="module")
-def loaded(stock_dir, tmp_path_factory) -> Path:
-    """A mirror of the generated stock (no delta) and base.duckdb, a copy of its plain views."""
+def loaded(loaded_stock, tmp_path_factory) -> Path:
+    """The run's loaded generated stock (no delta) as `data`, and base.duckdb, a copy of its plain views."""
     root = tmp_path_factory.mktemp("deltas")
-    load_snapshot(root / "data", [stock_dir], month="2026-10", force=True)
+    (root / "data").symlink_to(loaded_stock, target_is_directory=True)  # read only: `mirror` copies it
     con = duckdb.connect(str(root / "base.duckdb"))
-    con.execute(f"ATTACH '{root / 'data' / 'sirene.duckdb'}' AS cat (READ_ONLY)")
+    con.execute(f"ATTACH '{loaded_stock / 'sirene.duckdb'}' AS cat (READ_ONLY)")
     for table, name in NAMES.items():
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM cat.{table}")
     con.close()
@@ -52,10 +50,7 @@ def loaded(stock_dir, tmp_path_factory) -> Path:
 @pytest.fixture
 def mirror(loaded, tmp_path) -> Path:
     """A private copy of the loaded mirror (catalog rebuilt for the copy's paths)."""
-    data = tmp_path / "data"
-    shutil.copytree(loaded / "data", data, symlinks=True)
-    catalog.rebuild(data, deltas.compact_for(data))
-    return data
+    return private_mirror(loaded / "data", tmp_path / "data")
 
 
 def base_con(loaded: Path) -> duckdb.DuckDBPyConnection:
@@ -174,6 +169,7 @@ def ulh_day(sirens: list[str], label: str) -> str:
     return f"SELECT * REPLACE ('{label}' AS denominationUniteLegale) FROM b.ulh WHERE siren IN ({listed})"
 
 
+@pytest.mark.slow
 def test_merged_views_follow_the_merge_rules_in_the_tricky_cases(loaded, mirror):
     """Same day re-applied, an older dateDernierTraitement arriving later, a unit in several days, NULL
     timestamps, histories replaced as a whole (even by none), a new unit, a day before the coverage."""
@@ -542,6 +538,7 @@ def test_day_by_day_compaction_equals_the_rules_through_appends_and_folds(loaded
     con.close()
 
 
+@pytest.mark.slow
 def test_daily_rebuild_reuses_the_catalog_and_only_repoints_its_base_views(loaded, mirror):
     """`rebuild(reuse=True)` (after each day of `mirror update`) copies the catalog and re-creates its base
     views only when the catalog was built from the same snapshot and SQL; the dependent views then answer

@@ -71,6 +71,7 @@ def sample_inputs(world) -> tuple[list[str], list[str]]:
     return lines, statuses
 
 
+@pytest.mark.slow
 def test_unit_level_order_duplicates_and_status(world):
     lines, statuses = sample_inputs(world)
     src = world["out"] / "ids.txt"

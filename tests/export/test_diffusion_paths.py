@@ -31,6 +31,7 @@ def columns_of(con, view: str) -> list[str]:
     return [r[0] for r in con.execute(f'DESCRIBE "{view}"').fetchall()]
 
 
+@pytest.mark.slow
 def test_the_stock_has_rows_each_rule_changes(world):
     """The comparisons below mean something only if some P établissements of natural persons have names."""
     persons = [

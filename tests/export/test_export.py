@@ -60,6 +60,7 @@ def xlsx_sheets(path) -> dict[str, list[list[str]]]:
     return sheets
 
 
+@pytest.mark.slow
 def test_csv_with_delimiter_and_libelles(world):
     out = world["out"] / "a.csv"
     summary = export(
@@ -265,6 +266,7 @@ def test_output_path_with_quote_and_bad_delimiter(world):
 # --- CLI, real subprocesses --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_export_and_count(world):
     out = world["out"] / "cli.csv"
     proc = run_mirror(
@@ -300,6 +302,7 @@ def test_cli_export_and_count(world):
         (["--near", "abc", "--radius-km", "1", "--count"], "invalid --near"),
     ],
 )
+@pytest.mark.slow
 def test_cli_refuses_with_one_line(world, args, message):
     proc = run_mirror("export", *args, data_dir=world["data"], cwd=world["out"])
     assert proc.returncode == 2
@@ -307,6 +310,7 @@ def test_cli_refuses_with_one_line(world, args, message):
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_non_diffusible_warning(world):
     out = world["out"] / "nd.parquet"
     proc = run_mirror("export", "--include-non-diffusible", "-o", str(out), data_dir=world["data"])
@@ -324,6 +328,7 @@ def test_cli_no_mirror(tmp_path):
 @pytest.mark.parametrize(
     "fmt, crash_after", [("xlsx", "30"), ("geojson", "1"), ("csv", "0"), ("parquet", "0")]
 )
+@pytest.mark.slow
 def test_interrupted_export_never_leaves_a_truncated_file(world, fmt, crash_after):
     """The process dies abruptly (os._exit) mid-export or just before the rename: the previous file
     under the final name is untouched; a re-run replaces it completely."""

@@ -33,8 +33,8 @@ def _ref(name: str) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def make_world(root, stock):
-    opener = build_catalog(root / "data", stock)
+def make_world(root, stock, opener=None):
+    opener = opener or build_catalog(root / "data", stock)
     uls = {r["siren"]: r for r in read_raw(stock, UNITES_LEGALES)}
     ets = read_raw(stock, ETABLISSEMENTS)
     sieges = {e["siren"]: e for e in ets if e["siret"] == e["siren"] + uls[e["siren"]]["nicSiegeUniteLegale"]}
@@ -51,10 +51,13 @@ def world(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory, stock_dir):
-    """The project's generated stock (conftest `stock_dir`)."""
-    root = tmp_path_factory.mktemp("filters_generated")
-    w = make_world(root, stock_dir)
+def generated(tmp_path_factory, stock_dir, loaded_stock):
+    """The project's generated stock (conftest `stock_dir`), as loaded for the whole run (`loaded_stock`)."""
+    from mirror.catalog.build import connect
+
+    w = make_world(
+        tmp_path_factory.mktemp("filters_generated"), stock_dir, lambda: connect(loaded_stock, read_only=True)
+    )
     yield w
     w["con"].close()
 
@@ -263,6 +266,7 @@ ET_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kwargs, pred", ET_CASES, ids=[str(k) for k, _ in ET_CASES])
 def test_etablissement_filter_matches_raw_files(world, kwargs, pred):
     kwargs, pred = _with_sirens(world, kwargs, pred)
@@ -451,6 +455,7 @@ def test_injection_in_free_text_is_only_data(world):
 # --- the same filters over the project's generated stock --------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kwargs, pred", ET_CASES, ids=[str(k) for k, _ in ET_CASES])
 def test_etablissement_filters_on_generated_stock(generated, kwargs, pred):
     kwargs, pred = _with_sirens(generated, kwargs, pred)

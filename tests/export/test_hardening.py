@@ -49,6 +49,7 @@ def one_line_error(proc, *needles):
 # --- item 1, second wall: a condition that skips validation still cannot read files ---
 
 
+@pytest.mark.slow
 def test_sandbox_refuses_files_beyond_the_mirror(world, tmp_path):
     secret = tmp_path / "secret.env"
     secret.write_text("INSEE_API_KEY=abc\n")
@@ -236,6 +237,7 @@ def test_an_interrupted_xlsx_export_leaves_its_temporary_files_beside_the_output
 # --- item 8: one line, never a traceback ---
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 def test_unwritable_output_path_is_one_line(world, fmt):
     proc = run_mirror("export", "-q", "-o", f"/proc/x{FORMATS[fmt]}", data_dir=world["data"])
@@ -326,6 +328,7 @@ def test_empty_filter_values_are_errors(world, kwargs):
         export(world["con"], None, count_only=True, filters=Filters(**kwargs))
 
 
+@pytest.mark.slow
 def test_empty_filter_values_on_the_cli(world):
     for args in (["--siren", ""], ["--naf", ""], ["--naf", ","]):
         one_line_error(run_mirror("export", *args, "--count", data_dir=world["data"]))

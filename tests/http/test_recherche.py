@@ -17,12 +17,10 @@ from pathlib import Path
 import pytest
 
 from mirror.catalog.build import connect
-from mirror.core.config import LOOKUP_STORE_ENV
 from mirror.export.exporter import export
 from mirror.export.filters import Filters
 from mirror.http import recherche
 from mirror.http.recherche import near_point_response, search_response
-from mirror.load.stock import load_snapshot
 from mirror.lookup.search import search
 from mirror.lookup.store import open_store
 
@@ -31,12 +29,9 @@ SIEGE_OR_OPEN = "etablissementSiege OR etatAdministratifEtablissement = 'A'"
 
 
 @pytest.fixture(scope="module")
-def data(stock_dir, tmp_path_factory) -> Path:
-    """One mirror (3,000 generated units) with its lookup store, shared by the module."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(LOOKUP_STORE_ENV, "on")
-        mirror = tmp_path_factory.mktemp("recherche") / "mirror"
-        load_snapshot(mirror, [stock_dir], month="2026-10")
+def data(loaded_stock) -> Path:
+    """The run's mirror of 3,000 generated units, with its lookup store (read only)."""
+    mirror = loaded_stock
     store = open_store(mirror)
     assert store is not None and store.begin()
     store.end()

@@ -73,6 +73,7 @@ def rows_of(con, sql: str) -> list[dict]:
     return [dict(zip(rel.columns, r, strict=True)) for r in rel.fetchall()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["3.9", "3.11", "current"])
 def test_load_every_layout_from_real_sample_rows(tmp_path, layout):
     src = write_sample_stock(tmp_path / "stock", layout=layout)
@@ -230,6 +231,7 @@ def test_file_detection_and_user_errors(tmp_path):
     assert not list((tmp_path / "data" / "snapshots").iterdir())  # the failed build was cleaned
 
 
+@pytest.mark.slow
 def test_month_inferred_from_data_and_freshness_guard(tmp_path):
     src = write_sample_stock(tmp_path / "stock")
     data = tmp_path / "data"
@@ -240,6 +242,7 @@ def test_month_inferred_from_data_and_freshness_guard(tmp_path):
     assert snapshot.current_snapshot(data)["month"] == "2024-04"
 
 
+@pytest.mark.slow
 def test_row_count_guard_refuses_a_shrunken_stock_unless_forced(tmp_path):
     data = tmp_path / "data"
     many = [dict(ETAB_2026[1], nic=f"{n:05d}", siret=f"000325175{n:05d}") for n in range(100, 160)]
@@ -306,6 +309,7 @@ def test_typed_relation_types_string_rows_like_the_snapshot(tmp_path):
     con.close()
 
 
+@pytest.mark.slow
 def test_writer_lock_names_the_holder(tmp_path):
     src = write_sample_stock(tmp_path / "stock")
     data = tmp_path / "data"
@@ -341,6 +345,7 @@ def _duckdb_count(data: Path, cwd: Path) -> int:
     return int(out.stdout.strip())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["build", "after-rename", "after-catalog"])
 def test_crash_injection_keeps_previous_snapshot_and_rerun_finishes(tmp_path, stage):
     data = tmp_path / "data"
@@ -366,6 +371,7 @@ def test_crash_injection_keeps_previous_snapshot_and_rerun_finishes(tmp_path, st
     assert not [p for p in data.iterdir() if ".tmp-" in p.name]
 
 
+@pytest.mark.slow
 def test_retention_keeps_two_months_by_default(tmp_path, monkeypatch):
     monkeypatch.setenv(snapshot.GRACE_ENV, "0")  # superseded folders deleted at once (see test_readers.py)
     data = tmp_path / "data"
@@ -402,6 +408,7 @@ def _source_rows(path: Path) -> int:
     return n
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout,fmt", [("3.9", "zip"), ("3.11", "zip"), ("current", "parquet")])
 def test_generated_stock_every_layout(tmp_path, layout, fmt):
     from mirror.synthetic.generate import generate_stock
@@ -462,6 +469,7 @@ def test_projection_matches_pyproj():
     assert lat[0] == pytest.approx(48.8566, abs=1e-3) and lon[0] == pytest.approx(2.3522, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_projection_in_duckdb_threads_matches_known_points(tmp_path):
     """The WGS84 UDF runs on DuckDB's worker threads (one pyproj Transformer per thread) and lands each
     territory's points where they belong."""
@@ -490,6 +498,7 @@ def test_projection_in_duckdb_threads_matches_known_points(tmp_path):
         assert lat == pytest.approx(pts[e][2], abs=0.05) and lon == pytest.approx(pts[e][3], abs=0.05), e
 
 
+@pytest.mark.slow
 def test_tables_are_in_key_order_by_row_group(tmp_path, monkeypatch):
     """Sorted sources keep their order (checked on row-group statistics); unsorted ones get sorted."""
     from stock_samples import ul_rows
@@ -526,6 +535,7 @@ def test_tables_are_in_key_order_by_row_group(tmp_path, monkeypatch):
     con.close()
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_the_build_leaves_the_previous_snapshot(tmp_path, stock_dir):
     import signal
     import subprocess
@@ -555,6 +565,7 @@ def test_ctrl_c_during_the_build_leaves_the_previous_snapshot(tmp_path, stock_di
     assert _duckdb_count(data, tmp_path) == 3
 
 
+@pytest.mark.slow
 def test_sorted_source_gives_sorted_partitions_in_one_pass(tmp_path, stock_dir, monkeypatch):
     """INSEE's order (siret) survives typing: every partition is written sorted straight from the stream
     (no partition re-sorted), in row groups of ROW_GROUP_SIZE, and holds the same rows as the source."""
@@ -592,6 +603,7 @@ def test_sorted_source_gives_sorted_partitions_in_one_pass(tmp_path, stock_dir, 
         )
 
 
+@pytest.mark.slow
 def test_derived_geography_equals_a_join_on_the_cog_lookup(tmp_path, stock_dir):
     """departement / region / epci come from list lookups keyed on the commune code (order-preserving);
     they equal a plain join on the COG lookup table for every établissement, including arrondissements,
@@ -633,6 +645,7 @@ def test_derived_geography_equals_a_join_on_the_cog_lookup(tmp_path, stock_dir):
     assert con.sql("SELECT count(*) FROM e WHERE epci IS NOT NULL").fetchone()[0] > 0
 
 
+@pytest.mark.slow
 def test_write_error_while_splitting_partitions_is_one_line_and_keeps_the_previous_snapshot(
     tmp_path, monkeypatch
 ):

@@ -51,6 +51,7 @@ def _served_dir(data: Path) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep", ["1", "2"])
 def test_same_month_reload_keeps_the_folder_a_long_lived_reader_reads(loaded, keep):
     data, src = loaded
@@ -98,6 +99,7 @@ def test_a_wall_clock_jump_does_not_shorten_the_grace(tmp_path, monkeypatch):
     assert sorted(p.name for p in root.iterdir()) == ["3"]
 
 
+@pytest.mark.slow
 def test_get_and_status_work_while_a_read_write_session_holds_the_catalog(loaded):
     data, _src = loaded
     holder = subprocess.Popen(
@@ -141,6 +143,7 @@ def test_get_and_status_work_while_a_read_write_session_holds_the_catalog(loaded
         ("after-pending-removed", True),
     ],
 )
+@pytest.mark.slow
 def test_crash_between_catalog_and_state_is_finished_by_the_next_writer(loaded, tmp_path, stage, finished):
     data, _src = loaded
     bigger = write_sample_stock(
@@ -170,6 +173,7 @@ def test_crash_between_catalog_and_state_is_finished_by_the_next_writer(loaded, 
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_prepare_writer_removes_a_killed_updates_catalog_temp_files(loaded):
     data, _src = loaded
     for name in ("sirene.duckdb.tmp-4242", "sirene.duckdb.tmp-4242.wal", "state.json.pending.tmp-7"):
@@ -185,6 +189,7 @@ def test_prepare_writer_removes_a_killed_updates_catalog_temp_files(loaded):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_duplicated_siren_is_refused_and_counted_when_forced(tmp_path):
     src = tmp_path / "stock"
     write_sample_stock(src)
@@ -242,6 +247,7 @@ def test_ten_megabyte_single_line_csv_is_one_line(tmp_path):
     assert "not a Sirene CSV header" in line
 
 
+@pytest.mark.slow
 def test_deleted_snapshot_folder_is_one_line_in_get_and_status(loaded):
     data, _src = loaded
     shutil.rmtree(data / "snapshots" / "2024-04")
@@ -252,6 +258,7 @@ def test_deleted_snapshot_folder_is_one_line_in_get_and_status(loaded):
         catalog.snapshot_select(duckdb.connect(), data, "unites_legales")  # what `mirror update` reads
 
 
+@pytest.mark.slow
 def test_deleted_merged_version_is_one_line(loaded):
     data, _src = loaded
     (data / "deltas-merged" / "7").mkdir(parents=True)

@@ -176,6 +176,7 @@ def sirens(index, text, **kw) -> list[str]:
     return [r["siren"] for r in search(index, text, **kw).results]
 
 
+@pytest.mark.slow
 def test_accents_case_and_apostrophes(index):
     assert sirens(index, "epicerie") == [S["epicerie"]]
     assert sirens(index, "ÉPICERIE du marché") == [S["epicerie"]]
@@ -185,6 +186,7 @@ def test_accents_case_and_apostrophes(index):
     assert sirens(index, "otacos") == curly  # joined as one word too
 
 
+@pytest.mark.slow
 def test_elisions_and_hyphens(index):
     assert sirens(index, "l'ouest") == sirens(index, "l ouest") == sirens(index, "L’OUEST") == [S["ouest"]]
     assert sirens(index, "boulangerie de l'ouest")[0] == S["ouest"]
@@ -442,11 +444,10 @@ def test_failed_insert_stops_the_reader_thread(tmp_path, data_dir):
 
 
 @pytest.fixture(scope="module")
-def synthetic(stock_dir, tmp_path_factory):
+def synthetic(loaded_stock, tmp_path_factory):
     root = tmp_path_factory.mktemp("search-synthetic")
-    load_snapshot(root / "data", [stock_dir], month="2026-10", force=True)
     path = root / "lookup.sqlite"
-    con = connect(root / "data", read_only=True)
+    con = connect(loaded_stock, read_only=True)
     db = sqlite3.connect(path)
     try:
         create_schema(db)
@@ -458,6 +459,7 @@ def synthetic(stock_dir, tmp_path_factory):
         con.close()
 
 
+@pytest.mark.slow
 def test_synthetic_every_denomination_found(synthetic):
     path, con, count = synthetic
     assert count == con.execute("SELECT count(*) FROM unites_legales").fetchone()[0]

@@ -184,6 +184,7 @@ def test_crash_while_building_or_updating_keeps_the_previous_store_answering(ups
     assert assert_store_equals_views(mirror, changed) > 0
 
 
+@pytest.mark.slow
 def test_get_answers_from_the_store_without_importing_duckdb_or_pyarrow(upstream_data, tmp_path):
     """`mirror get` on a current store imports neither DuckDB nor pyarrow (process start-up); on a v2
     question (views only) it does, and both answer like the views."""
@@ -230,6 +231,7 @@ def test_get_answers_from_the_store_without_importing_duckdb_or_pyarrow(upstream
             con.close()
 
 
+@pytest.mark.slow
 def test_store_built_by_load_equals_the_views_on_a_sample(stock_dir, tmp_path):
     """The quick tier's check: `load_snapshot` builds the store, which answers a sample of identifiers
     (units, établissements, doublons, unknown and invalid ones) exactly as the views do, in v3 and v4,

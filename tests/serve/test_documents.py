@@ -528,6 +528,7 @@ V2_ETABLISSEMENT_KEYS = (
 ).split(", ")
 
 
+@pytest.mark.slow
 def test_octo_v2_entreprise_matches_official_sample(con):
     body = doc(con, OCTO, "v2")
     assert list(body) == ["entreprise", "etablissement_siege", "gateway_error"]
@@ -1104,6 +1105,7 @@ def test_diffusibles_views(con):
     assert by[OCTO_SIEGE][:2] == ("50", "75008")
 
 
+@pytest.mark.slow
 def test_diffusibles_views_hide_coordinates_of_p(tmp_path):
     """A P établissement whose stock row still has coordinates: NULL in the diffusible view, kept in the raw one."""
     siren = make_siren("33445566")
@@ -1203,6 +1205,7 @@ def test_doublons_301(con):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_iter_documents_one_query_in_order(con, tmp_path):
     ids = [SNCF, "123", OCTO_SIEGE, UNKNOWN, PP_P, DOUBLON, SNCF, PP_P_SIEGE]
     got = list(iter_documents(con, ids, "v3"))
@@ -1248,6 +1251,7 @@ def test_lookup_prunes_before_building_json(con):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_get(mirror_dir, tmp_path):
     res = run_mirror("get", OCTO, "--format", "v2", data_dir=mirror_dir)
     assert res.returncode == 0, res.stderr
@@ -1288,9 +1292,9 @@ def doc_from_dir(data_dir, ident, fmt):
 # ------------------------------------------------------------------------------------------------
 
 
-def test_views_run_on_generated_stock(stock_dir, tmp_path):
-    load_snapshot(tmp_path / "data", [stock_dir], force=True)
-    with connect(tmp_path / "data") as c:
+@pytest.mark.slow
+def test_views_run_on_generated_stock(loaded_stock):
+    with connect(loaded_stock, read_only=True) as c:
         n_ul = c.execute("SELECT count(*) FROM unites_legales").fetchone()[0]
         n_et = c.execute("SELECT count(*) FROM etablissements").fetchone()[0]
         assert n_ul > 0 and n_et > 0
@@ -1344,13 +1348,12 @@ def _scans(node: dict):
 
 
 @pytest.mark.slow
-def test_siret_lookup_opens_only_its_departement(stock_dir, tmp_path):
+def test_siret_lookup_opens_only_its_departement(loaded_stock):
     """A lookup by siret reads the département from the etablissements_departements index, then the
     document query opens one partition file instead of all of them; answers are unchanged."""
     from mirror.serve.documents import _partition_hint
 
-    load_snapshot(tmp_path / "data", [stock_dir], force=True)
-    with connect(tmp_path / "data") as c:
+    with connect(loaded_stock, read_only=True) as c:
         n_parts = c.execute("SELECT count(DISTINCT departement) FROM etablissements").fetchone()[0]
         assert n_parts > 20
         sirets = [
@@ -1383,11 +1386,11 @@ def test_siret_lookup_opens_only_its_departement(stock_dir, tmp_path):
         assert _partition_hint(c, "12345678901234") is None
 
 
-def test_bulk_builds_only_the_requested_units_and_leaves_the_connection_alone(stock_dir, tmp_path):
+@pytest.mark.slow
+def test_bulk_builds_only_the_requested_units_and_leaves_the_connection_alone(loaded_stock):
     """iter_documents restricts the base tables to the requested units on a private cursor: answers equal the
     single lookups, and the caller's connection still sees the whole mirror afterwards (no TEMP table left)."""
-    load_snapshot(tmp_path / "data", [stock_dir], force=True)
-    with connect(tmp_path / "data") as c:
+    with connect(loaded_stock, read_only=True) as c:
         total = c.execute("SELECT count(*) FROM unites_legales").fetchone()[0]
         sirens = [
             r[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pytest
 from conftest import run_mirror
 from stock_samples import write_sample_stock
 
@@ -13,6 +14,7 @@ from mirror.load.stock import load_snapshot
 from mirror.serve.status import status
 
 
+@pytest.mark.slow
 def test_status_text_json_and_staleness(tmp_path):
     data = tmp_path / "data"
     load_snapshot(data, [write_sample_stock(tmp_path / "stock")], month="2024-04")

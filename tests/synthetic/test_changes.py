@@ -46,6 +46,7 @@ def _read_stock(folder: Path, key: str) -> list[dict]:
     return list(reader)
 
 
+@pytest.mark.slow
 def test_days_are_deterministic_and_chained(stock, changes):
     d1, d2 = date(2026, 10, 1), date(2026, 10, 2)
     first = changes.changes_for(d1)
@@ -173,6 +174,7 @@ def test_event_invariants(changes):
         assert sum(e["etablissementSiege"] == "true" for e in state) == 1
 
 
+@pytest.mark.slow
 def test_next_month_stock_applies_every_change(stock, changes, tmp_path):
     paths = changes.write_next_month_stock(tmp_path)
     assert set(paths) == {sf.key for sf in STOCK_FILES}

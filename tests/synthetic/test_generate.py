@@ -645,6 +645,7 @@ def test_parquet_variant_types(tmp_path):
     assert all(p.suffix == ".parquet" and p.exists() for p in only.values())
 
 
+@pytest.mark.slow
 def test_cli_generate(tmp_path):
     out = tmp_path / "out"
     res = run_mirror("generate", "--out", str(out), "--month", "2026-10", "--scale", "500", "--seed", "2",

@@ -199,6 +199,7 @@ def test_day_without_changes_404_is_applied_as_empty(upstream_data, tmp_path):
         up.close()
 
 
+@pytest.mark.slow
 def test_user_errors_are_one_line(upstream_data, tmp_path):
     result = run_mirror("update", "--since", "yesterday", data_dir=tmp_path / "m", env=ENV)
     assert result.returncode != 0 and "--since expects a date" in result.stderr

@@ -193,6 +193,7 @@ MALFORMED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_answer_fails_the_day_and_changes_nothing(template, upstream_reset, case):
     up = upstream_reset
@@ -221,6 +222,7 @@ def test_malformed_answer_fails_the_day_and_changes_nothing(template, upstream_r
     assert after_get.returncode == 0 and after_get.stdout == before_get.stdout
 
 
+@pytest.mark.slow
 def test_watermark_in_the_future_is_an_error(template, upstream_reset, tmp_path):
     mirror = own_copy(template, tmp_path)
     state = json.loads((mirror / "state.json").read_text())
@@ -254,6 +256,7 @@ def test_huge_retry_after_is_capped_and_the_budget_ends_the_run(template, upstre
     assert lock_is_free(template)
 
 
+@pytest.mark.slow
 def test_permanent_503_ends_within_the_budget_with_one_line(template, upstream_reset):
     upstream_reset.insee.down = True
     t0 = time.monotonic()
