@@ -149,7 +149,8 @@ def check_parameters(route: Route, params: list[tuple[str, str]], require_contex
     """The 400 / 422 of the query parameters, None when they are fine.
 
     context, object and recipient are mandatory on the real API (422 00201 / 00202 / 00203, all the missing
-    ones listed); recipient must be a SIRET there (422 00210). `require_context=False` (mirror serve
+    ones listed); recipient must be a SIRET there (422 00210, as in the public specs of API Entreprise's
+    backend, github.com/etalab/siade). `require_context=False` (mirror serve
     --no-require-context) accepts calls without them; values that are given are still checked."""
     missing = []
     for name, code in MANDATORY:
@@ -346,7 +347,9 @@ def successions(data_dir: Path, siret: str, fmt: str = "v3") -> tuple[int, dict]
     the predecessor or the successor, one read-only catalog connection (one state of the mirror).
 
     200 `{"data": {"predecesseurs": [...], "successeurs": [...]}, "links": {}, "meta": {}}`, each link
-    `{siret, date_succession, transfert_siege, continuite_economique}`; 404 when the mirror knows neither
+    `{siret, date_succession, transfert_siege, continuite_economique}` (the shape of API Entreprise's public
+    staging payloads, github.com/etalab/siade_staging_data, api_entreprise_v3_insee_successions); 404 when the
+    mirror knows neither
     the établissement nor a link naming it; 422 for a malformed SIRET."""
     from mirror.catalog.build import connect
     from mirror.core.sql import render
