@@ -41,7 +41,7 @@ from mirror.core.schema import (
     STOCK_FILES,
     StockFile,
 )
-from mirror.core.sql import ident, literal
+from mirror.core.sql import ident, literal, render
 from mirror.core.typed import prepare_connection, typed_select_sql
 from mirror.load import publish
 from mirror.lookup import build as lookup_build
@@ -660,9 +660,7 @@ def _build(data_dir, build_dir, sources, month, month_source, force, progress, w
                 crash_point("build")
         bar.close()
         max_ddt = con.sql(
-            "SELECT max(dateDernierTraitementEtablissement) FROM read_parquet("
-            f"{_glob(build_dir, 'etablissements')}) WHERE dateDernierTraitementEtablissement <= now()::TIMESTAMP"
-            " + INTERVAL 2 DAY"
+            render("load/max_date_traitement.sql", files=_glob(build_dir, "etablissements"))
         ).fetchone()[0]
         identifiers = _identifier_problems(con, build_dir, rows)
     finally:
@@ -709,11 +707,10 @@ def _identifier_problems(con, build_dir: Path, rows: dict) -> dict[str, dict[str
         if not rows.get(table):
             out[table] = {"duplicates": 0, "malformed": 0}
             continue
-        column = ident(key)
         duplicates, malformed = con.sql(
-            f"SELECT count(*) - count(DISTINCT {column}), "
-            f"count(*) FILTER (WHERE NOT regexp_full_match(coalesce({column}, ''), '[0-9]{{{digits}}}')) "
-            f"FROM read_parquet({_glob(build_dir, table)})"
+            render(
+                "load/identifier_problems.sql", key=ident(key), digits=digits, files=_glob(build_dir, table)
+            )
         ).fetchone()
         out[table] = {"duplicates": int(duplicates), "malformed": int(malformed)}
     return out
