@@ -10,6 +10,7 @@ always through `ident` and `literal`.
 
 from __future__ import annotations
 
+import functools
 import os
 from importlib.resources import files
 from pathlib import Path
@@ -55,3 +56,14 @@ def render(path: str, /, **values) -> str:
     lines = [line for line in sql_file(path).splitlines() if not line.lstrip().startswith("--")]
     text = Template("\n".join(lines)).substitute({k: str(v) for k, v in values.items()})
     return text.strip().rstrip(";").rstrip()
+
+
+@functools.lru_cache(maxsize=512)
+def _rendered(path: str, values: tuple) -> str:
+    return render(path, **dict(values))
+
+
+def render_cached(path: str, /, **values) -> str:
+    """`render`, kept per process for the hot paths (a lookup, a search request): the SQL files are the
+    package's own and do not change while it runs. `values` must be hashable."""
+    return _rendered(path, tuple(sorted(values.items())))

@@ -64,7 +64,7 @@ from zoneinfo import ZoneInfo
 
 import zstandard
 
-from mirror.core.sql import REF_DIR
+from mirror.core.sql import REF_DIR, render_cached
 from mirror.core.sql import render as render_sql
 from mirror.lookup import search as fts
 from mirror.lookup.store import open_store
@@ -854,14 +854,9 @@ def _result(
 # Queries
 # ------------------------------------------------------------------------------------------------
 
-_SQL: dict[str, str] = {}
-
 
 def _sql(name: str, **values) -> str:
-    key = name + repr(sorted(values.items()))
-    if key not in _SQL:
-        _SQL[key] = render_sql(f"http/{name}.sql", **values)
-    return _SQL[key]
+    return render_cached(f"http/{name}.sql", **values)
 
 
 def _head(db, expression: str, words: list[str] | None, query: Query):

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mirror.core.errors import BadInput, MirrorError
-from mirror.core.sql import render as render_sql
+from mirror.core.sql import render_cached
 from mirror.lookup.store import READ_BUSY_MS, store_path
 
 MAX_LIMIT = 100  # recherche-entreprises' per_page cap
@@ -81,14 +81,9 @@ _CODE_POSTAL_RE = re.compile(r"[0-9]{5}")
 _NAF_RE = re.compile(r"[0-9]{2}\.?[0-9]{2}[A-Z]", re.IGNORECASE)
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
-_SQL: dict[str, str] = {}
-
 
 def _sql(name: str, **values) -> str:
-    key = name + repr(sorted(values.items()))
-    if key not in _SQL:
-        _SQL[key] = render_sql(f"lookup/{name}.sql", **values)
-    return _SQL[key]
+    return render_cached(f"lookup/{name}.sql", **values)
 
 
 @dataclass

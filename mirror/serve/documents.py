@@ -28,7 +28,7 @@ from string import Template
 from typing import TYPE_CHECKING
 
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
-from mirror.core.sql import SQL_DIR, render
+from mirror.core.sql import SQL_DIR, render_cached
 
 if TYPE_CHECKING:  # DuckDB and pyarrow are imported where used: a lookup answered by the store needs neither
     import duckdb
@@ -189,12 +189,12 @@ class _ViewSource:
         self.con = con
 
     def replacing(self, siren: str) -> str | None:
-        row = self.con.execute(render("documents/replacing_siren.sql"), [siren]).fetchone()
+        row = self.con.execute(render_cached("documents/replacing_siren.sql"), [siren]).fetchone()
         return row[0] if row else None
 
     def siege_siret(self, siren: str) -> str | None:
         """The siret of the unit's siège (siren + nicSiegeUniteLegale), None when the unit is unknown."""
-        row = self.con.execute(render("documents/siege_siret.sql"), [siren]).fetchone()
+        row = self.con.execute(render_cached("documents/siege_siret.sql"), [siren]).fetchone()
         return row[0] if row else None
 
     def document_row(self, fmt, kind, ident, diffusibles, non_diffusables):
