@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 
+from mirror.core.errors import BadInput
 from mirror.http import security
 from mirror.http.app import CONFIG_ENV, ServeConfig, create_app
 
@@ -37,6 +39,24 @@ def _log_config(level: str, access_log: bool) -> dict:
     }
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """BadInput (one line) when `host:port` cannot be listened on (taken, not an address of this machine):
+    uvicorn would log its start, then the error, over two lines and exit 3."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise BadInput(f"--host {host}: not an address of this machine ({exc.strerror or exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def serve(
     config: ServeConfig,
     host: str = "127.0.0.1",
@@ -53,6 +73,7 @@ def serve(
 
     tokens = security.load_tokens(config.tokens_file) if config.tokens_file else ()
     security.check_listen_address(host, tokens)
+    _check_port_free(host, port)
     options = dict(
         host=host,
         port=port,

@@ -4,6 +4,7 @@ client library we did not write (api-entreprise), a fuzz of every route, gracefu
 from __future__ import annotations
 
 import json
+import socket
 import string
 
 import pytest
@@ -100,6 +101,15 @@ def test_refuses_other_hosts_without_tokens(http_mirror, tmp_path):
     assert res.returncode == 2 and "cannot read" in res.stderr
     res = run_mirror("serve", data_dir=tmp_path / "nothing", timeout=60)
     assert res.returncode == 1 and "no mirror" in res.stderr
+    with socket.socket() as taken:  # a busy port: one line, before uvicorn logs a start
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        res = run_mirror("serve", "--port", port, data_dir=http_mirror, timeout=60)
+    assert res.returncode == 2, res
+    assert res.stderr.strip().splitlines() == [
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
     help_text = run_mirror("serve", "--help", timeout=60).stdout
     for needed in ("reverse proxy", "--root-path", "X-Forwarded-Proto", "--tokens", "Authorization: Bearer"):
         assert needed in help_text, needed
