@@ -274,16 +274,9 @@ LOOP_BUSY_MS = 20
 
 def _store_document(data_dir: Path, ident: str, fmt: str, diffusibles: bool, siege: bool):
     """get_document's answer from the lookup store alone (no fallback to the views), or None."""
-    from mirror.lookup.store import open_store
-    from mirror.serve.documents import _answer_from_store  # get_document's store path, without the views
+    from mirror.serve.documents import get_document_from_store
 
-    store = open_store(data_dir)  # this thread's handle (the event loop's own, in the app)
-    if store is None:
-        return None
-    if getattr(store, "_http_busy_ms", None) != LOOP_BUSY_MS:  # once per handle (a new one after a switch)
-        store.db.execute(f"PRAGMA busy_timeout = {LOOP_BUSY_MS}")
-        store._http_busy_ms = LOOP_BUSY_MS
-    return _answer_from_store(store, (ident, identifier_kind(ident), fmt, diffusibles, False, siege, False))
+    return get_document_from_store(data_dir, ident, fmt, diffusibles, siege, busy_ms=LOOP_BUSY_MS)
 
 
 def _answer(data_dir, route, identifier, params, base_url, require_context, store_only) -> Answer | None:

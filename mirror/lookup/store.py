@@ -111,7 +111,8 @@ class LookupStore:
         st = os.stat(self.path)  # FileNotFoundError when there is no store
         self._identity = (st.st_ino, st.st_dev)
         self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
-        self.db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
+        self.busy_ms = None
+        self.set_busy_timeout(READ_BUSY_MS)
         meta = dict(self.db.execute("SELECT name, value FROM lookup_meta").fetchall())
         if meta.get("format_version") != FORMAT_VERSION:
             self.db.close()
@@ -127,6 +128,13 @@ class LookupStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def set_busy_timeout(self, ms: int) -> None:
+        """How long a read waits for a writer's commit holding the lock (READ_BUSY_MS by default; a server's
+        event loop, which serves every other request meanwhile, waits less)."""
+        if ms != self.busy_ms:
+            self.db.execute(f"PRAGMA busy_timeout = {int(ms)}")
+            self.busy_ms = ms
 
     def replaced(self) -> bool:
         """True when DATA_DIR/lookup.sqlite is now another file (a monthly rebuild was switched in)."""

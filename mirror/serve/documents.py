@@ -276,6 +276,31 @@ def get_document(
             con.close()
 
 
+def get_document_from_store(
+    data_dir: str | os.PathLike,
+    identifier: str,
+    fmt: str = "v3",
+    diffusibles: bool = False,
+    siege: bool = False,
+    busy_ms: int | None = None,
+) -> tuple[int, dict] | None:
+    """get_document's v3/v4 answer from the lookup store alone, or None when only the views can answer (v2,
+    a malformed identifier, no store, a store not current, locked by a writer past `busy_ms` (default
+    READ_BUSY_MS) or damaged). For callers that must not wait on DuckDB (the HTTP server's event loop)."""
+    from mirror.lookup.store import READ_BUSY_MS, open_store
+
+    _check_args(fmt)
+    ident = normalize_identifier(identifier)
+    kind = identifier_kind(ident)
+    if fmt == "v2" or kind is None or (siege and kind == "siret"):
+        return None
+    store = open_store(data_dir)
+    if store is None:
+        return None
+    store.set_busy_timeout(READ_BUSY_MS if busy_ms is None else busy_ms)
+    return _answer_from_store(store, (ident, kind, fmt, diffusibles, False, siege, False))
+
+
 def _answer_from_store(store, args) -> tuple[int, dict] | None:
     """The store's answer, or None when it cannot give one now (not current; still locked by a writer's
     commit after READ_BUSY_MS; a damaged row): the views answer then, with the same documents."""
