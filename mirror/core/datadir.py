@@ -123,6 +123,33 @@ def fsync_dir(path: Path) -> None:
 # ------------------------------------------------------------------------------------------------
 
 _held: dict[str, int] = {}  # lock path -> re-entrance depth in this process
+_held_info: dict[str, dict] = {}  # lock path -> what this process wrote into it
+
+
+def held_lock(data_dir: Path) -> dict | None:
+    """What this process wrote into DATA_DIR/.lock (pid, command, host, since) while it holds the writer
+    lock, else None: a writer hands it to readers so they can tell it is still at work (lock_holder_alive)."""
+    info = _held_info.get(str(Path(data_dir) / LOCK_NAME))
+    return dict(info) if info is not None else None
+
+
+def lock_holder_alive(data_dir: Path, pid: int, since: str) -> bool:
+    """Whether the writer that recorded (pid, since) still holds DATA_DIR/.lock: the lock file still names
+    it (a writer truncates it when it lets go, the next one rewrites it) and the process exists (a killed
+    writer leaves its record behind but no process). Readers call this without taking the lock."""
+    try:
+        holder = json.loads((Path(data_dir) / LOCK_NAME).read_bytes() or b"{}")
+    except (OSError, ValueError):
+        return False
+    if not isinstance(holder, dict) or holder.get("pid") != pid or holder.get("since") != since:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -169,10 +196,12 @@ def writer_lock(data_dir: Path, command: str):
         os.close(fd)
         raise MirrorError(f"cannot write into {data_dir}: {exc.strerror or exc}") from exc
     _held[key] = 1
+    _held_info[key] = info
     try:
         yield
     finally:
         del _held[key]
+        del _held_info[key]
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
         fcntl.flock(fd, fcntl.LOCK_UN)

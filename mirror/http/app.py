@@ -259,7 +259,7 @@ def health(data_dir: Path) -> tuple[int, dict]:
         "watermark": s["watermark"],
         "freshness": s["freshness"],
         "rows": s["rows"],
-        "lookup_store": {k: store.get(k) for k in ("exists", "current", "built_at")},
+        "lookup_store": {k: store.get(k) for k in ("exists", "current", "lagging", "built_at")},
         "warnings": s["warnings"],
     }
 

@@ -32,6 +32,7 @@ from mirror.core.datadir import (
 from mirror.core.errors import MirrorError
 from mirror.core.faults import crash_point
 from mirror.deltas import store as deltas
+from mirror.lookup.store import GRACE_FIELD, grace_entry
 
 DEFAULT_KEEP = 2
 
@@ -85,10 +86,13 @@ def publish(
     fsync_dir(snapshots_dir(data_dir))
     crash_point("after-rename")
     state = read_state(data_dir)
+    # the store keeps answering the state this snapshot replaces until its rebuild is switched in
+    grace = grace_entry(data_dir, state)
     previous = state.get("snapshot")
     snapshot = dict(snapshot_info, month=month, dir=name, loaded_at=utc_now())
     merged = deltas.compact_for(data_dir, target)
     state["snapshot"] = snapshot
+    state[GRACE_FIELD] = grace
     if previous and previous.get("dir") != name:
         history = [h for h in state.get("previous_snapshots", []) if h.get("dir") != previous.get("dir")]
         history.insert(0, {k: previous.get(k) for k in ("month", "dir", "loaded_at", "rows")})

@@ -10,9 +10,13 @@ and `v3d`, `v4d` (the /diffusibles/ ones) only where they differ, i.e. for parti
 elsewhere the /diffusibles/ document is the protected one (its links point to the protected routes).
 
 The store is an answer only when it is current: its `token` (snapshot folder, load time, applied delta
-days) must equal state.json's. Otherwise (a new snapshot whose store is still building, a crash between the
-catalog switch and the store update) `current()` is False and callers answer from the views. A reader reads
-the token and the rows in one SQLite read transaction, so one answer never mixes two states.
+days) must equal state.json's. One exception keeps lookups fast while a writer works: a writer that
+publishes a new state (an update day, a new snapshot) records in state.json the token of the state it
+replaces and who it is (`lookup_grace`); while that writer still holds the lock, a store holding exactly
+that previous state keeps answering (one state behind, for the seconds of a day's refresh or the minutes
+of a monthly build). Otherwise (a crash between the catalog switch and the store update, a store left
+behind) `begin()` is False and callers answer from the views. A reader reads the token and the rows in
+one SQLite read transaction, so one answer never mixes two states.
 
 This module imports only the standard library and zstandard: `mirror get` must not pay for DuckDB, pyarrow
 or numpy when the store answers.
@@ -28,9 +32,10 @@ from pathlib import Path
 
 import zstandard
 
-from mirror.core.datadir import STATE_NAME
+from mirror.core.datadir import STATE_NAME, held_lock, lock_holder_alive
 
 STORE_NAME = "lookup.sqlite"
+GRACE_FIELD = "lookup_grace"  # state.json: {token, pid, since} of the state a working writer replaced
 FORMAT_VERSION = "2"  # 2: the search index's filter columns, search_etablissements and search_geo
 VARIANTS = ("v3", "v3d", "v4", "v4d")
 # How long a reader waits for a writer's commit (the daily update holds its exclusive lock only while it
@@ -59,6 +64,15 @@ def state_token(state: dict) -> dict:
     }
 
 
+def grace_entry(data_dir: Path, replaced_state: dict) -> dict | None:
+    """What a writer that holds the lock stores in state.json's GRACE_FIELD when it publishes the state
+    that replaces `replaced_state`: the replaced state's token and the writer's lock record."""
+    holder = held_lock(data_dir)
+    if holder is None or not isinstance(replaced_state.get("snapshot"), dict):
+        return None
+    return {"token": state_token(replaced_state), "pid": holder["pid"], "since": holder["since"]}
+
+
 def encode_variants(variants: dict[str, str]) -> bytes:
     """The text a blob compresses: one `<variant>\\t<json>` line per variant (JSON text holds no raw
     newline or tab: the views' json_object escapes them)."""
@@ -75,12 +89,14 @@ def decode_variants(data: bytes) -> dict[str, str]:
 
 
 class _StateCache:
-    """state.json's token, re-read only when the file changes (a stat per lookup, not a JSON parse)."""
+    """state.json's token and grace entry, re-read only when the file changes (a stat per lookup, not a
+    JSON parse)."""
 
     def __init__(self, data_dir: Path):
         self.path = Path(data_dir) / STATE_NAME
         self._key = None
         self._token = None
+        self._grace = None
 
     def token(self) -> dict | None:
         try:
@@ -93,13 +109,21 @@ class _StateCache:
                 state = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 return None
-            token = (
-                state_token(state)
-                if isinstance(state, dict) and isinstance(state.get("snapshot"), dict)
-                else None
-            )
-            self._key, self._token = key, token
+            valid = isinstance(state, dict) and isinstance(state.get("snapshot"), dict)
+            grace = state.get(GRACE_FIELD) if valid else None
+            if not (
+                isinstance(grace, dict)
+                and isinstance(grace.get("token"), dict)
+                and isinstance(grace.get("pid"), int)
+                and isinstance(grace.get("since"), str)
+            ):
+                grace = None
+            self._key, self._token, self._grace = key, state_token(state) if valid else None, grace
         return self._token
+
+    def grace(self) -> dict | None:
+        """The grace entry of the state token() last read (call token() first)."""
+        return self._grace
 
 
 class LookupStore:
@@ -125,6 +149,7 @@ class LookupStore:
         }
         self._state = _StateCache(self.data_dir)
         self._token_text = self._token = None
+        self.lagging = False  # the last begin() answered from the previous state, a writer at work
 
     def close(self) -> None:
         self.db.close()
@@ -145,13 +170,23 @@ class LookupStore:
         return (st.st_ino, st.st_dev) != self._identity
 
     def begin(self) -> bool:
-        """Starts a read transaction and tells whether the store is current; call end() after reading."""
+        """Starts a read transaction and tells whether the store may answer (current, or one state behind
+        while the writer that moved on brings it up, see the module docstring; `lagging` tells which);
+        call end() after reading."""
         self.db.execute("BEGIN")
         try:
             (token,) = self.db.execute("SELECT value FROM lookup_meta WHERE name = 'token'").fetchone()
             if token != self._token_text:  # parsed once per state, not per lookup
                 self._token_text, self._token = token, json.loads(token)
             current = self._token == self._state.token()  # the writer stores json.dumps(state_token)
+            self.lagging = False
+            if not current:
+                grace = self._state.grace()
+                self.lagging = current = (
+                    grace is not None
+                    and self._token == grace["token"]
+                    and lock_holder_alive(self.data_dir, grace["pid"], grace["since"])
+                )
         except BaseException:
             self.db.execute("COMMIT")
             raise
@@ -217,6 +252,7 @@ def describe(data_dir: Path) -> dict:
         "current": False,
         "built_at": None,
         "build_seconds": None,
+        "lagging": False,
     }
     if not out["exists"]:
         return out
@@ -231,8 +267,10 @@ def describe(data_dir: Path) -> dict:
             )
         )
         out.update(built_at=meta.get("built_at"), build_seconds=meta.get("build_seconds"))
-        out["current"] = store.begin()
-        if out["current"]:
+        answers = store.begin()
+        out["current"] = answers and not store.lagging
+        out["lagging"] = store.lagging  # one state behind while a writer brings it up
+        if answers:
             store.end()
     except sqlite3.Error:
         pass

@@ -145,7 +145,12 @@ def status(data_dir: Path, today: date | None = None) -> dict:
     stale = bool(warnings)  # the data is old; a lagging lookup store is a warning, not staleness
     lookup = describe_store(data_dir)
     disk["lookup_store"] = snap.dir_size(Path(lookup["path"])) if lookup["exists"] else 0
-    if lookup_store_enabled() and not lookup["current"]:
+    if lookup_store_enabled() and lookup["lagging"]:
+        warnings.append(
+            "the lookup store is being brought up to the new state by the writer at work: lookups and search "
+            "answer the previous state until it commits"
+        )
+    elif lookup_store_enabled() and not lookup["current"]:
         what = "is not current" if lookup["exists"] else "is missing"
         warnings.append(
             f"the lookup store {what}: lookups answer from the SQL views (same answers, slower) and search "
@@ -199,7 +204,7 @@ def format_status(s: dict) -> str:
     lines.append(
         "lookup:    "
         + (
-            f"store {'current' if store['current'] else 'NOT current'}, built {store['built_at']} "
+            f"store {'current' if store['current'] else 'catching up' if store['lagging'] else 'NOT current'}, built {store['built_at']} "
             f"in {store['build_seconds']} s"
             if store["exists"]
             else "no store"

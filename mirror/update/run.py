@@ -47,6 +47,7 @@ from mirror.core.faults import crash_point
 from mirror.core.typed import prepare_connection
 from mirror.deltas import store as deltas
 from mirror.lookup import build as lookup_build
+from mirror.lookup import store as lookup_store
 from mirror.update import insee_client as insee
 from mirror.update import records as insee_records
 from mirror.update.validate import shown
@@ -351,6 +352,8 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
             if not dry_run:
                 state = _save_state(
                     data_dir,
+                    # the store keeps answering the state this day replaces until its refresh commits
+                    lookup_grace=lookup_store.grace_entry(data_dir, state),
                     deltas=[d.isoformat() for d in deltas.list_days(data_dir)],
                     delta_seq=_state_seq(state) + 1,
                     delta_watermark=_watermark(state, coverage, day if contiguous else None),

@@ -7,6 +7,7 @@ current after every update day, and never answer from a half-written state."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -180,6 +181,60 @@ def test_crash_while_building_or_updating_keeps_the_previous_store_answering(ups
         up.close()
     store = open_store(mirror)
     assert store is not None and store.begin()
+    store.end()
+    assert assert_store_equals_views(mirror, changed) > 0
+
+
+@pytest.mark.slow
+def test_store_answers_the_previous_state_while_its_writer_refreshes_it(upstream_data, tmp_path):
+    """Between a day's publication and the store's commit, lookups answer the state the store holds (one
+    state behind, consistent) instead of the slow views, as long as that writer is alive; once it is
+    gone (killed), the views answer the published state."""
+    mirror = tmp_path / "mirror"
+    up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 1))
+    try:
+        assert mirror_cmd("sync", mirror, up).returncode == 0
+    finally:
+        up.close()
+    up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 2))
+    try:
+        changed = sorted({r["siren"] for r in up.changes.changes_for(date(2026, 10, 1)).unites_legales})
+        before = {siren: get_document(mirror, siren, "v3") for siren in changed}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_")}
+        env.update(ENV, MIRROR_PAUSE_AT="lookup-before-commit", MIRROR_LOOKUP_STORE="on")
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "mirror", "update", "--insee-url", up.insee_url, "--rate", "100000", "-q",
+             "--data-dir", str(mirror)],
+            cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        try:
+            assert writer.stderr.readline().strip() == "[paused at lookup-before-commit]"
+            state = datadir.read_state(mirror)
+            assert state["deltas"] == ["2026-10-01"]  # the day is published ...
+            store = open_store(mirror)
+            assert store.begin() and store.lagging  # ... and the store answers the previous state
+            store.end()
+            assert {siren: get_document(mirror, siren, "v3") for siren in changed} == before
+            con = connect(mirror)
+            try:
+                views = {i: (s, b) for i, s, b in iter_documents(con, changed, "v3")}
+            finally:
+                con.close()
+            assert views != before  # the published state differs: the store is one state behind
+            status = run_mirror("status", data_dir=mirror, env={"MIRROR_LOOKUP_STORE": "on"})
+            assert "catching up" in status.stdout, status.stdout
+        finally:
+            writer.kill()
+            writer.wait()
+        # A dead writer leaves its record in state.json but no process: the views answer the new state.
+        store = open_store(mirror)
+        assert not store.begin()
+        assert {siren: get_document(mirror, siren, "v3") for siren in changed} == views
+        assert mirror_cmd("update", mirror, up).returncode == 0
+    finally:
+        up.close()
+    store = open_store(mirror)
+    assert store.begin() and not store.lagging
     store.end()
     assert assert_store_equals_views(mirror, changed) > 0
 
