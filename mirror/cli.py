@@ -848,9 +848,19 @@ def catalog_command(data_dir):
     is_flag=True,
     help="For a SIREN closed as a doublon: the replacing unit's document (meta.redirect_from_siren) instead of 301.",
 )
+@click.option(
+    "--date",
+    "as_of",
+    type=click.DateTime(["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="The document as it stood that day: historised variables (état, name, activity, siège, ...) from "
+    "the period valid then, the others (address, effectif, ...) current; 404 if created later.",
+)
 @click.option("--compact", is_flag=True, help="One-line JSON instead of indented.")
 @data_dir_option
-def get_command(identifier, fmt, diffusibles, non_diffusables, siege, follow_doublons, compact, data_dir):
+def get_command(
+    identifier, fmt, diffusibles, non_diffusables, siege, follow_doublons, as_of, compact, data_dir
+):
     """Print the API Entreprise document of a SIREN (entreprise / unité légale) or a SIRET (établissement).
 
     The JSON is written on stdout, also for errors, which use API Entreprise's error model. Exit codes:
@@ -862,6 +872,7 @@ def get_command(identifier, fmt, diffusibles, non_diffusables, siege, follow_dou
       mirror get 418166096 --format v2
       mirror get 41816609600051 --format v4 --diffusibles
       mirror get 418166096 --siege
+      mirror get 418166096 --date 2020-01-01
     """
     import json
 
@@ -878,6 +889,7 @@ def get_command(identifier, fmt, diffusibles, non_diffusables, siege, follow_dou
         non_diffusables=non_diffusables,
         siege=siege,
         follow_doublons=follow_doublons,
+        as_of=as_of.date() if as_of else None,
     )
     click.echo(json.dumps(document, ensure_ascii=False, indent=None if compact else 2))
     if status != 200:

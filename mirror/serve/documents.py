@@ -23,12 +23,14 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING
 
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
 from mirror.core.sql import SQL_DIR, render_cached
+from mirror.core.sql import ident as sql_ident
 
 if TYPE_CHECKING:  # DuckDB and pyarrow are imported where used: a lookup answered by the store needs neither
     import duckdb
@@ -239,6 +241,7 @@ def get_document(
     non_diffusables: bool = False,
     siege: bool = False,
     follow_doublons: bool = False,
+    as_of: date | None = None,
 ) -> tuple[int, dict]:
     """The API Entreprise answer for one SIREN or SIRET: (HTTP status, JSON body as a dict).
 
@@ -250,7 +253,8 @@ def get_document(
     non_diffusables=true (and access to the v3/v4 protected documents of P units). siege: for a SIREN, the
     document of its siège (v3/v4 /unites_legales/{siren}/siege_social; v2: the /v2/etablissements document
     of the siège). follow_doublons: for a SIREN closed as a doublon, answer the replacing unit's document
-    with meta.redirect_from_siren set (v3/v4; v2 has no such field) instead of 301.
+    with meta.redirect_from_siren set (v3/v4; v2 has no such field) instead of 301. as_of: the document
+    as it stood that day (a data directory only; see point_in_time): 404 for a unit created later.
     """
     _check_args(fmt)
     ident = normalize_identifier(identifier)
@@ -260,6 +264,15 @@ def get_document(
     if siege and kind == "siret":
         return 422, error_document(422, fmt, "siren")
     args = (ident, kind, fmt, diffusibles, non_diffusables, siege, follow_doublons)
+    if as_of is not None:  # the views over that day's rows (the store holds today's documents only)
+        con, owned = _connect(source)
+        try:
+            replacing = _ViewSource(con).replacing(ident[:9])
+            with point_in_time(con, [ident[:9], *([replacing] if replacing else [])], as_of) as cur:
+                return _answer(_ViewSource(cur), *args)
+        finally:
+            if owned:
+                con.close()
     if fmt != "v2" and isinstance(source, str | os.PathLike) and os.fspath(source):
         from mirror.lookup.store import open_store
 
@@ -274,6 +287,79 @@ def get_document(
     finally:
         if owned:
             con.close()
+
+
+# Point in time: each table versioned by a historique, with its historique, key and creation date.
+AS_OF_TABLES = {
+    "unites_legales": ("unites_legales_historique", "siren", "dateCreationUniteLegale"),
+    "etablissements": ("etablissements_historique", "siret", "dateCreationEtablissement"),
+}
+
+
+def historised_columns(historique: str) -> list[str]:
+    """The variables a period of `historique` gives its row: the historique file's columns but the keys,
+    the period's end and the changement* flags (which say what changed, not what it was)."""
+    from mirror.core.schema import STOCK_FILES_BY_KEY
+
+    return [
+        c
+        for c in STOCK_FILES_BY_KEY[historique].columns
+        if c not in ("siren", "nic", "siret", "dateFin") and not c.startswith("changement")
+    ]
+
+
+@contextlib.contextmanager
+def point_in_time(con: duckdb.DuckDBPyConnection, sirens: list[str], day: date):
+    """A private cursor of the catalog `con` whose TEMP tables, named like the four base views the document
+    views read, hold the units `sirens` and their établissements as they stood on `day` (the rule per
+    variable: sql/documents/as_of_current.sql); the document views on it answer for that day. The day and
+    the SIRENs are bound values, never SQL text."""
+    cur = con.cursor()
+    try:
+        cur.execute("CREATE TEMP TABLE as_of_day AS SELECT CAST(? AS DATE) AS day", [day])
+        sirens = sorted(set(sirens))
+        deps = {
+            row[0]
+            for siren in sirens
+            for row in cur.execute(
+                "SELECT DISTINCT departement FROM etablissements_departements WHERE siret >= ? AND siret < ?",
+                [siren, siren + ":"],
+            ).fetchall()
+        }
+        known = sorted(d for d in deps if d is not None)
+        partitions = [f"departement IN ({', '.join('?' * len(known))})"] if known else []
+        if None in deps:
+            partitions.append("departement IS NULL")
+        (db,) = cur.execute("SELECT current_database()").fetchone()
+        sources = render_cached(
+            "documents/as_of_sources.sql",
+            db=sql_ident(db),
+            sirens=", ".join("?" * len(sirens)),
+            departements=" OR ".join(partitions) or "false",
+        )
+        for statement in filter(str.strip, sources.split(";")):
+            cur.execute(statement, sirens + (known if "departement" in statement else []))
+        for table, (historique, key, created) in AS_OF_TABLES.items():
+            replace = ", ".join(
+                f"CASE WHEN v.{sql_ident(key)} IS NULL THEN c.{sql_ident(c)} ELSE v.{sql_ident(c)} END AS {sql_ident(c)}"
+                for c in historised_columns(historique)
+            )
+            select = render_cached(
+                "documents/as_of_current.sql",
+                source=sql_ident(f"as_of_source_{table}"),
+                historique=sql_ident(f"as_of_source_{historique}"),
+                key=sql_ident(key),
+                created=sql_ident(created),
+                replace=replace,
+            )
+            cur.execute(f"CREATE TEMP TABLE {sql_ident(table)} AS {select}")
+            select = render_cached(
+                "documents/as_of_historique.sql", source=sql_ident(f"as_of_source_{historique}")
+            )
+            cur.execute(f"CREATE TEMP TABLE {sql_ident(historique)} AS {select}")
+        yield cur
+    finally:
+        cur.close()
 
 
 def get_document_from_store(
