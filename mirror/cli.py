@@ -949,6 +949,74 @@ def search_command(text, limit, offset, departement, code_postal, naf, etat, fmt
     click.echo(text, nl=not text.endswith("\n"))
 
 
+@main.command("changes")
+@click.option("--since", required=True, type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="First day of changes (a day INSEE published), inclusive.")  # fmt: skip
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="Last day, inclusive (default: the last applied day).")  # fmt: skip
+@click.option("--siren", "sirens", multiple=True, metavar="ID",
+              help="Only this SIREN (the unit and its établissements) or SIRET; repeatable.")  # fmt: skip
+@click.option("--ids", "ids_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Only the SIRENs / SIRETs of this file (one per line).")  # fmt: skip
+@click.option("--kind", "kinds", multiple=True, metavar="KIND",
+              help="Only these kinds: creation, cessation, fermeture, reactivation, siege, name, activity, "
+              "address, effectif, categorie_juridique, diffusion, other; repeatable.")  # fmt: skip
+@click.option("--fields", "fields", multiple=True, metavar="NAME",
+              help="Only these variables (stock file column names, e.g. activitePrincipaleUniteLegale); repeatable.")  # fmt: skip
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to FILE (.csv, .jsonl or .parquet); default: CSV on standard output.")  # fmt: skip
+@data_dir_option
+def changes_command(since, until, sirens, ids_file, kinds, fields, out, data_dir):
+    """List what the applied daily changes did, one row per changed variable.
+
+    Columns: identifier, level (unite_legale / etablissement), kind, field, old_value, new_value,
+    effective_date (the period's dateDebut for variables INSEE historises; the creation date of a
+    creation), processing_date (dateDernierTraitement), source, day. A variable masked ([ND]) in the
+    latest version is [ND] in every change. Examples:
+
+    \b
+      mirror changes --since 2026-10-01 -o changes.csv
+      mirror changes --since 2026-10-01 --kind cessation --kind fermeture
+      mirror changes --since 2026-10-01 --siren 552100554 -o 552100554.jsonl
+    """
+    from mirror.core.config import catalog_path
+    from mirror.export import output
+    from mirror.serve import changes
+
+    if not catalog_path(data_dir).is_file():
+        raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")
+    ids = [s.replace(" ", "") for s in sirens]
+    if ids_file is not None:
+        try:
+            ids += [
+                line.strip().replace(" ", "") for line in ids_file.read_text(encoding="utf-8").splitlines()
+            ]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"cannot read {ids_file}: {exc}") from None
+        ids = [i for i in ids if i]
+    bad = next((i for i in ids if not (i.isdigit() and len(i) in (9, 14))), None)
+    if bad is not None:
+        raise BadInput(f"{bad!r} is not a SIREN (9 digits) or a SIRET (14 digits)")
+    fmt = changes.format_of(out) if out is not None else "csv"
+    table = changes.changes(
+        data_dir,
+        since.date(),
+        until.date() if until else None,
+        ids=ids if (sirens or ids_file is not None) else None,
+        kinds=list(kinds) or None,
+        fields=list(fields) or None,
+    )
+    plan = output.plan_output(out if out is not None else Path("/dev/stdout"), data_dir)
+    output.prepare(plan)
+    try:
+        changes.write(table, plan.part, fmt)
+        output.commit(plan)
+    finally:
+        output.discard(plan)
+    if out is not None:
+        click.echo(f"{table.num_rows:,} changes written to {out}", err=True)
+
+
 @main.command("store")
 @click.option("--rebuild", is_flag=True, help="Build the whole store again even if it is current.")
 @data_dir_option

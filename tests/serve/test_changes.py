@@ -1,0 +1,143 @@
+"""`mirror changes` / mirror.serve.changes: a real mirror synced from the local upstream, then a week of daily
+changes applied by the real `mirror update`; the listed changes must replay the snapshot into the mirror's
+current state, field by field."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import built_once, run_mirror
+
+from mirror.catalog.build import connect, snapshot_select
+from mirror.serve.changes import KINDS, changes, compared_columns
+from mirror.synthetic.upstream import server
+
+MONTH, SCALE, SEED = "2026-10", 600, 21
+SINCE = date(2026, 10, 1)
+ENV = {"INSEE_API_KEY": server.DEFAULT_API_KEY}
+KEYS = {"unites_legales": "siren", "etablissements": "siret"}
+LEVELS = {"unites_legales": "unite_legale", "etablissements": "etablissement"}
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory) -> Path:
+    """A mirror synced on 2026-10-01, then updated through 2026-10-07 (read only)."""
+
+    def build(root: Path) -> None:
+        up_data, data = root / "upstream", root / "mirror"
+        server.prepare_stock(up_data, MONTH, SCALE, SEED)
+        for today, command in ((date(2026, 10, 1), "sync"), (date(2026, 10, 8), "update")):
+            up = server.start(up_data, MONTH, scale=SCALE, seed=SEED, today=today)
+            try:
+                urls = ["--insee-url", up.insee_url, "--rate", "100000", "-q"]
+                if command == "sync":
+                    urls += ["--datagouv-url", up.datagouv_url]
+                done = run_mirror(command, *urls, data_dir=data, env=ENV)
+                assert done.returncode == 0, done.stderr
+            finally:
+                up.close()
+
+    return built_once(tmp_path_factory, "changes-mirror", build) / "mirror"
+
+
+@pytest.mark.slow
+def test_the_changes_replay_the_snapshot_into_the_current_state(mirror):
+    """Per key and variable, the first old value is the snapshot's and the last new value the mirror's
+    current one; a key without a snapshot row starts with a creation; every kind is a known one."""
+    rows = changes(mirror, SINCE).to_pylist()
+    assert rows and {r["kind"] for r in rows} <= set(KINDS)
+    assert {"creation", "cessation", "fermeture", "name", "activity", "address"} <= {r["kind"] for r in rows}
+    con = connect(mirror)
+    try:
+        for table, key in KEYS.items():
+            mine = [r for r in rows if r["level"] == LEVELS[table]]
+            columns = compared_columns(table)
+            cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
+            ids = sorted({r["identifier"] for r in mine})
+            current = {
+                r[0]: dict(zip(columns, r[1:], strict=True))
+                for r in con.execute(f"SELECT {key}, {cols} FROM {table} WHERE {key} IN (SELECT unnest(?))", [ids])
+                .fetchall()
+            }  # fmt: skip
+            snapshot = {
+                r[0]: dict(zip(columns, r[1:], strict=True))
+                for r in con.execute(
+                    f"SELECT {key}, {cols} FROM ({snapshot_select(con, mirror, table)}) WHERE {key} IN (SELECT unnest(?))",
+                    [ids],
+                ).fetchall()
+            }
+            first, last = {}, {}
+            for r in mine:
+                if r["kind"] == "creation":
+                    assert r["identifier"] not in snapshot, r
+                    continue
+                first.setdefault((r["identifier"], r["field"]), r["old_value"])
+                last[(r["identifier"], r["field"])] = r["new_value"]
+            assert first
+            for (ident, field), old in first.items():
+                if ident in snapshot and snapshot[ident][field] != "[ND]" and current[ident][field] != "[ND]":
+                    assert old == snapshot[ident][field], (ident, field)
+            for (ident, field), new in last.items():
+                if current[ident][field] != "[ND]":
+                    assert new == current[ident][field], (ident, field)
+                else:
+                    assert new == "[ND]" and first[(ident, field)] == "[ND]", (ident, field)
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_cli_filters_formats_and_errors(mirror, tmp_path):
+    """--kind, --siren and --until filter; .csv, .jsonl and .parquet hold the same rows; bad input is one
+    line and exit 2, never a file."""
+    everything = changes(mirror, SINCE)
+    closures = run_mirror(
+        "changes", "--since", "2026-10-01", "--kind", "cessation", "--kind", "fermeture", data_dir=mirror
+    )
+    assert closures.returncode == 0, closures.stderr
+    listed = list(csv.DictReader(io.StringIO(closures.stdout)))
+    assert listed and {r["kind"] for r in listed} == {"cessation", "fermeture"}
+    assert {r["new_value"] for r in listed} <= {"C", "F"}
+    assert len(listed) == sum(k in ("cessation", "fermeture") for k in everything.column("kind").to_pylist())
+
+    siren = next(r["identifier"] for r in everything.to_pylist() if r["level"] == "unite_legale")
+    outputs = {}
+    for ext in ("csv", "jsonl", "parquet"):
+        out = tmp_path / f"c.{ext}"
+        result = run_mirror(
+            "changes", "--since", "2026-10-01", "--siren", siren, "-o", str(out), data_dir=mirror
+        )
+        assert result.returncode == 0, result.stderr
+        if ext == "csv":
+            outputs[ext] = [(r["identifier"], r["field"], r["new_value"]) for r in csv.DictReader(out.open())]
+        elif ext == "jsonl":
+            lines = [json.loads(line) for line in out.read_text().splitlines()]
+            outputs[ext] = [(r["identifier"], r["field"] or "", r["new_value"] or "") for r in lines]
+        else:
+            outputs[ext] = [
+                (r["identifier"], r["field"] or "", r["new_value"] or "")
+                for r in pq.read_table(out).to_pylist()
+            ]
+    assert outputs["csv"] and outputs["csv"] == outputs["jsonl"] == outputs["parquet"]
+    assert {i[:9] for i, _f, _n in outputs["csv"]} == {siren}
+
+    one_day = changes(mirror, date(2026, 10, 3), date(2026, 10, 3)).column("day").to_pylist()
+    assert one_day and set(one_day) == {date(2026, 10, 3)}
+
+    for args, words in (
+        (("--kind", "nope"), "unknown change kind"),
+        (("--fields", "nope"), "unknown field"),
+        (("--siren", "12345"), "not a SIREN"),
+        (("--until", "2026-09-01"), "before --since"),
+        (("-o", str(tmp_path / "x.xlsx")), ".csv, .jsonl or .parquet"),
+    ):
+        bad = run_mirror("changes", "--since", "2026-10-01", *args, data_dir=mirror)
+        assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
+        assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.xlsx").exists()
