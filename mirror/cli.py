@@ -1017,6 +1017,102 @@ def changes_command(since, until, sirens, ids_file, kinds, fields, out, data_dir
         click.echo(f"{table.num_rows:,} changes written to {out}", err=True)
 
 
+@main.group("watch")
+def watch_group():
+    """Watchlists: the changes of chosen SIRENs / SIRETs, collected after every `mirror sync`.
+
+    Each sync appends the new days' changes of each list (the rows of `mirror changes`) to
+    DATA_DIR/alerts/NAME/<day>.jsonl and, with --webhook, POSTs them as JSON ({watchlist, day, changes};
+    header Idempotency-Key: NAME/<day>), retrying with backoff; a failed delivery never fails the sync
+    and is retried at the next one. Examples:
+
+    \b
+      mirror watch add clients clients.csv --column siren
+      mirror watch add suppliers sirets.txt --webhook https://hooks.example.org/sirene
+      mirror watch show clients --since 2026-11-01
+    """
+
+
+@watch_group.command("add")
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--column", help="The identifier column of a CSV FILE (default: one identifier per line).")
+@click.option("--webhook", metavar="URL", help="POST each new day's changes to this http(s) URL.")
+@data_dir_option
+def watch_add_command(name, file, column, webhook, data_dir):
+    """Create (or replace) watchlist NAME from FILE: it reports the days applied from now on."""
+    from mirror.core.datadir import writer_lock
+    from mirror.watch import lists
+
+    ids = lists.read_ids(file, column)
+    with writer_lock(data_dir, "mirror watch add"):
+        entry = lists.add(data_dir, name, ids, webhook)
+    click.echo(
+        f"Watchlist {name}: {len(entry['ids']):,} identifiers, changes after {entry['since'] or 'now'}."
+    )
+
+
+@watch_group.command("list")
+@data_dir_option
+def watch_list_command(data_dir):
+    """The watchlists: name, identifiers, last day collected, webhook deliveries pending."""
+    from mirror.watch import lists
+
+    entries = lists.all_lists(data_dir)
+    if not entries:
+        click.echo("No watchlist (add one with `mirror watch add NAME FILE`).")
+    for e in entries:
+        folder = lists.alerts_dir(data_dir, e["name"])
+        days = sorted(p.stem for p in folder.glob("*.jsonl")) if folder.is_dir() else []
+        pending = len(set(days) - set(e.get("delivered") or [])) if e.get("webhook") else 0
+        hook = "webhook" if e.get("webhook") else "no webhook"  # the URL may hold a secret: never printed
+        click.echo(
+            f"{e['name']}\t{len(e['ids']):,} ids\tcollected through {e.get('done_through') or '-'}\t"
+            f"{len(days)} alert file(s)\t{hook}{f', {pending} pending' if pending else ''}"
+        )
+
+
+@watch_group.command("rm")
+@click.argument("name")
+@data_dir_option
+def watch_rm_command(name, data_dir):
+    """Remove watchlist NAME (its alerts files are kept)."""
+    from mirror.core.datadir import writer_lock
+    from mirror.watch import lists
+
+    with writer_lock(data_dir, "mirror watch rm"):
+        lists.remove(data_dir, name)
+    click.echo(f"Watchlist {name} removed (its alerts stay in {lists.alerts_dir(data_dir, name)}).")
+
+
+@watch_group.command("show")
+@click.argument("name")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="From this day (default: the day the list was created).")  # fmt: skip
+@data_dir_option
+def watch_show_command(name, since, data_dir):
+    """Print the changes of watchlist NAME since a day, as CSV (the columns of `mirror changes`)."""
+    from datetime import date, timedelta
+
+    from mirror.export import output
+    from mirror.serve import changes
+    from mirror.watch import lists
+
+    entry = lists.get(data_dir, name)
+    if since is not None:
+        start = since.date()
+    else:  # the list reports the days applied after it was created
+        start = date.fromisoformat(entry["since"]) + timedelta(days=1) if entry.get("since") else date.min
+    table = changes.changes(data_dir, start, ids=entry["ids"])
+    plan = output.plan_output(Path("/dev/stdout"), data_dir)
+    output.prepare(plan)
+    try:
+        changes.write(table, plan.part, "csv")
+        output.commit(plan)
+    finally:
+        output.discard(plan)
+
+
 @main.command("store")
 @click.option("--rebuild", is_flag=True, help="Build the whole store again even if it is current.")
 @data_dir_option

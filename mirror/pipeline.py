@@ -31,13 +31,27 @@ class SyncReport:
     update: update.UpdateReport | None = None
     seconds: float = 0.0
     stock_error: MirrorError | None = None  # a newer stock that failed (the updates were still applied)
+    watchlists: list = field(default_factory=list)  # mirror.watch.lists.Collected, one per watchlist
 
     def format(self) -> str:
         lines = [self.stock, *self.notes]
         if self.update is not None:
             lines.append(self.update.format())
+        lines += [w.format() for w in self.watchlists]
         lines.append(f"Sync done in {self.seconds:.1f}s.")
         return "\n".join(line for line in lines if line)
+
+
+def _collect_watchlists(data_dir: Path, report: SyncReport) -> list:
+    """The watchlists' alerts of the new days (mirror.watch); a failure there never fails the sync: the
+    next sync collects what this one could not."""
+    from mirror.watch import lists as watch
+
+    try:
+        return watch.collect(data_dir)
+    except Exception as exc:  # noqa: BLE001  (DuckDB, disk, a damaged list: reported, retried next time)
+        report.notes.append(f"warning: watchlists not collected ({exc}); the next sync will")
+        return []
 
 
 def newer_stock(state: dict, month: str, last_modified: str) -> bool:
@@ -122,6 +136,7 @@ def run_sync(
         report.update = update.run_update(
             data_dir, insee_url=insee_url, rate=rate, progress=progress, locked=True
         )
+        report.watchlists = _collect_watchlists(data_dir, report)
     report.seconds = time.monotonic() - t0
     if report.stock_error is not None:
         failed = report.stock_error

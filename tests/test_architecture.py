@@ -22,6 +22,7 @@ LAYERS = {
     "update": 4,
     "serve": 5,
     "export": 6,
+    "watch": 6,
     "http": 7,
     "synthetic": 8,
     "pipeline": 9,
