@@ -77,6 +77,8 @@ _TITLES = {
 
 
 def _dialect(path: str) -> str:
+    if path.startswith("/api-sirene/"):
+        return "insee"
     if path.startswith(("/search", "/near_point")):
         return "recherche"
     if path.startswith("/v2/"):
@@ -89,6 +91,8 @@ def error_response(path: str, status: int, detail: str, headers: dict | None = N
     dialect = _dialect(path)
     if dialect == "recherche":
         body = {"erreur": detail}
+    elif dialect == "insee":  # INSEE API Sirene's ReponseErreur
+        body = {"header": {"statut": status, "message": detail}}
     else:
         code, title = _TITLES.get(status, (f"00{status}", "Erreur"))
         body = entreprise.error_body(dialect, code, title, detail)
@@ -294,6 +298,9 @@ def create_app(config: ServeConfig) -> Starlette:
                 methods=["GET", "HEAD"],
             ),
         ]
+    from mirror.http import insee
+
+    routes += insee.routes(state)
     spec = openapi(recherche=recherche is not None)
     spec_body = json.dumps(spec, ensure_ascii=False).encode("utf-8")
     docs = docs_html(spec)
@@ -312,6 +319,8 @@ def create_app(config: ServeConfig) -> Starlette:
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         detail = {404: "Aucune route ne correspond à cette URL", 405: "Seuls GET et HEAD sont acceptés"}
+        if request.url.path.startswith(insee.PREFIX + "/") and exc.status_code == 405:
+            detail[405] = "Méthode non autorisée sur cette ressource"
         return error_response(
             request.url.path, exc.status_code, detail.get(exc.status_code, str(exc.detail)), exc.headers
         )
