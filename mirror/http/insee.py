@@ -23,8 +23,8 @@ The records are built by SQL (sql/insee/*.sql) from the mirror's base views and 
 mirror.update.records (the INSEE JSON -> stock rows conversion of `mirror update`), so `mirror update
 --insee-url http://HOST:PORT/api-sirene/3.11` can feed a second mirror from this one. The search keys
 come from the validated `q` (bound values only). The requests run in the server's thread pool; each
-thread keeps one read-only DuckDB connection per published catalog (a new catalog, after a load or an
-update day, gets a new connection), and each process caches the totals of the latest searches per
+thread has a cursor on the process's read-only DuckDB connection to the published catalog (a new catalog,
+after a load or an update day, gets a new connection), and each process caches the totals of the latest searches per
 catalog, so the pages of a cursor count their matches once.
 
 The `X-INSEE-Api-Key-Integration` header is accepted, and required (or `Authorization: Bearer`) when
@@ -189,22 +189,33 @@ def _catalog_token(data_dir: Path) -> tuple:
     return (str(data_dir), st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+_shared: dict[str, tuple] = {}  # data dir -> (catalog token, the process's connection to that catalog)
+_shared_lock = threading.Lock()
+
+
 def _connection(data_dir: Path):
-    """(token, this thread's read-only connection to the current catalog)."""
+    """(token, this thread's cursor on the process's read-only connection to the current catalog). The
+    cursors share one DuckDB instance, so its Parquet metadata cache is warmed once per process, not once
+    per thread; a new catalog gets a new connection (the old one closes when its last cursor goes)."""
     from mirror.catalog.build import connect
 
+    key = str(data_dir)
     token = _catalog_token(data_dir)
     conns = getattr(_local, "conns", None)
     if conns is None:
         conns = _local.conns = {}
-    held = conns.get(str(data_dir))
+    held = conns.get(key)
     if held is not None and held[0] == token:
         return held
+    with _shared_lock:
+        shared = _shared.get(key)
+        if shared is None or shared[0] != token:
+            shared = _shared[key] = (token, connect(data_dir))
+        cursor = shared[1].cursor()
     if held is not None:
         held[1].close()
-    con = connect(data_dir)
-    conns[str(data_dir)] = (token, con)
-    return token, con
+    conns[key] = (token, cursor)
+    return token, cursor
 
 
 # ------------------------------------------------------------------------------------------------
