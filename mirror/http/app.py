@@ -180,6 +180,14 @@ class _App:
             given = value.encode("utf-8", "replace") if value else None
         return security.token_ok(given, self.tokens)
 
+    def view_limiter(self):
+        """The limiter of DuckDB answers (VIEW_LOOKUPS_AT_ONCE at once), made on the event loop at first use."""
+        if self.view_lookups is None:
+            import anyio
+
+            self.view_lookups = anyio.CapacityLimiter(VIEW_LOOKUPS_AT_ONCE)
+        return self.view_lookups
+
     async def call(self, request: Request, fn, *args, limiter=None):
         """fn(*args) in the thread pool (at most `limiter`'s tokens at once, else anyio's default 40) with
         the time limit, which counts the wait for a token too; MirrorError -> 503, timeout -> 503."""

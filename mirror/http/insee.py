@@ -775,13 +775,7 @@ def routes(state) -> list:
     async def run(request: Request, fn, *args) -> Response:
         if not authorized(request):
             return respond(error(401), request.method == "HEAD")
-        if state.view_lookups is None:  # created on the event loop
-            import anyio
-
-            from mirror.http.app import VIEW_LOOKUPS_AT_ONCE
-
-            state.view_lookups = anyio.CapacityLimiter(VIEW_LOOKUPS_AT_ONCE)
-        result = await state.call(request, fn, *args, limiter=state.view_lookups)
+        result = await state.call(request, fn, *args, limiter=state.view_limiter())
         if not isinstance(result, Answer):  # the app's 503 (time limit, unreadable mirror)
             return result
         return respond(result, request.method == "HEAD")
