@@ -50,6 +50,7 @@ from mirror.core.errors import MirrorError
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
 from mirror.core.schema import LIENS_SUCCESSION_COLUMNS, ND, STOCK_FILES_BY_KEY, typed_column_type
 from mirror.core.sql import ident, render_cached
+from mirror.http.entreprise import _last
 from mirror.http.insee_query import COLLECTIONS, QueryError, translate
 from mirror.http.recherche import _Lru
 from mirror.serve.documents import _lookup_planning
@@ -225,14 +226,6 @@ def _connection(data_dir: Path):
 
 class BadRequest(Exception):
     pass
-
-
-def _last(params: list[tuple[str, str]], name: str) -> str | None:
-    value = None
-    for k, v in params:
-        if k == name:
-            value = v
-    return value
 
 
 def _int(params, name: str, default: int, hi: int, clamp: bool = False) -> int:
