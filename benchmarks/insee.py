@@ -157,6 +157,14 @@ def render_section(results_dir: Path) -> list[str]:
         "(0.5/s): its column is that computation, not a measurement. National scale (about 29 million "
         "unités légales, 42 million établissements) is not measured here.",
         "",
+        "Where the time goes: the INSEE records are built by DuckDB from the catalog's views on every request "
+        "(they are not in the lookup store, unlike API Entreprise's v3/v4 documents), so a lookup is one DuckDB "
+        "query over the Parquet snapshot and a page of 1,000 établissements reads those rows from every "
+        "département partition they fall in (about 10 s per page on the loaded machine below). The "
+        "`dateDernierTraitement` range here falls back to `[* TO *]` when the stock has fewer than 100,000 "
+        "établissements. Storing the records in DATA_DIR/lookup.sqlite beside v3/v4 is the way to lookups in "
+        "milliseconds.",
+        "",
     ]
     for run in runs:
         m, lk = run["machine"], run["lookups"]

@@ -307,7 +307,7 @@ def _keys_filter(column: str, keys: list[str], prefix: str = "") -> tuple[str, d
     if len(keys) == 1:
         return f"{column} = ${prefix}lo", {f"{prefix}lo": lo}
     return (
-        f"{column} BETWEEN ${prefix}lo AND ${prefix}hi AND list_contains(${prefix}keys, {column})",
+        f"{column} BETWEEN ${prefix}lo AND ${prefix}hi AND {column} IN (SELECT unnest(${prefix}keys))",
         {f"{prefix}lo": lo, f"{prefix}hi": hi, f"{prefix}keys": keys},
     )
 
