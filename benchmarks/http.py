@@ -444,18 +444,23 @@ def render_section(results_dir: Path) -> list[str]:
 
 
 def write_section(report: Path, results_dir: Path) -> None:
-    """Replaces (or appends) the HTTP section of docs/BENCHMARKS.md: from its heading to the next `## `."""
+    """Replaces (or appends) the HTTP section of docs/BENCHMARKS.md."""
+    replace_section(report, SECTION, render_section(results_dir))
+
+
+def replace_section(report: Path, heading: str, section: list[str]) -> None:
+    """Replaces (or appends) the section `heading` of `report` (from its heading to the next `## `)."""
     text = report.read_text() if report.exists() else "# Benchmarks\n"
     lines = text.splitlines()
-    if SECTION in lines:
-        start = lines.index(SECTION)
+    if heading in lines:
+        start = lines.index(heading)
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     else:
         start = end = len(lines)
         if lines and lines[-1].strip():
             lines.append("")
             start = end = len(lines)
-    lines[start:end] = render_section(results_dir)
+    lines[start:end] = section
     report.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 

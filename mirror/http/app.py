@@ -77,6 +77,8 @@ _TITLES = {
 
 
 def _dialect(path: str) -> str:
+    if path.startswith("/api-sirene/"):
+        return "insee"
     if path.startswith(("/search", "/near_point")):
         return "recherche"
     if path.startswith("/v2/"):
@@ -89,6 +91,8 @@ def error_response(path: str, status: int, detail: str, headers: dict | None = N
     dialect = _dialect(path)
     if dialect == "recherche":
         body = {"erreur": detail}
+    elif dialect == "insee":  # INSEE API Sirene's ReponseErreur
+        body = {"header": {"statut": status, "message": detail}}
     else:
         code, title = _TITLES.get(status, (f"00{status}", "Erreur"))
         body = entreprise.error_body(dialect, code, title, detail)
@@ -175,6 +179,14 @@ class _App:
             value = request.query_params.get("token")
             given = value.encode("utf-8", "replace") if value else None
         return security.token_ok(given, self.tokens)
+
+    def view_limiter(self):
+        """The limiter of DuckDB answers (VIEW_LOOKUPS_AT_ONCE at once), made on the event loop at first use."""
+        if self.view_lookups is None:
+            import anyio
+
+            self.view_lookups = anyio.CapacityLimiter(VIEW_LOOKUPS_AT_ONCE)
+        return self.view_lookups
 
     async def call(self, request: Request, fn, *args, limiter=None):
         """fn(*args) in the thread pool (at most `limiter`'s tokens at once, else anyio's default 40) with
@@ -294,6 +306,9 @@ def create_app(config: ServeConfig) -> Starlette:
                 methods=["GET", "HEAD"],
             ),
         ]
+    from mirror.http import insee
+
+    routes += insee.routes(state)
     spec = openapi(recherche=recherche is not None)
     spec_body = json.dumps(spec, ensure_ascii=False).encode("utf-8")
     docs = docs_html(spec)
@@ -312,6 +327,8 @@ def create_app(config: ServeConfig) -> Starlette:
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         detail = {404: "Aucune route ne correspond à cette URL", 405: "Seuls GET et HEAD sont acceptés"}
+        if request.url.path.startswith(insee.PREFIX + "/") and exc.status_code == 405:
+            detail[405] = "Méthode non autorisée sur cette ressource"
         return error_response(
             request.url.path, exc.status_code, detail.get(exc.status_code, str(exc.detail)), exc.headers
         )
