@@ -841,7 +841,9 @@ def catalog_command(data_dir):
     "Their personal data stays [ND] as in INSEE's open files.",
 )
 @click.option(
-    "--siege", is_flag=True, help="For a SIREN: the document of its siège (v3/v4 .../siege_social)."
+    "--siege",
+    is_flag=True,
+    help="For a SIREN: the document of its siège (v3/v4 .../siege_social); refused for a SIRET.",
 )
 @click.option(
     "--follow-doublons",
@@ -866,8 +868,14 @@ def get_command(identifier, fmt, diffusibles, non_diffusables, siege, follow_dou
     import json
 
     from mirror.core.config import catalog_path
-    from mirror.serve.documents import EXIT_CODES, get_document
+    from mirror.serve.documents import EXIT_CODES, get_document, identifier_kind, normalize_identifier
 
+    ident = normalize_identifier(identifier)
+    if siege and identifier_kind(ident) == "siret":  # a usage error, not the API's 422 about the number
+        raise BadInput(
+            f"--siege takes a SIREN (it answers the siège of a unit) and {ident} is a SIRET: drop --siege, "
+            f"or ask for {ident[:9]} --siege"
+        )
     if not catalog_path(data_dir).is_file():
         raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")
     status, document = get_document(
