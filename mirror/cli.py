@@ -517,11 +517,19 @@ def _delimiter(value: str) -> str:
 )
 @click.option("--siege-only", is_flag=True, help="Sièges only (level etablissement).")
 @click.option(
-    "--commune", "communes", multiple=True, metavar="CODE", help="Code commune INSEE (75056, 2A004)."
+    "--commune",
+    "communes",
+    multiple=True,
+    metavar="CODE",
+    help="Code commune INSEE (2A004); 75056, 69123, 13055 include the arrondissements of Paris, Lyon, Marseille.",
 )
 @click.option("--code-postal", "codes_postaux", multiple=True, metavar="CP", help="Code postal.")
 @click.option(
-    "--departement", "departements", multiple=True, metavar="CODE", help="Département (75, 2A, 974)."
+    "--departement",
+    "departements",
+    multiple=True,
+    metavar="CODE",
+    help="Département (75, 2A, 974; 99: abroad).",
 )
 @click.option("--region", "regions", multiple=True, metavar="CODE", help="Région code (11 = Île-de-France).")
 @click.option("--epci", "epcis", multiple=True, metavar="SIREN", help="EPCI (its SIREN).")
