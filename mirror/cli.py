@@ -517,11 +517,19 @@ def _delimiter(value: str) -> str:
 )
 @click.option("--siege-only", is_flag=True, help="Sièges only (level etablissement).")
 @click.option(
-    "--commune", "communes", multiple=True, metavar="CODE", help="Code commune INSEE (75056, 2A004)."
+    "--commune",
+    "communes",
+    multiple=True,
+    metavar="CODE",
+    help="Code commune INSEE (2A004); 75056, 69123, 13055 include the arrondissements of Paris, Lyon, Marseille.",
 )
 @click.option("--code-postal", "codes_postaux", multiple=True, metavar="CP", help="Code postal.")
 @click.option(
-    "--departement", "departements", multiple=True, metavar="CODE", help="Département (75, 2A, 974)."
+    "--departement",
+    "departements",
+    multiple=True,
+    metavar="CODE",
+    help="Département (75, 2A, 974; 99: abroad).",
 )
 @click.option("--region", "regions", multiple=True, metavar="CODE", help="Région code (11 = Île-de-France).")
 @click.option("--epci", "epcis", multiple=True, metavar="SIREN", help="EPCI (its SIREN).")
@@ -841,7 +849,9 @@ def catalog_command(data_dir):
     "Their personal data stays [ND] as in INSEE's open files.",
 )
 @click.option(
-    "--siege", is_flag=True, help="For a SIREN: the document of its siège (v3/v4 .../siege_social)."
+    "--siege",
+    is_flag=True,
+    help="For a SIREN: the document of its siège (v3/v4 .../siege_social); refused for a SIRET.",
 )
 @click.option(
     "--follow-doublons",
@@ -877,8 +887,14 @@ def get_command(
     import json
 
     from mirror.core.config import catalog_path
-    from mirror.serve.documents import EXIT_CODES, get_document
+    from mirror.serve.documents import EXIT_CODES, get_document, identifier_kind, normalize_identifier
 
+    ident = normalize_identifier(identifier)
+    if siege and identifier_kind(ident) == "siret":  # a usage error, not the API's 422 about the number
+        raise BadInput(
+            f"--siege takes a SIREN (it answers the siège of a unit) and {ident} is a SIRET: drop --siege, "
+            f"or ask for {ident[:9]} --siege"
+        )
     if not catalog_path(data_dir).is_file():
         raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")
     status, document = get_document(

@@ -1,8 +1,9 @@
 """Export filters: command-line options -> one SQL WHERE clause with bound parameters.
 
 Every user value reaches DuckDB as a bound parameter (`?`), never inside the SQL text; values are
-also checked for their expected shape so that a typo gives a clear one-line error instead of an
-empty export. The clause references the export source's column names (see `mirror.export.exporter`):
+also checked for their expected shape, and codes against their nomenclature (`mirror.core.nomenclatures`,
+naming the nearest valid codes), so that a typo gives a clear one-line error instead of an empty
+export. The clause references the export source's column names (see `mirror.export.exporter`):
 
 - level "etablissement": the établissement's own activity, headcount band, state, dates and address;
   the unit's columns (catégorie juridique, catégorie d'entreprise, ESS, société à mission, names).
@@ -17,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
+from mirror.core import nomenclatures as ref
 from mirror.core.errors import BadInput, MirrorError
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
 from mirror.export.where import compile_where
@@ -71,8 +73,8 @@ _TRANCHE = re.compile(r"^(NN|\d{2})$")
 _CJ = re.compile(r"^\d{1,4}$")
 _COMMUNE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 _CODE_POSTAL = re.compile(r"^\d{5}$")
-_DEPARTEMENT = re.compile(r"^(\d{2}|2[AB]|97\d|98\d)$")
-_REGION = re.compile(r"^\d{2}$")
+_DEPARTEMENT = re.compile(r"^(\d{2}|2[AB]|97\d|98\d)$")  # 99: abroad
+_REGION = re.compile(r"^\d{2,3}$")
 _EPCI = re.compile(r"^\d{9}$")
 CATEGORIES_ENTREPRISE = ("PME", "ETI", "GE")
 
@@ -140,6 +142,41 @@ def _check(values: list[str], pattern: re.Pattern, what: str, example: str) -> l
     return values
 
 
+def _known(
+    values: list[str], valid: frozenset[str], what: str, suggest: frozenset[str] | None = None
+) -> list[str]:
+    """Refuses a well-formed code absent from its nomenclature (it would select nothing, silently), naming
+    the nearest valid codes (of `suggest`, by default `valid`)."""
+    for v in values:
+        if v not in valid:
+            near = ref.nearest(v, suggest or valid)
+            if what == "département" and v == "20":  # Corsica: 2A and 2B since 1976
+                near = ["2A", "2B", *near[:3]]
+            raise BadInput(f"unknown {what} {v!r} (nearest: {', '.join(near)})")
+    return values
+
+
+def _prefixes(codes: frozenset[str], length: int) -> frozenset[str]:
+    return frozenset(c[:length] for c in codes)
+
+
+def _activity(values: list[str], table: str, what: str, example: str) -> list[tuple[str, str]]:
+    """(kind, value) per --naf / --naf25 value: a section letter, a code or a prefix of the nomenclature
+    sql/ref/`table`, each checked against it."""
+    codes = ref.codes(table)
+    out = []
+    for v in values:
+        if _SECTION.match(v):
+            out.append(("section", _known([v], ref.codes(table, "section"), f"{what} section")[0]))
+        elif _NAF_CODE.match(v):
+            out.append(("code", _known([v], codes, f"{what} code")[0]))
+        elif _NAF_PREFIX.match(v):
+            out.append(("prefix", _known([v], _prefixes(codes, len(v)), f"{what} prefix")[0]))
+        else:
+            raise BadInput(f"invalid {what} code {v!r} (expected {example})")
+    return out
+
+
 def parse_near(value: str) -> tuple[float, float]:
     """'LAT,LON' in WGS84 degrees."""
     try:
@@ -183,44 +220,50 @@ def build_where(
         params.extend(values)
 
     # Activity, NAF rév. 2: exact code, prefix, or section letter.
-    naf = [normalize_naf(v) for v in _split(f.naf, "--naf")]
+    naf = _activity(
+        [normalize_naf(v) for v in _split(f.naf, "--naf")],
+        "naf_rev2.csv",
+        "NAF rév. 2",
+        "a code 62.01Z, a prefix 62 / 62.0, or a section letter J",
+    )
     if naf:
         ors = []
-        for v in naf:
-            if _SECTION.match(v):
+        for kind, v in naf:
+            if kind == "section":
                 ors.append(f"{q(cols['naf'])} IN (SELECT code FROM ref_naf_rev2 WHERE section = ?)")
-            elif _NAF_CODE.match(v):
+            elif kind == "code":
                 ors.append(f"{q(cols['naf'])} = ?")
-            elif _NAF_PREFIX.match(v):
-                ors.append(f"starts_with({q(cols['naf'])}, ?)")
             else:
-                raise BadInput(
-                    f"invalid NAF code {v!r} (expected a code 62.01Z, a prefix 62 / 62.0, or a section letter J)"
-                )
+                ors.append(f"starts_with({q(cols['naf'])}, ?)")
             params.append(v)
         parts.append(f"({q(cols['nomenclature'])} = 'NAFRev2' AND ({' OR '.join(ors)}))")
 
     # Activity, NAF 2025 (no nomenclature column: the code pattern is enough).
-    naf25 = [normalize_naf(v) for v in _split(f.naf25, "--naf25")]
+    naf25 = _activity(
+        [normalize_naf(v) for v in _split(f.naf25, "--naf25")],
+        "naf_2025.csv",
+        "NAF 2025",
+        "a code 62.10Y, a prefix 62, or a section letter",
+    )
     if naf25:
         ors = []
-        for v in naf25:
-            if _SECTION.match(v):
+        for kind, v in naf25:
+            if kind == "section":
                 ors.append(f"{q(cols['naf25'])} IN (SELECT code FROM ref_naf_2025 WHERE section = ?)")
-            elif _NAF_CODE.match(v):
+            elif kind == "code":
                 ors.append(f"{q(cols['naf25'])} = ?")
-            elif _NAF_PREFIX.match(v):
-                ors.append(f"starts_with({q(cols['naf25'])}, ?)")
             else:
-                raise BadInput(
-                    f"invalid NAF 2025 code {v!r} (expected a code 62.10Y, a prefix 62, or a section letter)"
-                )
+                ors.append(f"starts_with({q(cols['naf25'])}, ?)")
             params.append(v)
         parts.append(f"({' OR '.join(ors)})")
 
     # Headcount band: codes, or the bands whose [de, a] range overlaps [min, max].
-    tranches = _check(
-        [t.upper() for t in _split(f.tranches, "--tranche")], _TRANCHE, "tranche d'effectif", "11 or NN"
+    tranches = _known(
+        _check(
+            [t.upper() for t in _split(f.tranches, "--tranche")], _TRANCHE, "tranche d'effectif", "11 or NN"
+        ),
+        ref.codes("tranches_effectifs.csv"),
+        "tranche d'effectif",
     )
     if tranches:
         add(f"{q(cols['tranche'])} IN ({', '.join('?' * len(tranches))})", *tranches)
@@ -243,6 +286,9 @@ def build_where(
         "catégorie juridique",
         "5710, 57 or 5*",
     )
+    cj_codes = ref.codes("categories_juridiques.csv")
+    for v in cjs:
+        _known([v], _prefixes(cj_codes, len(v)), "catégorie juridique")
     if cjs:
         ors = []
         for v in cjs:
@@ -275,7 +321,9 @@ def build_where(
             raise BadInput("--siege-only applies to --level etablissement")
         add(f"{q('etablissementSiege')}")
 
-    # Geography (établissement, or the unit's siège).
+    # Geography (établissement, or the unit's siège), checked against the COG and the EPCI list; a code
+    # postal is checked for its shape only (CEDEX codes are not in the COG). Paris, Lyon and Marseille
+    # (75056, 69123, 13055) also cover their arrondissements, where Sirene locates the établissements.
     geo = (
         ("codeCommuneEtablissement", f.communes, _COMMUNE, "commune code", "75056 or 2A004", "--commune"),
         ("codePostalEtablissement", f.codes_postaux, _CODE_POSTAL, "code postal", "75001", "--code-postal"),
@@ -283,8 +331,19 @@ def build_where(
         ("region", f.regions, _REGION, "région code", "11", "--region"),
         ("epci", f.epcis, _EPCI, "EPCI SIREN", "200054781", "--epci"),
     )
+    valid_codes = {
+        "--commune": ref.commune_codes,
+        "--departement": ref.departement_codes,
+        "--region": lambda: ref.codes("regions.csv"),
+        "--epci": lambda: ref.codes("epci.csv"),
+    }
     for column, values, pattern, what, example, option in geo:
         vals = _check([v.upper() for v in _split(values, option)], pattern, what, example)
+        if vals and option in valid_codes:
+            suggest = ref.current_commune_codes() if option == "--commune" else None
+            _known(vals, valid_codes[option](), what, suggest)
+        if option == "--commune":
+            vals = ref.with_arrondissements(vals)
         if vals:
             add(f"{q(column)} IN ({', '.join('?' * len(vals))})", *vals)
 

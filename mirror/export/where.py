@@ -1,6 +1,9 @@
 """Validation of the `--where` option: one SQL boolean expression over the export's columns.
 
-The text is parsed with sqlglot (DuckDB dialect), then *compiled*: every node of the tree must be of a
+The function names are checked as the user wrote them (a word followed by "(" in the tokens) against
+`ALLOWED_FUNCTION_NAMES`, and an error names that word: sqlglot reads several spellings into one node
+(strftime is its TimeToStr, date_diff its DateDiff), whose own name the user never typed. The text is
+then parsed with sqlglot (DuckDB dialect), and *compiled*: every node of the tree must be of a
 known kind (a column of the export, a literal, an operator, a function of `ALLOWED_FUNCTION_NAMES`, a
 cast to a type of `ALLOWED_TYPES`), and the SQL run is written by this module from fixed strings:
 column names come from the export's column list, function and type names from the allow-lists below,
@@ -123,13 +126,16 @@ ALLOWED_FUNCTION_NAMES = sorted(
         "current_date",
         "date_diff",
         "date_part",
+        "datepart",
         "date_trunc",
         "datediff",
         "day",
         "dayofweek",
         "ends_with",
         "greatest",
+        "if",
         "ifnull",
+        "iif",
         "isodow",
         "lcase",
         "least",
@@ -155,6 +161,7 @@ ALLOWED_FUNCTION_NAMES = sorted(
         "substring",
         "substr",
         "suffix",
+        "today",
         "trim",
         "ucase",
         "upper",
@@ -167,8 +174,27 @@ _DECIMAL = re.compile(r"^(\d{1,38}\.\d{0,38}|\.\d{1,38})$")
 _FLOAT = re.compile(r"^(\d{1,38}(\.\d{0,38})?|\.\d{1,38})[eE][+-]?\d{1,3}$")
 
 
+# A function call is a name followed by "(": a plain or quoted word (or a keyword spelling an allowed
+# function: left, replace, current_date...), except CAST / TRY_CAST and a type's parameters after AS or ::.
+_NAME_TOKENS = {sqlglot.TokenType.VAR, sqlglot.TokenType.IDENTIFIER}
+_SYNTAX_WORDS = {"cast", "try_cast"}
+_TYPE_POSITION = {sqlglot.TokenType.ALIAS, sqlglot.TokenType.DCOLON}
+
+
 def _refuse(detail: str) -> BadInput:
     return BadInput(f"--where refused: {detail}")
+
+
+class _FunctionRefused(BadInput):
+    """The compiler met a function node it does not write; `names`: the node's possible spellings."""
+
+    def __init__(self, names: list[str]):
+        super().__init__(f"--where refused: function {names[0]}() is not allowed")
+        self.names = names
+
+
+def _not_allowed(name: str) -> BadInput:
+    return _refuse(f"function {name}() is not allowed (allowed: {', '.join(ALLOWED_FUNCTION_NAMES)})")
 
 
 def _describe(node: exp.Expression) -> str:
@@ -177,8 +203,8 @@ def _describe(node: exp.Expression) -> str:
     if isinstance(node, (exp.Placeholder, exp.Parameter, exp.SessionParameter)):
         return "parameters (?, $1) are not allowed"
     if isinstance(node, exp.Func):
-        name = node.name if isinstance(node, exp.Anonymous) else (node.sql_names() or [node.key])[0]
-        return f"function {name.lower()}() is not allowed (allowed: {', '.join(ALLOWED_FUNCTION_NAMES)})"
+        names = [node.name] if isinstance(node, exp.Anonymous) else (node.sql_names() or [node.key])
+        raise _FunctionRefused([n.lower() for n in names])
     if isinstance(node, exp.Star):
         return "* is not allowed"
     if isinstance(node, exp.Alias):
@@ -186,8 +212,9 @@ def _describe(node: exp.Expression) -> str:
     return f"{node.key} expressions are not allowed (only columns, literals, operators and whitelisted functions)"
 
 
-def _check_text(text: str) -> None:
-    """Refuses what the tree would hide: comments, several statements, and too long or too deep texts.
+def _check_text(text: str) -> list[str]:
+    """Refuses what the tree would hide: comments, several statements, and too long or too deep texts;
+    returns the function names called, as written (lower case), in order.
 
     Runs on the tokens (an iterative scan), before the recursive parser sees a deep text.
     """
@@ -200,7 +227,8 @@ def _check_text(text: str) -> None:
     except (TokenError, ParseError) as exc:
         raise _refuse(f"cannot read it ({str(exc).splitlines()[0]})") from None
     position = depth = 0
-    for tok in tokens:
+    calls: list[str] = []
+    for i, tok in enumerate(tokens):
         # Whatever lies between two tokens must be blank: anything else is a comment.
         if text[position : tok.start].strip() or tok.comments:
             raise _refuse("comments are not allowed")
@@ -208,6 +236,14 @@ def _check_text(text: str) -> None:
         if tok.token_type == sqlglot.TokenType.SEMICOLON:
             raise _refuse("only one expression is allowed (no ';')")
         if tok.token_type == sqlglot.TokenType.L_PAREN:
+            before = tokens[i - 1] if i else None
+            if (
+                before is not None
+                and (before.token_type in _NAME_TOKENS or before.text.lower() in ALLOWED_FUNCTION_NAMES)
+                and before.text.lower() not in _SYNTAX_WORDS
+                and not (i > 1 and tokens[i - 2].token_type in _TYPE_POSITION)
+            ):
+                calls.append(before.text.lower())
             depth += 1
             if depth > MAX_DEPTH:
                 raise _refuse(f"more than {MAX_DEPTH} nested parentheses")
@@ -215,6 +251,7 @@ def _check_text(text: str) -> None:
             depth -= 1
     if text[position:].strip():
         raise _refuse("comments are not allowed")
+    return calls
 
 
 def _check_shape(tree: exp.Expression) -> None:
@@ -465,7 +502,8 @@ def compile_where(text: str, columns: list[str] | set[str]) -> tuple[str, list, 
     `columns` are the names the expression may reference (matched case-insensitively, as DuckDB does);
     the SQL names them in their canonical spelling.
     """
-    _check_text(text)
+    calls = _check_text(text)
+    unknown = [name for name in calls if name not in ALLOWED_FUNCTION_NAMES]
     try:
         tree = sqlglot.parse_one(text, read="duckdb")
     except (ParseError, TokenError) as exc:
@@ -477,5 +515,17 @@ def compile_where(text: str, columns: list[str] | set[str]) -> tuple[str, list, 
         raise _refuse("empty expression")
     _check_shape(tree)
     compiler = _Compiler(columns)
-    sql = compiler.sql(tree)
+    try:
+        sql = compiler.sql(tree)
+    except _FunctionRefused as exc:
+        if unknown:  # the name the user wrote, never sqlglot's name for its node
+            raise _not_allowed(unknown[0]) from None
+        written = next((n for n in exc.names if n in calls), None)
+        if written is not None:  # an allowed name sqlglot read into a node not written here (another arity)
+            raise _refuse(f"{written}() cannot be used this way here (check its arguments)") from None
+        if not any(n in ALLOWED_FUNCTION_NAMES for n in exc.names):  # a keyword call: DATE(...), VALUES(...)
+            raise _not_allowed(exc.names[0]) from None
+        raise _refuse(f"this use of {', '.join(f'{n}()' for n in calls)} is not supported") from None
+    if unknown:  # read by sqlglot as an allowed node (e.g. len as length): still not a documented name
+        raise _not_allowed(unknown[0])
     return sql, compiler.params, compiler.used

@@ -50,7 +50,6 @@ Redis); a new day or snapshot changes the token, never serving a stale answer.
 from __future__ import annotations
 
 import bisect
-import csv
 import json
 import logging
 import math
@@ -64,8 +63,9 @@ from zoneinfo import ZoneInfo
 
 import zstandard
 
-from mirror.core.sql import REF_DIR, render_cached
+from mirror.core import nomenclatures
 from mirror.core.sql import render as render_sql
+from mirror.core.sql import render_cached
 from mirror.lookup import search as fts
 from mirror.lookup.store import open_store
 
@@ -153,11 +153,6 @@ UNSUPPORTED = (
 )
 INCLUDE_FIELDS = ("complements", "dirigeants", "finances", "matching_etablissements", "siege", "score")
 DEFAULT_INCLUDE = ("siege", "finances", "complements", "dirigeants", "matching_etablissements")
-PLM = {  # Paris, Lyon, Marseille: the commune code and its arrondissements (INSEE COG)
-    "75056": tuple(f"751{n:02d}" for n in range(1, 21)),
-    "69123": tuple(f"6938{n}" for n in range(1, 10)),
-    "13055": tuple(f"132{n:02d}" for n in range(1, 17)),
-}
 _CODE_COMMUNE = re.compile(r"^([013-9]\d|2[AB1-9])\d{3}$")  # search-api field_validation.py
 _CODE_POSTAL = re.compile(r"^((0[1-9])|([1-8][0-9])|(9[0-8])|(2A)|(2B))[0-9]{3}$")
 _EPCI = re.compile(r"^\d{9}$")
@@ -287,22 +282,20 @@ _REF: dict[str, object] = {}
 _REF_LOCK = threading.Lock()
 
 
-def _codes(name: str, column: str = "code", where=None) -> frozenset[str]:
-    with open(REF_DIR / name, encoding="utf-8", newline="") as fh:
-        return frozenset(r[column] for r in csv.DictReader(fh) if where is None or where(r))
-
-
 def _ref() -> dict:
     with _REF_LOCK:
         if not _REF:
-            _REF["naf"] = _codes("naf_rev2.csv")
-            _REF["section"] = _codes("naf_rev2.csv", "section")
-            _REF["nature"] = _codes("categories_juridiques.csv", where=lambda r: len(r["code"]) == 4)
-            _REF["departement"] = _codes("departements.csv")
-            _REF["region"] = _codes("regions.csv")
-            _REF["tranche"] = _codes("tranches_effectifs.csv")
-            with open(REF_DIR / "types_voie.csv", encoding="utf-8", newline="") as fh:
-                _REF["types_voie"] = {r["code"]: r["libelle"].upper() for r in csv.DictReader(fh)}
+            _REF["naf"] = nomenclatures.codes("naf_rev2.csv")
+            _REF["section"] = nomenclatures.codes("naf_rev2.csv", "section")
+            _REF["nature"] = nomenclatures.codes(
+                "categories_juridiques.csv", where=lambda r: len(r["code"]) == 4
+            )
+            _REF["departement"] = nomenclatures.codes("departements.csv")
+            _REF["region"] = nomenclatures.codes("regions.csv")
+            _REF["tranche"] = nomenclatures.codes("tranches_effectifs.csv")
+            _REF["types_voie"] = {
+                r["code"]: r["libelle"].upper() for r in nomenclatures.rows("types_voie.csv")
+            }
     return _REF
 
 
@@ -512,9 +505,7 @@ class Query:
                 "(la valeur `next_cursor` de la réponse précédente)."
             )
         # The établissement-level filters, as sets (code_commune: with the arrondissements).
-        communes = set(self.communes)
-        for code in self.communes:
-            communes.update(PLM.get(code, ()))
+        communes = set(nomenclatures.with_arrondissements(self.communes))
         self.et_filters = [
             (3, set(self.codes_postaux)),
             (4, communes),

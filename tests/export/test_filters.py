@@ -221,7 +221,13 @@ ET_CASES = [
     ),
     ({"categories_entreprise": ["PME", "ge"]}, lambda e, u: u["categorieEntreprise"] in ("PME", "GE")),
     ({"siege_only": True}, lambda e, u: e["etablissementSiege"] == "true"),
-    ({"communes": ["75056", "2A004"]}, lambda e, u: e["codeCommuneEtablissement"] in ("75056", "2A004")),
+    (  # Paris covers its arrondissements (COG commune_parent 75056)
+        {"communes": ["75056", "2A004"]},
+        lambda e, u: (
+            e["codeCommuneEtablissement"] in ("75056", "2A004")
+            or COMMUNES.get(e["codeCommuneEtablissement"], {}).get("commune_parent") == "75056"
+        ),
+    ),
     ({"codes_postaux": ["75001"]}, lambda e, u: e["codePostalEtablissement"] == "75001"),
     ({"departements": ["2A", "974", "99"]}, lambda e, u: departement(e) in ("2A", "974", "99")),
     ({"regions": ["11"]}, lambda e, u: region(e) == "11"),
@@ -377,7 +383,7 @@ UL_CASES = [
             and NAF_SECTIONS.get(u["activitePrincipaleUniteLegale"]) == "M"
         ),
     ),
-    ({"naf25": ["47.11Y"]}, lambda u, s: u["activitePrincipaleNAF25UniteLegale"] == "47.11Y"),
+    ({"naf25": ["62.10Y"]}, lambda u, s: u["activitePrincipaleNAF25UniteLegale"] == "62.10Y"),
     ({"tranches": ["53"]}, lambda u, s: u["trancheEffectifsUniteLegale"] == "53"),
     ({"effectif_min": 200}, lambda u, s: band_overlaps(u["trancheEffectifsUniteLegale"], 200, 2**31)),
     ({"departements": ["75"]}, lambda u, s: departement(s) == "75"),  # the siège's address
@@ -416,7 +422,7 @@ def test_unite_legale_closed(world):
     [
         ({"departements": ["75' OR '1'='1"]}, "invalid département"),
         ({"communes": ["75056); DROP TABLE x; --"]}, "invalid commune code"),
-        ({"naf": ["62.01Z' OR 1=1 --"]}, "invalid NAF code"),
+        ({"naf": ["62.01Z' OR 1=1 --"]}, "invalid NAF rév. 2 code"),
         ({"naf25": ["x"]}, "invalid NAF 2025 code"),
         ({"tranches": ["11 OR 1=1"]}, "invalid tranche"),
         ({"categories_juridiques": ["57%"]}, "invalid catégorie juridique"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 import pytest
 
@@ -148,13 +150,16 @@ FUNCTION_CALLS = {
     "current_date": "dateCreationUniteLegale <= current_date",
     "date_diff": "date_diff('day', dateCreationUniteLegale, DATE '2030-01-01') > 0",
     "date_part": "date_part('year', dateCreationUniteLegale) > 1800",
+    "datepart": "datepart('year', dateCreationUniteLegale) > 1800",
     "date_trunc": "date_trunc('month', dateCreationUniteLegale) <= dateCreationUniteLegale",
     "datediff": "datediff('month', dateCreationUniteLegale, DATE '2030-01-01') > 0",
     "day": "day(dateCreationUniteLegale) >= 1",
     "dayofweek": "dayofweek(dateCreationUniteLegale) >= 0",
     "ends_with": "ends_with(siren, '1') OR TRUE",
     "greatest": "greatest(1, 2) = 2",
+    "if": "if(actif, 1, 1) = 1",
     "ifnull": "ifnull(denominationUniteLegale, 'x') <> ''",
+    "iif": "iif(actif, 'a', 'a') = 'a'",
     "isodow": "isodow(dateCreationUniteLegale) >= 1",
     "lcase": "lcase(siren) = siren",
     "least": "least(1, 2) = 1",
@@ -180,6 +185,7 @@ FUNCTION_CALLS = {
     "substr": "substr(siren, 1, 2) = '00'",
     "substring": "substring(siren, 1, 2) = '00'",
     "suffix": "suffix(siren, '1') OR TRUE",
+    "today": "dateCreationUniteLegale <= today()",
     "trim": "trim(siren) = siren",
     "ucase": "ucase(siren) = siren",
     "upper": "upper(siren) = siren",
@@ -223,3 +229,42 @@ def test_deep_or_huge_expressions_are_refused_in_one_line(text):
 def test_a_long_flat_list_of_conditions_is_accepted(con):
     text = " OR ".join(f"siren = '{i:09d}'" for i in range(1, 80))
     assert run(con, text) == ["000000001", "000000002", "000000003"]
+
+
+# --- issue "A newcomer's first hour", item 4: the allow-list does not contradict itself ---
+
+NOT_ALLOWED = re.compile(r"function (\w+)\(\) is not allowed \(allowed: ([^)]*)\)")
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("strftime(dateCreationUniteLegale, '%Y') = '2020'", "strftime"),  # sqlglot: TimeToStr
+        ("STRFTIME(dateCreationUniteLegale, '%Y') = '2020'", "strftime"),
+        ("\"strftime\"(dateCreationUniteLegale, '%Y') = '2020'", "strftime"),
+        ("len(siren) = 9", "len"),  # sqlglot: Length, an allowed node
+        ("char_length(siren) = 9", "char_length"),
+        ("nvl(siren, 'x') = 'x'", "nvl"),  # sqlglot: Coalesce
+        ("lower(siren) = 'x' AND to_char(dateCreationUniteLegale, 'YYYY') = '2020'", "to_char"),
+        ("DATE(dateCreationUniteLegale) IS NULL", "date"),
+    ],
+)
+def test_a_refused_function_is_the_word_written_and_absent_from_the_allowed_list(text, name):
+    with pytest.raises(MirrorError) as info:
+        compile_where(text, COLUMNS)
+    found = NOT_ALLOWED.search(str(info.value))
+    assert found and found.group(1) == name, str(info.value)
+    assert name not in found.group(2).split(", ") and name in text.lower()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "date_diff('day', dateCreationUniteLegale, current_date) < 365",
+        "datediff('day', dateCreationUniteLegale, current_date) < 365",
+        "CAST(siren AS DECIMAL(10, 2)) > 1 AND siren::VARCHAR(9) = siren",
+        "(siren) IS NOT DISTINCT FROM (siren) AND siren IN ('1') AND NOT (actif)",
+    ],
+)
+def test_syntax_before_a_parenthesis_is_not_taken_for_a_function(text):
+    compile_where(text, COLUMNS)
