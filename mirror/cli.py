@@ -866,10 +866,25 @@ def catalog_command(data_dir):
     help="The document as it stood that day: historised variables (état, name, activity, siège, ...) from "
     "the period valid then, the others (address, effectif, ...) current; 404 if created later.",
 )
+@click.option(
+    "--successions",
+    is_flag=True,
+    help="For a SIRET: its predecessors and successors (liens de succession, with their dates, transfert de "
+    "siège and continuité économique), the v3/v4 .../etablissements/{siret}/successions document.",
+)
 @click.option("--compact", is_flag=True, help="One-line JSON instead of indented.")
 @data_dir_option
 def get_command(
-    identifier, fmt, diffusibles, non_diffusables, siege, follow_doublons, as_of, compact, data_dir
+    identifier,
+    fmt,
+    diffusibles,
+    non_diffusables,
+    siege,
+    follow_doublons,
+    as_of,
+    successions,
+    compact,
+    data_dir,
 ):
     """Print the API Entreprise document of a SIREN (entreprise / unité légale) or a SIRET (établissement).
 
@@ -883,11 +898,18 @@ def get_command(
       mirror get 41816609600051 --format v4 --diffusibles
       mirror get 418166096 --siege
       mirror get 418166096 --date 2020-01-01
+      mirror get 41816609600051 --successions
     """
     import json
 
     from mirror.core.config import catalog_path
-    from mirror.serve.documents import EXIT_CODES, get_document, identifier_kind, normalize_identifier
+    from mirror.serve.documents import (
+        EXIT_CODES,
+        get_document,
+        get_successions,
+        identifier_kind,
+        normalize_identifier,
+    )
 
     ident = normalize_identifier(identifier)
     if siege and identifier_kind(ident) == "siret":  # a usage error, not the API's 422 about the number
@@ -897,6 +919,17 @@ def get_command(
         )
     if not catalog_path(data_dir).is_file():
         raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")
+    if successions:
+        if fmt == "v2" or siege or as_of or follow_doublons:
+            raise BadInput(
+                "--successions is a v3/v4 document of its own: drop --format v2, --siege, --date and "
+                "--follow-doublons"
+            )
+        status, document = get_successions(data_dir, identifier, fmt)
+        click.echo(json.dumps(document, ensure_ascii=False, indent=None if compact else 2))
+        if status != 200:
+            sys.exit(EXIT_CODES.get(status, 1))
+        return
     status, document = get_document(
         data_dir,
         identifier,

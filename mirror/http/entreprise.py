@@ -20,7 +20,13 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from mirror.core.identifiers import is_valid_siret
-from mirror.serve.documents import error_document, get_document, identifier_kind, normalize_identifier
+from mirror.serve.documents import (
+    error_document,
+    get_document,
+    get_successions,
+    identifier_kind,
+    normalize_identifier,
+)
 
 API_BASE = "https://entreprise.api.gouv.fr"
 # The query parameters API Entreprise requires on every call, and the codes of its 422 when one is missing
@@ -297,7 +303,7 @@ def _answer(data_dir, route, identifier, params, base_url, require_context, stor
             return None
         status, body = found
     elif route.resource == "successions":
-        status, body = successions(data_dir, ident, fmt)
+        status, body = get_successions(data_dir, ident, fmt)
     else:
         status, body = get_document(
             data_dir,
@@ -333,42 +339,3 @@ def adresse_document(etablissement: dict, siret: str, fmt: str) -> dict:
         },
         "meta": {"date_derniere_mise_a_jour": meta.get("date_derniere_mise_a_jour")},
     }
-
-
-def successions(data_dir: Path, siret: str, fmt: str = "v3") -> tuple[int, dict]:
-    """(status, body) of `/etablissements/{siret}/successions`: the liens de succession where the siret is
-    the predecessor or the successor, one read-only catalog connection (one state of the mirror).
-
-    200 `{"data": {"predecesseurs": [...], "successeurs": [...]}, "links": {}, "meta": {}}`, each link
-    `{siret, date_succession, transfert_siege, continuite_economique}` (the shape of API Entreprise's public
-    staging payloads, github.com/etalab/siade_staging_data, api_entreprise_v3_insee_successions); 404 when the
-    mirror knows neither
-    the établissement nor a link naming it; 422 for a malformed SIRET."""
-    from mirror.catalog.build import connect
-    from mirror.core.sql import render
-
-    if identifier_kind(siret) != "siret":
-        return 422, error_document(422, fmt, "siret")
-    con = connect(Path(data_dir), read_only=True)
-    try:
-        rows = con.execute(render("http/successions.sql"), [siret]).fetchall()
-    finally:
-        con.close()
-    out: dict[str, list] = {"predecesseurs": [], "successeurs": []}
-    known = False
-    for direction, other, date, transfert, continuite, row_known in rows:
-        if direction is None:
-            known = bool(row_known)
-            continue
-        key = "predecesseurs" if direction == "predecesseur" else "successeurs"
-        out[key].append(
-            {
-                "siret": other,
-                "date_succession": date,
-                "transfert_siege": transfert,
-                "continuite_economique": continuite,
-            }
-        )
-    if not known and not out["predecesseurs"] and not out["successeurs"]:
-        return 404, error_document(404, fmt, "siret")
-    return 200, {"data": out, "links": {}, "meta": {}}

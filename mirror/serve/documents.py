@@ -362,6 +362,45 @@ def point_in_time(con: duckdb.DuckDBPyConnection, sirens: list[str], day: date):
         cur.close()
 
 
+def get_successions(data_dir: str | os.PathLike, siret: str, fmt: str = "v3") -> tuple[int, dict]:
+    """(status, body) of `/etablissements/{siret}/successions`: the liens de succession where the siret is
+    the predecessor or the successor, one read-only catalog connection (one state of the mirror).
+
+    200 `{"data": {"predecesseurs": [...], "successeurs": [...]}, "links": {}, "meta": {}}`, each link
+    `{siret, date_succession, transfert_siege, continuite_economique}` (the shape of API Entreprise's public
+    staging payloads, github.com/etalab/siade_staging_data, api_entreprise_v3_insee_successions); 404 when the
+    mirror knows neither
+    the établissement nor a link naming it; 422 for a malformed SIRET."""
+    from mirror.catalog.build import connect
+
+    siret = normalize_identifier(siret)
+    if identifier_kind(siret) != "siret":
+        return 422, error_document(422, fmt, "siret")
+    con = connect(Path(data_dir), read_only=True)
+    try:
+        rows = con.execute(render_cached("documents/successions.sql"), [siret]).fetchall()
+    finally:
+        con.close()
+    out: dict[str, list] = {"predecesseurs": [], "successeurs": []}
+    known = False
+    for direction, other, day, transfert, continuite, row_known in rows:
+        if direction is None:
+            known = bool(row_known)
+            continue
+        key = "predecesseurs" if direction == "predecesseur" else "successeurs"
+        out[key].append(
+            {
+                "siret": other,
+                "date_succession": day,
+                "transfert_siege": transfert,
+                "continuite_economique": continuite,
+            }
+        )
+    if not known and not out["predecesseurs"] and not out["successeurs"]:
+        return 404, error_document(404, fmt, "siret")
+    return 200, {"data": out, "links": {}, "meta": {}}
+
+
 def get_document_from_store(
     data_dir: str | os.PathLike,
     identifier: str,

@@ -9,7 +9,7 @@ import json
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from conftest import CONTEXT
+from conftest import CONTEXT, run_mirror
 
 from mirror.catalog.build import connect
 from mirror.core.identifiers import luhn_check_digit
@@ -122,6 +122,15 @@ def test_successions_are_the_liens_de_succession(server, http_mirror, samples):
     assert r.status_code == 404 and r.json()["errors"][0]["code"] == "01003"
     r = server.get("/v3/insee/sirene/etablissements/12345678901234/successions", CONTEXT)
     assert r.status_code == 422 and r.json()["errors"][0]["code"] == "00302"
+
+    # `mirror get SIRET --successions` answers the same document and statuses from the command line.
+    linked = samples["sirets_linked"][0]
+    served = server.get(f"/v4/insee/sirene/etablissements/{linked}/successions", CONTEXT).json()
+    cli = run_mirror("get", linked, "--successions", "--format", "v4", "--compact", data_dir=http_mirror)
+    assert cli.returncode == 0 and json.loads(cli.stdout) == served, cli.stderr
+    assert run_mirror("get", UNKNOWN_SIRET, "--successions", data_dir=http_mirror).returncode == 3
+    usage = run_mirror("get", linked, "--successions", "--format", "v2", data_dir=http_mirror)
+    assert usage.returncode == 2 and "--successions" in usage.stderr and "Traceback" not in usage.stderr
 
 
 def test_v2_routes_and_non_diffusables(server, http_mirror, samples):

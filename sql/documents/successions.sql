@@ -1,4 +1,4 @@
--- Liens de succession of one établissement, both directions (API Entreprise
+-- Liens de succession of one établissement, both directions (mirror.serve.documents.get_successions: API Entreprise
 -- /v3|v4/insee/sirene/etablissements/{siret}/successions), from the catalog's `liens_succession` view (INSEE's
 -- StockEtablissementLiensSuccession merged with the daily changes).
 -- One bound parameter (?): the siret.
