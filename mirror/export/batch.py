@@ -28,13 +28,14 @@ from mirror.core.faults import crash_after_rows
 from mirror.core.identifiers import LA_POSTE_SIREN
 from mirror.core.sql import render
 from mirror.export.exporter import (
-    LIBELLES,
     Query,
     _export_error,
     _progress_bar,
+    add_libelles,
     build_source,
     check_columns,
     check_delimiter,
+    delimiter_for,
     format_for,
     write_output,
     writing,
@@ -199,7 +200,7 @@ def batch(
     with_libelles: bool = False,
     fmt: str | None = None,
     include_non_diffusible: bool = False,
-    delimiter: str = ",",
+    delimiter: str | None = None,
     split_sheets: bool = False,
     document: str = "v3",
     progress: bool = False,
@@ -211,8 +212,7 @@ def batch(
     if fmt == "jsonl":
         values = read_identifiers(input_path, column)
         return _batch_documents(con, values, input_path, out, document, include_non_diffusible, progress)
-    if fmt == "csv" and out.suffix.lower() == ".tsv" and delimiter == ",":
-        delimiter = "\t"
+    delimiter = delimiter_for(fmt, delimiter)
     check_delimiter(delimiter)
     table = classify(read_identifiers(input_path, column))
     input_name = "_mirror_batch_input"
@@ -220,7 +220,7 @@ def batch(
         source = build_source(sb, level, include_non_diffusible)
         cols = source.resolve(columns) if columns else list(source.default_columns)
         if with_libelles:
-            cols += [c for c in LIBELLES if c not in cols]
+            cols = add_libelles(cols)
         sb.register(input_name, table)
         counts, once = _status_counts(sb, level, include_non_diffusible, input_name, table.num_rows)
         extra = [c for c in ("latitude", "longitude") if fmt == "geojson" and c not in cols]
@@ -228,7 +228,14 @@ def batch(
             sb, level, cols + extra, include_non_diffusible, input_name, dedupe=not once
         )
         summary = write_output(
-            sb, query, plan, fmt, delimiter=delimiter, split_sheets=split_sheets, progress=progress
+            sb,
+            query,
+            plan,
+            fmt,
+            delimiter=delimiter,
+            split_sheets=split_sheets,
+            progress=progress,
+            level=level,
         )
     summary["statuses"] = {s: counts.get(s, 0) for s in STATUSES}
     summary["level"] = level
@@ -281,7 +288,7 @@ def _batch_documents(
                 raise _export_error(exc, plan) from None
             raise
     return {
-        "path": str(plan.path),
+        "path": plan.shown,
         "format": "jsonl",
         "rows": len(values),
         "statuses": counts,
