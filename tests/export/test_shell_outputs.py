@@ -226,6 +226,7 @@ def test_sort_orders_by_the_columns_then_the_identifier(loaded_stock, tmp_path):
 # --- --with-libelles: the libellés of the chosen columns --------------------------------------------------
 
 
+@pytest.mark.slow
 def test_with_libelles_adds_the_libelles_of_the_chosen_codes_next_to_them(
     loaded_stock, mirror_facts, tmp_path
 ):
