@@ -405,19 +405,24 @@ def _split_columns(values) -> list[str] | None:
 
 def _output_options(func):
     """Options shared by `export` and `batch`: output file, format and columns."""
+    from mirror.export.formats import EXTENSIONS, FORMATS
+
     decorators = [
         click.option(
             "-o",
             "--output",
             "output",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Output file; the format follows its extension (.csv .tsv .parquet .jsonl .xlsx .geojson).",
+            type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+            help=f"Output file; the format follows its extension ({' '.join(EXTENSIONS)}). "
+            "`-o -`: standard output (CSV unless --format; the summary goes to standard error).",
         ),
         click.option(
             "--format",
             "fmt",
-            type=click.Choice(["csv", "parquet", "jsonl", "xlsx", "geojson"]),
-            help="Output format, when the extension does not tell.",
+            type=click.Choice(list(FORMATS)),
+            help="Output format, when the extension does not tell (a known extension must agree). "
+            "XML: <etablissements> (or <unitesLegales>) holding one <etablissement> (<uniteLegale>) per "
+            "row, one child element per column, named after it; NULL values have no element.",
         ),
         click.option(
             "--columns",
@@ -430,11 +435,11 @@ def _output_options(func):
         click.option(
             "--with-libelles",
             is_flag=True,
-            help="Append the libellés (activité, NAF 2025, tranche, catégorie juridique, commune, "
-            "département, région, EPCI) next to the selected columns.",
+            help="Add, right after each selected code column (activité, NAF 2025, tranche, catégorie "
+            "juridique, commune, département, région, EPCI), the libellé of its code.",
         ),
         click.option(
-            "--delimiter", default=",", show_default=True, help="CSV delimiter (one character; \\t for tab)."
+            "--delimiter", default=None, help="CSV delimiter (one character; \\t for tab) [default: ,]."
         ),
         click.option(
             "--split-sheets",
@@ -481,6 +486,14 @@ def _delimiter(value: str) -> str:
 
 @main.command("export")
 @_output_options
+@click.option(
+    "--sort",
+    "sort",
+    multiple=True,
+    metavar="COL,COL",
+    help="Row order: these columns (-COL: descending; NULLs last), then the identifier. "
+    "Default: by identifier (siret / siren), so the same command gives the same file.",
+)
 @click.option("--count", "count_only", is_flag=True, help="Print the number of matching rows; write nothing.")
 @click.option("--list-columns", is_flag=True, help="Print the columns available at this level and exit.")
 @click.option(
@@ -573,6 +586,7 @@ def export_command(
     level,
     document,
     quiet,
+    sort,
     count_only,
     list_columns,
     naf,
@@ -604,18 +618,20 @@ def export_command(
     where,
     data_dir,
 ):
-    """Export the units matching combinable filters to CSV, Parquet, JSON Lines, Excel or GeoJSON.
+    """Export the units matching combinable filters to CSV, TSV, Parquet, JSON Lines, Excel, GeoJSON or XML.
 
     Default: active établissements, diffusible data only (personal data of partially diffusible units
     masked). Filters combine with AND; values of one repeated filter combine with OR. At level
-    unite-legale the address filters apply to the siège. The file is written as OUTPUT.part and renamed
-    when complete. Examples:
+    unite-legale the address filters apply to the siège. Rows are ordered by identifier (or --sort).
+    The file is written as OUTPUT.part and renamed when complete; `-o -` writes to standard output
+    once the export is complete. Examples:
 
     \b
       mirror export --naf 56.10A --departement 75 --tranche 11 -o restos.csv
       mirror export --level unite-legale --categorie-juridique 57 --created-from 2025-01-01 -o sas.parquet
       mirror export --near 48.8566,2.3522 --radius-km 2 --naf J -o tech.geojson
       mirror export --name "boulangerie" --departement 69 --count
+      mirror export --siren 552100554 --all --columns siret,codePostalEtablissement -o - | head
     """
     from mirror.catalog.build import connect
     from mirror.export.exporter import NON_DIFFUSIBLE_WARNING, export
@@ -668,10 +684,11 @@ def export_command(
         fmt=fmt,
         include_non_diffusible=include_non_diffusible,
         count_only=count_only,
-        delimiter=_delimiter(delimiter),
+        delimiter=_delimiter(delimiter) if delimiter is not None else None,
         split_sheets=split_sheets,
         document=document,
         progress=not quiet,
+        sort=_split_columns(sort),
     )
     if count_only:
         click.echo(summary["rows"])
@@ -692,7 +709,10 @@ def export_command(
 @click.argument("input_file", type=click.Path(dir_okay=False, path_type=Path))
 @_output_options
 @click.option(
-    "--column", metavar="NAME", help="INPUT is a CSV file (, ; tab or |) and NAME its identifier column."
+    "--column",
+    metavar="NAME",
+    help="INPUT is a CSV file (, ; tab or |) and NAME its identifier column. Without it, a CSV's header "
+    "line and its SIREN / SIRET column are detected (or the command says what to pass).",
 )
 @data_dir_option
 def batch_command(
@@ -712,8 +732,8 @@ def batch_command(
 ):
     """Enrich a list of SIRENs and/or SIRETs (one per line, or a CSV column) with the mirror's data.
 
-    One output row per input row, in input order (duplicates kept), starting with the original `input`
-    and a `status`: ok, non_diffusible (partially diffusible: personal data masked), not_found, or
+    One output row per input row (a blank line too), in input order (duplicates kept), starting with the
+    original `input` and a `status`: ok, non_diffusible (partially diffusible: personal data masked), not_found, or
     invalid (length or Luhn check). Level unite-legale (default): a SIRET gives its unit. Level
     etablissement: a SIREN gives its siège. JSON Lines (.jsonl): one API Entreprise document per input
     row (SIREN: the unit's, SIRET: the établissement's), or its error body (422, 404, 451, 301).
@@ -741,11 +761,18 @@ def batch_command(
         with_libelles=with_libelles,
         fmt=fmt,
         include_non_diffusible=include_non_diffusible,
-        delimiter=_delimiter(delimiter),
+        delimiter=_delimiter(delimiter) if delimiter is not None else None,
         split_sheets=split_sheets,
         document=document,
         progress=not quiet,
     )
+    read = summary.get("input") or {}
+    if read.get("detected"):
+        click.echo(
+            f"Read the column {read['column']!r} of {input_file.name} (its first line is a header); "
+            "pass --column NAME to read another.",
+            err=True,
+        )
     statuses = ", ".join(f"{k} {v:,}" for k, v in summary["statuses"].items())
     click.echo(f"{summary['rows']:,} rows written to {summary['path']} ({statuses})", err=True)
 

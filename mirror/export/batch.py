@@ -1,8 +1,10 @@
 """`mirror batch`: enrich a list of SIRENs / SIRETs with the mirror's columns, in one SQL join.
 
-Input: one identifier per line, or a CSV file and the name of its identifier column. Spaces inside
-identifiers are ignored ("552 100 554"). Every input row gives exactly one output row, in input order
-(duplicates kept), with the original `input` value and a `status`:
+Input: one identifier per line (a blank line is an input row too: `invalid`), or a CSV file and the
+name of its identifier column; a CSV given without the name has its header line and identifier column
+detected (`read_input`), or is refused with what to pass. Spaces inside identifiers are ignored
+("552 100 554"). Every input row gives exactly one output row, in input order (duplicates kept), with
+the original `input` value and a `status`:
 
 - `ok`: found;
 - `non_diffusible`: found, but the unit (level unite-legale) or établissement (level etablissement)
@@ -18,6 +20,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -28,13 +33,14 @@ from mirror.core.faults import crash_after_rows
 from mirror.core.identifiers import LA_POSTE_SIREN
 from mirror.core.sql import render
 from mirror.export.exporter import (
-    LIBELLES,
     Query,
     _export_error,
     _progress_bar,
+    add_libelles,
     build_source,
     check_columns,
     check_delimiter,
+    delimiter_for,
     format_for,
     write_output,
     writing,
@@ -65,32 +71,135 @@ def _read_text(path: Path) -> tuple[str, str]:
     raise AssertionError("latin-1 decodes any byte")  # pragma: no cover
 
 
-def read_identifiers(path: Path, column: str | None = None) -> list[str]:
-    """Raw input values, in order: lines of a text file, or one column of a CSV file."""
-    path = Path(path)
-    if not path.is_file():
-        raise MirrorError(f"input file {path} not found")
-    text, _encoding = _read_text(path)
-    if column is None:
-        return [line.strip() for line in text.splitlines() if line.strip()]
-    sample = text[:65536]
+@dataclass
+class BatchInput:
+    values: list[str]  # raw input values, one per input row, in order
+    column: str | None = None  # the CSV column read (given by --column or detected)
+    detected: bool = False  # the header line (and column) were found without --column
+
+
+# Field delimiters a CSV input may use.
+CSV_DELIMITERS = ",;\t|"
+# Header names of a one-column list (compared lowercased, accents and non-letters removed).
+_HEADER_WORDS = ("siren", "siret", "identifiant", "id", "numero", "num")
+_SNIFF_CHARS = 65536
+_SNIFF_ROWS = 1000
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of a text (\\n, \\r\\n or \\r), every one, blank lines included: one input row each."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":  # the last line's newline ends it, it does not start another
+        lines.pop()
+    return lines
+
+
+def _digits(value: str) -> str:
+    return value.translate(_BLANKS)
+
+
+def _is_identifier(value: str) -> bool:
+    """9 or 14 digits once blanks are removed (the Luhn check is classify's)."""
+    v = _digits(value)
+    return v.isascii() and v.isdigit() and len(v) in (9, 14)
+
+
+def _word(name: str) -> str:
+    """A header name lowercased, accents and anything but letters and digits removed."""
+    decomposed = unicodedata.normalize("NFKD", name.lower())
+    return "".join(c for c in decomposed if c.isascii() and c.isalnum())
+
+
+def _dialect(text: str):
     try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        return csv.Sniffer().sniff(text[:_SNIFF_CHARS], delimiters=CSV_DELIMITERS)
     except csv.Error:
-        dialect = csv.excel
+        return csv.excel
+
+
+def _csv_column(path: Path, text: str, column: str | int) -> tuple[str, list[str]]:
+    """(header name, values) of one column of a CSV text: named (case-insensitive) or by index. A blank
+    line is a row with an empty value (invalid): the output keeps the input's rows."""
     try:
-        reader = csv.reader(io.StringIO(text, newline=""), dialect)
+        reader = csv.reader(io.StringIO(text, newline=""), _dialect(text))
         header = next(reader, None)
         if header is None:
             raise MirrorError(f"{path} is empty")
         names = [h.strip() for h in header]
-        lowered = [h.lower() for h in names]
-        if column.lower() not in lowered:
-            raise BadInput(f"no column {column!r} in {path.name} (columns: {', '.join(names)})")
-        idx = lowered.index(column.lower())
-        return [(row[idx] if idx < len(row) else "").strip() for row in reader if row]
+        if isinstance(column, int):
+            idx = column
+        else:
+            lowered = [h.lower() for h in names]
+            if column.lower() not in lowered:
+                raise BadInput(f"no column {column!r} in {path.name} (columns: {', '.join(names)})")
+            idx = lowered.index(column.lower())
+        return names[idx], [(row[idx] if idx < len(row) else "").strip() for row in reader]
     except csv.Error as exc:
         raise BadInput(f"cannot read {path.name} as CSV (line {reader.line_num}: {exc})") from None
+
+
+def _detect_column(path: Path, text: str, first: str) -> int:
+    """The identifier column of a CSV given without --column: the one column named like siren / siret,
+    else the one column holding mostly 9- or 14-digit values. Anything else: say what to pass."""
+    rows = list(
+        itertools.islice(
+            csv.reader(io.StringIO(text[:_SNIFF_CHARS], newline=""), _dialect(text)), _SNIFF_ROWS
+        )
+    )
+    header = [h.strip() for h in rows[0]] if rows else []
+    shown = ", ".join(header)
+    if any(_is_identifier(h) for h in header):
+        raise BadInput(
+            f"{path.name} looks like a CSV without a header line ({first[:60]!r}): give one identifier per "
+            "line, or add a header line and pass --column NAME"
+        )
+    named = [i for i, h in enumerate(header) if "siren" in _word(h) or "siret" in _word(h)]
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        raise BadInput(
+            f"{path.name} has several identifier columns ({', '.join(header[i] for i in named)}): pass "
+            + " or ".join(f"--column {header[i]}" for i in named)
+        )
+    holding = []
+    for i in range(len(header)):
+        values = [r[i].strip() for r in rows[1:] if i < len(r) and r[i].strip()]
+        if values and sum(map(_is_identifier, values)) * 2 > len(values):
+            holding.append(i)
+    if len(holding) == 1:
+        return holding[0]
+    raise BadInput(
+        f"{path.name} looks like a CSV (columns: {shown}) and none is clearly the SIREN / SIRET: "
+        "pass --column NAME"
+    )
+
+
+def read_input(path: Path, column: str | None = None) -> BatchInput:
+    """The raw input values, one per input row, in order: the lines of a text file (blank lines included,
+    as invalid rows), or one column of a CSV file (`column`, else detected from its header line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MirrorError(f"input file {path} not found")
+    text, _encoding = _read_text(path)
+    if column is not None:
+        name, values = _csv_column(path, text, column)
+        return BatchInput(values, name)
+    lines = _lines(text)
+    first = lines[0].strip() if lines else ""
+    if not first or _digits(first).isdigit():
+        return BatchInput([line.strip() for line in lines])
+    if any(d in first for d in CSV_DELIMITERS):
+        name, values = _csv_column(path, text, _detect_column(path, text, first))
+        return BatchInput(values, name, detected=True)
+    word = _word(first)
+    if not any(c.isdigit() for c in first) and ("siren" in word or "siret" in word or word in _HEADER_WORDS):
+        return BatchInput([line.strip() for line in lines[1:]], first, detected=True)
+    return BatchInput([line.strip() for line in lines])
+
+
+def read_identifiers(path: Path, column: str | None = None) -> list[str]:
+    """Raw input values, in order (`read_input`'s)."""
+    return read_input(path, column).values
 
 
 def valid_identifiers_sql(relation: str) -> tuple[str, list]:
@@ -199,7 +308,7 @@ def batch(
     with_libelles: bool = False,
     fmt: str | None = None,
     include_non_diffusible: bool = False,
-    delimiter: str = ",",
+    delimiter: str | None = None,
     split_sheets: bool = False,
     document: str = "v3",
     progress: bool = False,
@@ -208,19 +317,22 @@ def batch(
     out = Path(out)
     fmt = format_for(out, fmt)
     columns = check_columns(columns)
+    rows = read_input(input_path, column)
+    read = {"column": rows.column, "detected": rows.detected}
     if fmt == "jsonl":
-        values = read_identifiers(input_path, column)
-        return _batch_documents(con, values, input_path, out, document, include_non_diffusible, progress)
-    if fmt == "csv" and out.suffix.lower() == ".tsv" and delimiter == ",":
-        delimiter = "\t"
+        summary = _batch_documents(
+            con, rows.values, input_path, out, document, include_non_diffusible, progress
+        )
+        return {**summary, "input": read}
+    delimiter = delimiter_for(fmt, delimiter)
     check_delimiter(delimiter)
-    table = classify(read_identifiers(input_path, column))
+    table = classify(rows.values)
     input_name = "_mirror_batch_input"
     with writing(con, out, inputs=(Path(input_path),)) as (plan, sb):
         source = build_source(sb, level, include_non_diffusible)
         cols = source.resolve(columns) if columns else list(source.default_columns)
         if with_libelles:
-            cols += [c for c in LIBELLES if c not in cols]
+            cols = add_libelles(cols)
         sb.register(input_name, table)
         counts, once = _status_counts(sb, level, include_non_diffusible, input_name, table.num_rows)
         extra = [c for c in ("latitude", "longitude") if fmt == "geojson" and c not in cols]
@@ -228,10 +340,18 @@ def batch(
             sb, level, cols + extra, include_non_diffusible, input_name, dedupe=not once
         )
         summary = write_output(
-            sb, query, plan, fmt, delimiter=delimiter, split_sheets=split_sheets, progress=progress
+            sb,
+            query,
+            plan,
+            fmt,
+            delimiter=delimiter,
+            split_sheets=split_sheets,
+            progress=progress,
+            level=level,
         )
     summary["statuses"] = {s: counts.get(s, 0) for s in STATUSES}
     summary["level"] = level
+    summary["input"] = read
     return summary
 
 
@@ -281,7 +401,7 @@ def _batch_documents(
                 raise _export_error(exc, plan) from None
             raise
     return {
-        "path": str(plan.path),
+        "path": plan.shown,
         "format": "jsonl",
         "rows": len(values),
         "statuses": counts,

@@ -1,4 +1,4 @@
-"""`mirror export`: filtered bulk exports of the catalog to CSV, Parquet, JSON Lines, Excel or GeoJSON.
+"""`mirror export`: filtered bulk exports of the catalog to CSV, TSV, Parquet, JSON Lines, Excel, GeoJSON or XML.
 
 How a query is built: a *source* exposes, for one level (établissement or unité légale), every
 column a user may ask for or filter on: the base view's columns, the other level's columns
@@ -13,7 +13,9 @@ rule needs the unit's catégorie juridique, hence a join with every unit) reads 
 `etablissements_masques_adresse` instead: the same view without that one rule, so the same rows and
 values for every column the query reads, and no join (`Source.select_sql`).
 
-Writing is streamed: DuckDB COPY for CSV and Parquet, Arrow record batches for the other formats.
+Rows come ordered by the level's identifier (siret / siren), or by `--sort` then the identifier: the
+same command on the same mirror gives the same bytes. Writing is streamed: DuckDB COPY for CSV, TSV
+and Parquet, Arrow record batches for the other formats (mirror.export.formats: one table of formats).
 Where the bytes go (a `.part` renamed onto a regular file, a device written in place, outputs refused
 inside the data directory) is `mirror.export.output`'s; every query of an export runs on the
 locked-down connection of `mirror.export.sandbox`, never on the caller's.
@@ -24,13 +26,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import re
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -39,20 +42,11 @@ from mirror.core.errors import BadInput, MirrorError, NotFound
 from mirror.core.faults import crash_after_rows
 from mirror.core.schema import MASKED_ETABLISSEMENT_PERSON_COLUMNS
 from mirror.export.filters import Filters, WhereClause, build_where, check_near_siret
+from mirror.export.formats import FORMATS, delimiter_for, format_for
 from mirror.export.output import Output, commit, discard, is_write_error, plan_output, prepare, write_error
 from mirror.export.sandbox import data_dir_of, sandboxed
 
-FORMATS = ("csv", "parquet", "jsonl", "xlsx", "geojson")
-EXTENSIONS = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".txt": "csv",
-    ".parquet": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".xlsx": "xlsx",
-    ".geojson": "geojson",
-}
+XLSX_CREATED = datetime(1980, 1, 1, tzinfo=UTC)
 EXCEL_MAX_ROWS = 1_048_575  # data rows per sheet (Excel's 1,048,576 rows minus the header)
 BATCH_ROWS = 65_536
 
@@ -95,6 +89,25 @@ LIBELLES = {
     "libelleActivitePrincipaleNAF25UniteLegale": ("n25_u.libelle", "n25_u"),
     "libelleTrancheEffectifsUniteLegale": ("te_u.intitule", "te_u"),
 }
+
+
+def _code_of(alias: str) -> str:
+    """The code column a libellé join looks up (`<alias>.code = {E}.<column>`)."""
+    return re.search(r"\.code = \{[EU]\}\.(\w+)", _LIBELLE_JOINS[alias]).group(1)
+
+
+# Code column -> the libellés of its value, in LIBELLES' order.
+LIBELLES_OF: dict[str, list[str]] = {}
+for _name, (_expr, _alias) in LIBELLES.items():
+    LIBELLES_OF.setdefault(_code_of(_alias), []).append(_name)
+
+
+def add_libelles(columns: list[str]) -> list[str]:
+    """`columns` with, right after each code column, the libellés of its code (--with-libelles)."""
+    out: list[str] = []
+    for c in columns:
+        out += [c, *(lib for lib in LIBELLES_OF.get(c, ()) if lib not in columns and lib not in out)]
+    return list(dict.fromkeys(out))
 
 
 # etablissements_diffusibles without its natural-person rule (sql/views/20_diffusibles.sql).
@@ -271,15 +284,36 @@ def resolve_near(con, source: Source, f: Filters) -> tuple[float, float] | None:
     return float(row[0]), float(row[1])
 
 
+def order_by(source: Source, sort: list[str] | None = None) -> tuple[str, list[str]]:
+    """(ORDER BY clause, the columns it reads): the `--sort` columns (`-name`: descending; NULLs last),
+    then the level's identifier, which makes the order total: the same export gives the same bytes."""
+    keys: list[tuple[str, str]] = []
+    for name in sort or ():
+        name = name.strip()
+        desc = name.startswith("-")
+        (column,) = source.resolve([name[1:] if desc else name])
+        keys.append((column, "DESC" if desc else "ASC"))
+    if source.key not in (c for c, _ in keys):
+        keys.append((source.key, "ASC"))
+    clause = ", ".join(f'"{c}" {direction} NULLS LAST' for c, direction in dict(keys).items())
+    return f"ORDER BY {clause}", [c for c, _ in keys]
+
+
 def build_query(
-    con, source: Source, f: Filters, columns: list[str] | None = None, extra: list[str] = ()
+    con,
+    source: Source,
+    f: Filters,
+    columns: list[str] | None = None,
+    extra: list[str] = (),
+    sort: list[str] | None = None,
 ) -> Query:
-    """The export's SELECT (columns in the requested order) and its parameters."""
+    """The export's SELECT (columns in the requested order, rows in `order_by`'s) and its parameters."""
     out = source.resolve(columns) if columns else list(source.default_columns)
     where: WhereClause = build_where(f, source.level, set(source.columns), resolve_near(con, source, f))
-    needed = set(out) | set(where.columns) | set(extra)
+    order, order_columns = order_by(source, sort)
+    needed = set(out) | set(where.columns) | set(extra) | set(order_columns)
     select = ", ".join(f'"{c}"' for c in dict.fromkeys([*out, *extra]))
-    sql = f"SELECT {select} FROM ({source.select_sql(needed)}) AS src WHERE {where.sql}"
+    sql = f"SELECT {select} FROM ({source.select_sql(needed)}) AS src WHERE {where.sql} {order}"
     count_sql = f"SELECT count(*) FROM ({source.select_sql(where.columns)}) AS src WHERE {where.sql}"
     return Query(sql, where.params, out, count_sql)
 
@@ -294,17 +328,6 @@ def count_rows(con, query: Query) -> int:
 # ------------------------------------------------------------------------------------------
 
 
-def format_for(path: Path, fmt: str | None) -> str:
-    if fmt:
-        if fmt not in FORMATS:
-            raise BadInput(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
-        return fmt
-    found = EXTENSIONS.get(path.suffix.lower())
-    if not found:
-        raise BadInput(f"cannot tell the format from {path.name!r}: give --format ({', '.join(FORMATS)})")
-    return found
-
-
 def _progress_bar(total: int | None, progress: bool, unit: str = "rows"):
     from tqdm import tqdm
 
@@ -315,14 +338,33 @@ def _progress_bar(total: int | None, progress: bool, unit: str = "rows"):
     )
 
 
-def _write_copy(con, query: Query, part: Path, fmt: str, delimiter: str, progress: bool) -> int:
-    """CSV / Parquet through DuckDB COPY (streaming, parallel); a thread polls the query's progress.
+@dataclass
+class _Job:
+    """What a writer gets besides the connection and the query (one signature for the table's writers)."""
+
+    plan: Output
+    fmt: str
+    level: str
+    total: int | None  # the query's row count (None for the COPY formats, which do not need it)
+    delimiter: str = ","
+    split_sheets: bool = False
+    source: Source | None = None
+    document: str = "v3"
+    diffusibles: bool = True
+    progress: bool = False
+    skipped: int = 0  # GeoJSON: rows without coordinates
+    skipped_documents: dict[int, int] | None = None  # JSON Lines: HTTP status -> documents not written
+
+
+def _write_copy(con, query: Query, job: _Job) -> int:
+    """CSV / TSV / Parquet through DuckDB COPY (streaming, parallel); a thread polls the query's progress.
 
     `con` is a sandbox connection: its progress bar is already enabled (silently) and its settings locked.
     """
-    if fmt == "csv":
+    part, progress = job.plan.part, job.progress
+    if FORMATS[job.fmt].delimiter is not None:
         options = "FORMAT csv, HEADER true, DELIMITER ?, QUOTE '\"', ESCAPE '\"'"
-        option_params = [delimiter]
+        option_params = [job.delimiter]
     else:
         options, option_params = "FORMAT parquet, COMPRESSION zstd", []
     # DuckDB numbers the target's "?" first, then the query's, then the options'. USE_TMP_FILE false:
@@ -364,11 +406,11 @@ def _json_default(value):
     return str(value)
 
 
-def _write_geojson(con, query: Query, part: Path, total: int, progress: bool) -> tuple[int, int]:
-    """FeatureCollection of points; rows without coordinates are skipped and counted."""
+def _write_geojson(con, query: Query, job: _Job) -> int:
+    """FeatureCollection of points; rows without coordinates are skipped and counted (`job.skipped`)."""
     props = [c for c in query.columns if c not in ("latitude", "longitude")]
     written = skipped = 0
-    with open(part, "w", encoding="utf-8") as fh, _progress_bar(total, progress) as bar:
+    with open(job.plan.part, "w", encoding="utf-8") as fh, _progress_bar(job.total, job.progress) as bar:
         fh.write('{"type": "FeatureCollection", "features": [\n')
         for batch in _batches(con, query):
             data = batch.to_pydict()
@@ -390,12 +432,86 @@ def _write_geojson(con, query: Query, part: Path, total: int, progress: bool) ->
             bar.update(batch.num_rows)
             crash_after_rows(written)
         fh.write("\n]}\n")
-    return written, skipped
+    job.skipped = skipped
+    return written
 
 
-def _write_xlsx(
-    con, query: Query, part: Path, tmpdir: Path, total: int, split_sheets: bool, progress: bool
-) -> int:
+# XML: <root> holding one <row> element per row, one child element per non-NULL column, named after it.
+XML_ELEMENTS = {
+    "etablissement": ("etablissements", "etablissement"),
+    "unite-legale": ("unitesLegales", "uniteLegale"),
+}
+XML_SLICE_ROWS = 4096
+_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
+# Characters XML 1.0 cannot hold (even escaped): replaced by U+FFFD.
+_XML_FORBIDDEN = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
+_XML_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;"))
+
+
+def _xml_tags(name: str) -> tuple[str, str]:
+    """(opening, closing) tag of a column: `<name>`, or `<field name="...">` for a name XML cannot take."""
+    if _XML_NAME.match(name) and not name.lower().startswith("xml"):
+        return f"<{name}>", f"</{name}>"
+    quoted = name
+    for char, entity in (*_XML_ESCAPES, ('"', "&quot;")):
+        quoted = quoted.replace(char, entity)
+    return f'<field name="{quoted}">', "</field>"
+
+
+def _xml_text(column):
+    """The escaped text of an Arrow column (NULL stays NULL), in Arrow compute, not row by row: dates and
+    timestamps ISO 8601 (xs:date, xs:dateTime), booleans true/false, numbers as DuckDB's CSV writes them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        try:
+            return pc.strftime(pc.cast(column, pa.timestamp("s", kind.tz)), "%Y-%m-%dT%H:%M:%S")
+        except pa.ArrowInvalid:  # sub-second values: keep them
+            return pc.replace_substring(pc.cast(column, pa.string()), " ", "T", max_replacements=1)
+    plain = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_boolean)
+    if any(test(kind) for test in plain) or pa.types.is_date(kind) or pa.types.is_time(kind):
+        return pc.cast(column, pa.string())  # digits, signs, dots, dashes, colons: nothing to escape
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        try:  # an enum (dictionary), a blob...
+            column = pc.cast(column, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # nested types: their Python text
+            column = pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.string())
+    column = pc.replace_substring_regex(column, _XML_FORBIDDEN, "\ufffd")
+    for char, entity in _XML_ESCAPES:
+        column = pc.replace_substring(column, char, entity)
+    return column
+
+
+def _write_xml(con, query: Query, job: _Job) -> int:
+    """Streamed XML (no document tree in memory): one line per row, built per record batch in Arrow."""
+    import pyarrow.compute as pc
+
+    root, row = XML_ELEMENTS.get(job.level, ("rows", "row"))
+    tags = [_xml_tags(c) for c in query.columns]
+    written = 0
+    with open(job.plan.part, "w", encoding="utf-8") as fh, _progress_bar(job.total, job.progress) as bar:
+        fh.write(f'<?xml version="1.0" encoding="UTF-8"?>\n<{root}>\n')
+        for batch in _batches(con, query):
+            for first in range(0, batch.num_rows, XML_SLICE_ROWS):  # slices: small intermediate arrays
+                rows = batch.slice(first, XML_SLICE_ROWS)
+                cells = [
+                    pc.fill_null(
+                        pc.binary_join_element_wise(opening, _xml_text(rows.column(i)), closing, ""), ""
+                    )
+                    for i, (opening, closing) in enumerate(tags)
+                ]
+                lines = pc.binary_join_element_wise(f"<{row}>", *cells, f"</{row}>\n", "")
+                fh.write("".join(lines.to_pylist()))
+                written += rows.num_rows
+                bar.update(rows.num_rows)
+            crash_after_rows(written)
+        fh.write(f"</{root}>\n")
+    return written
+
+
+def _write_xlsx(con, query: Query, job: _Job) -> int:
     """Excel through xlsxwriter's constant-memory mode; one sheet per EXCEL_MAX_ROWS rows when split.
 
     xlsxwriter's temporary files (one per sheet, as large as the sheet) go to `tmpdir` beside the
@@ -403,7 +519,8 @@ def _write_xlsx(
     """
     import xlsxwriter
 
-    if total > EXCEL_MAX_ROWS and not split_sheets:
+    part, tmpdir, total, progress = job.plan.part, job.plan.tmpdir / "xlsx", job.total or 0, job.progress
+    if total > EXCEL_MAX_ROWS and not job.split_sheets:
         raise BadInput(
             f"{total:,} rows exceed Excel's limit of {EXCEL_MAX_ROWS:,} rows per sheet: "
             "add --split-sheets, or export to CSV or Parquet"
@@ -417,6 +534,9 @@ def _write_xlsx(
     }
     tmpdir.mkdir(parents=True, exist_ok=True)
     workbook = xlsxwriter.Workbook(str(part), options)
+    # A fixed creation date (xlsxwriter's default is now), as its zip entries have: the same export gives
+    # the same bytes.
+    workbook.set_properties({"created": XLSX_CREATED})
     date_fmt = workbook.add_format({"num_format": "yyyy-mm-dd"})
     ts_fmt = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
     bold = workbook.add_format({"bold": True})
@@ -496,25 +616,19 @@ def _close_workbook(workbook) -> None:
         raise
 
 
-def _write_jsonl(
-    con,
-    query: Query,
-    source: Source,
-    part: Path,
-    total: int,
-    document: str,
-    diffusibles: bool,
-    progress: bool,
-    skipped: dict,
-) -> int:
+def _write_jsonl(con, query: Query, job: _Job) -> int:
     """The API Entreprise documents (v2/v3/v4) of the matching rows, one JSON per line (mirror.serve.documents)."""
+    source, document, diffusibles = job.source, job.document, job.diffusibles
+    if source is None:
+        raise MirrorError("JSON Lines needs the export source")
+    skipped = job.skipped_documents if job.skipped_documents is not None else {}
     try:
         from mirror.serve.documents import iter_documents
     except ImportError:
         raise MirrorError("JSON Lines needs mirror.serve.documents, which this installation lacks") from None
     ids = con.sql(f'SELECT "{source.key}" AS id FROM ({query.sql}) AS q', params=query.params)
     written = 0
-    with open(part, "w", encoding="utf-8") as fh, _progress_bar(total, progress) as bar:
+    with open(job.plan.part, "w", encoding="utf-8") as fh, _progress_bar(job.total, job.progress) as bar:
         docs = iter_documents(
             con, ids, fmt=document, diffusibles=diffusibles, non_diffusables=not diffusibles, as_text=True
         )
@@ -557,7 +671,7 @@ def writing(
         try:
             spill.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise write_error(exc, plan.path) from None
+            raise write_error(exc, plan.shown) from None
         with sandboxed(con, [plan.part], spill=spill) as sb:
             yield plan, sb
     finally:
@@ -571,11 +685,11 @@ def _export_error(exc: BaseException, plan: Output) -> MirrorError:
     if isinstance(exc, OSError) or (
         is_write_error(exc) and (about_output or not isinstance(exc, duckdb.Error))
     ):
-        return write_error(exc, plan.path)
+        return write_error(exc, plan.shown)
     if isinstance(exc, duckdb.Error) and any(
         w in text.lower() for w in ("no space left", "disk quota", "read-only file system")
     ):
-        return write_error(exc, plan.path)
+        return write_error(exc, plan.shown)
     first = (text.strip().splitlines() or [type(exc).__name__])[0]
     return MirrorError(f"the export failed: {first}")
 
@@ -592,34 +706,24 @@ def write_output(
     document: str = "v3",
     diffusibles: bool = True,
     progress: bool = False,
+    level: str = "etablissement",
 ) -> dict:
     """Writes the query to `plan.part` and puts it in place (mirror.export.output); returns a summary.
 
     `con` is the sandbox connection of `writing()`.
     """
     check_delimiter(delimiter)
-    part = plan.part
+    spec = FORMATS.get(fmt)
+    if spec is None:
+        raise BadInput(f"unknown format {fmt!r}")
+    writer = globals()[spec.writer]
     started = time.monotonic()
-    skipped = 0
-    skipped_documents: dict[int, int] = {}  # HTTP status -> documents not written (JSON Lines)
-    total = None
+    job = _Job(plan, fmt, level, None, delimiter, split_sheets, source, document, diffusibles, progress)
+    job.skipped_documents = {}
     try:
-        if fmt in ("csv", "parquet"):
-            rows = _write_copy(con, query, part, fmt, delimiter, progress)
-        else:
-            total = count_rows(con, query)
-            if fmt == "xlsx":
-                rows = _write_xlsx(con, query, part, plan.tmpdir / "xlsx", total, split_sheets, progress)
-            elif fmt == "geojson":
-                rows, skipped = _write_geojson(con, query, part, total, progress)
-            elif fmt == "jsonl":
-                if source is None:
-                    raise MirrorError("JSON Lines needs the export source")
-                rows = _write_jsonl(
-                    con, query, source, part, total, document, diffusibles, progress, skipped_documents
-                )
-            else:
-                raise BadInput(f"unknown format {fmt!r}")
+        if writer is not _write_copy:  # the other writers show a row count, and Excel checks it
+            job.total = count_rows(con, query)
+        rows = writer(con, query, job)
         crash_after_rows(rows, final=True)
         commit(plan)
     except MirrorError:
@@ -629,11 +733,11 @@ def write_output(
             raise _export_error(exc, plan) from None
         raise
     return {
-        "path": str(plan.path),
+        "path": plan.shown,
         "format": fmt,
         "rows": rows,
-        "skipped_without_coordinates": skipped,
-        "skipped_documents": skipped_documents,
+        "skipped_without_coordinates": job.skipped,
+        "skipped_documents": job.skipped_documents,
         "seconds": round(time.monotonic() - started, 3),
     }
 
@@ -660,7 +764,8 @@ def export(
     fmt: str | None = None,
     include_non_diffusible: bool = False,
     count_only: bool = False,
-    delimiter: str = ",",
+    delimiter: str | None = None,
+    sort: list[str] | None = None,
     split_sheets: bool = False,
     document: str = "v3",
     progress: bool = False,
@@ -687,8 +792,7 @@ def export(
         raise BadInput("give an output file (-o FILE), or --count")
     out = Path(out)
     fmt = format_for(out, fmt)
-    if fmt == "csv" and out.suffix.lower() == ".tsv" and delimiter == ",":
-        delimiter = "\t"
+    delimiter = delimiter_for(fmt, delimiter)
     check_delimiter(delimiter)
     with writing(con, out) as (plan, sb):
         source = build_source(sb, level, include_non_diffusible)
@@ -696,7 +800,7 @@ def export(
         extra = ["latitude", "longitude"] if fmt == "geojson" else []
         if fmt == "jsonl":
             extra = [source.key]
-        query = build_query(sb, source, f, cols, extra=extra)
+        query = build_query(sb, source, f, cols, extra=extra, sort=sort)
         if fmt == "geojson":
             query.columns = cols + [c for c in extra if c not in cols]
         _check_where_runs(sb, query, f)
@@ -711,16 +815,15 @@ def export(
             document=document,
             diffusibles=not include_non_diffusible,
             progress=progress,
+            level=level,
         )
     summary["level"] = level
     return summary
 
 
-def _selected(source: Source, columns: list[str] | None, with_libelles: bool) -> list[str]:
+def _selected(source: Source, columns: list[str] | None, libelles: bool) -> list[str]:
     cols = source.resolve(columns) if columns else list(source.default_columns)
-    if with_libelles:
-        cols += [c for c in LIBELLES if c not in cols]
-    return cols
+    return add_libelles(cols) if libelles else cols
 
 
 def list_columns(con, level: str, include_non_diffusible: bool = False) -> list[tuple[str, str]]:

@@ -8,6 +8,8 @@
   write error there (`/dev/full`) is reported. A temporary file rather than streaming because DuckDB
   COPY (CSV, Parquet) cannot write to a device and xlsxwriter needs a file it can seek in; one path
   for every format keeps the errors the same. A block device or a socket is refused.
+- `-` is standard output: written like a device (the finished file's bytes are copied to file
+  descriptor 1, so an export that fails writes nothing there).
 - An output inside the data directory, or the same file as an input (`batch X -o X`), is refused.
 - xlsxwriter's temporary files (and DuckDB's spill files) live in `<part>.tmp/` beside the output and
   are removed with it; a leftover `.part` or `.part.tmp/` of a killed run is removed by the next
@@ -31,6 +33,7 @@ from pathlib import Path
 import duckdb
 
 from mirror.core.errors import BadInput, MirrorError
+from mirror.export.formats import is_stdout
 
 COPY_CHUNK = 1 << 20
 
@@ -42,6 +45,12 @@ class Output:
     special: bool  # a character device or FIFO, written in place
     part: Path  # where the writers write
     scratch: Path | None = None  # private folder holding `part` for a special target
+    fd: int | None = None  # standard output (`-o -`): written to this file descriptor
+
+    @property
+    def shown(self) -> str:
+        """The output in messages."""
+        return "standard output" if self.fd is not None else str(self.path)
 
     @property
     def tmpdir(self) -> Path:
@@ -55,6 +64,8 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def plan_output(out: Path, data_dir: Path | None = None, inputs: tuple[Path, ...] = ()) -> Output:
     """Checks the output path and decides how it is written (nothing is created yet)."""
+    if is_stdout(out):
+        return Output(Path("-"), Path("/dev/stdout"), True, Path(), None, fd=1)
     out = Path(out).absolute()
     try:  # followed through links: /dev/stdout -> /proc/self/fd/1 -> a pipe whose "path" cannot be resolved
         followed = os.stat(out).st_mode
@@ -116,7 +127,7 @@ def prepare(plan: Output) -> None:
         elif tmp.is_dir():
             shutil.rmtree(tmp)
     except OSError as exc:
-        raise write_error(exc, plan.path) from None
+        raise write_error(exc, plan.shown) from None
 
 
 def commit(plan: Output) -> None:
@@ -125,15 +136,17 @@ def commit(plan: Output) -> None:
         if not plan.special:
             os.replace(plan.part, plan.target)
             return
-        # O_WRONLY without O_CREAT / O_TRUNC: a device is written, never created or replaced.
-        fd = os.open(plan.target, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+        if plan.fd is not None:
+            fd = os.dup(plan.fd)
+        else:  # O_WRONLY without O_CREAT / O_TRUNC: a device is written, never created or replaced.
+            fd = os.open(plan.target, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
         with open(plan.part, "rb") as src, open(fd, "wb", buffering=0) as dst:
             while chunk := src.read(COPY_CHUNK):
                 view = memoryview(chunk)
                 while view:
                     view = view[dst.write(view) :]
     except OSError as exc:
-        raise write_error(exc, plan.path) from None
+        raise write_error(exc, plan.shown) from None
 
 
 def discard(plan: Output) -> None:

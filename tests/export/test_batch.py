@@ -75,7 +75,7 @@ def sample_inputs(world) -> tuple[list[str], list[str]]:
 def test_unit_level_order_duplicates_and_status(world):
     lines, statuses = sample_inputs(world)
     src = world["out"] / "ids.txt"
-    src.write_text("\n".join(lines) + "\n\n", encoding="utf-8")  # trailing blank lines are ignored
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = world["out"] / "ids.csv"
     summary = batch(
         world["con"], src, out, columns=["siren", "denominationUniteLegale", "categorieJuridiqueUniteLegale"]

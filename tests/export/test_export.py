@@ -72,6 +72,8 @@ def test_csv_with_delimiter_and_libelles(world):
             "codeCommuneEtablissement",
             "activitePrincipaleEtablissement",
             "categorieJuridiqueUniteLegale",
+            "departement",
+            "region",
         ],
         with_libelles=True,
         delimiter=";",
@@ -79,11 +81,19 @@ def test_csv_with_delimiter_and_libelles(world):
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8")), delimiter=";"))
     want = {e["siret"] for e in active_ets(world) if e["codeCommuneEtablissement"][:2] == "75"}
     assert {r["siret"] for r in rows} == want and summary["rows"] == len(want)
-    assert list(rows[0])[:4] == [
+    assert list(rows[0]) == [  # each libellé right after its code, and only those of the chosen codes
         "siret",
         "codeCommuneEtablissement",
+        "libelleCommune",
         "activitePrincipaleEtablissement",
+        "libelleActivitePrincipaleEtablissement",
+        "sectionActivitePrincipaleEtablissement",
         "categorieJuridiqueUniteLegale",
+        "libelleCategorieJuridiqueUniteLegale",
+        "departement",
+        "libelleDepartement",
+        "region",
+        "libelleRegion",
     ]
     naf = {r["code"]: r["libelle"] for r in csv.DictReader(open(REF_DIR / "naf_rev2.csv", encoding="utf-8"))}
     for r in rows:
