@@ -72,6 +72,9 @@ _LIBELLE_JOINS = {
     "n25_u": "LEFT JOIN ref_naf_2025 n25_u ON n25_u.code = {U}.activitePrincipaleNAF25UniteLegale",
     "te_u": "LEFT JOIN ref_tranches_effectifs te_u ON te_u.code = {U}.trancheEffectifsUniteLegale",
 }
+# The intra-community VAT number, computed from the SIREN (the catalog's macro, sql/views/19_functions.sql);
+# asked by --columns.
+TVA_COLUMN = "numero_tva_intracommunautaire"
 # Libellé columns: name -> (expression, join alias).
 LIBELLES = {
     "libelleActivitePrincipaleEtablissement": ("la_e.libelle", "la_e"),
@@ -250,6 +253,9 @@ def build_source(con: duckdb.DuckDBPyConnection, level: str, include_non_diffusi
         joins[alias] = (sql.format(E=E, U=U), parent if parent in joins else None)
     for name, (expr, alias) in LIBELLES.items():
         columns[name] = Column(name, expr, alias, "libellé (ref tables)")
+    siren = "e.siren" if level == "etablissement" else "u.siren"
+    columns[TVA_COLUMN] = Column(TVA_COLUMN, f"numero_tva_intracommunautaire({siren})", None,
+                                 "computed from the SIREN (FR + key + SIREN; sql/views/19_functions.sql)")  # fmt: skip
     if lighter is not None:
         lighter.needs_full = frozenset(MASKED_ETABLISSEMENT_PERSON_COLUMNS).intersection(et_cols)
     return Source(level, et_view, ul_view, base, key, columns, default, joins, lighter)
