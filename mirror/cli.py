@@ -706,9 +706,11 @@ def batch_command(
 
     One output row per input row, in input order (duplicates kept), starting with the original `input`
     and a `status`: ok, non_diffusible (partially diffusible: personal data masked), not_found, or
-    invalid (length or Luhn check). Level unite-legale (default): a SIRET gives its unit. Level
-    etablissement: a SIREN gives its siège. JSON Lines (.jsonl): one API Entreprise document per input
-    row (SIREN: the unit's, SIRET: the établissement's), or its error body (422, 404, 451, 301).
+    invalid (length or Luhn check), doublon (SIREN closed as a doublon: `mirror get` answers 301). Level
+    unite-legale (default): a SIRET gives its unit. Level etablissement: a SIREN gives its siège; an
+    établissement of a partially diffusible unit is non_diffusible. JSON Lines (.jsonl): one API Entreprise
+    document per input row (SIREN: the unit's, SIRET: the établissement's), or its error body (422, 404,
+    451, 301), with the same statuses.
 
     \b
       mirror batch clients.txt -o clients-enrichis.csv
@@ -832,7 +834,9 @@ def catalog_command(data_dir):
     help="API Entreprise version: v2 (entreprises / etablissements), v3 or v4 (NAF 2025) INSEE documents.",
 )
 @click.option(
-    "--diffusibles", is_flag=True, help="v3/v4 /diffusibles/ variant: protected fields of P units as [ND]."
+    "--diffusibles",
+    is_flag=True,
+    help="v3/v4 /diffusibles/ variant: protected fields of P units as [ND] (v2 has none: --non-diffusables).",
 )
 @click.option(
     "--non-diffusables",
@@ -868,6 +872,11 @@ def get_command(identifier, fmt, diffusibles, non_diffusables, siege, follow_dou
     from mirror.core.config import catalog_path
     from mirror.serve.documents import EXIT_CODES, get_document
 
+    if diffusibles and fmt == "v2":
+        raise BadInput(
+            "--diffusibles is the v3/v4 /diffusibles/ variant; v2 has none: use --non-diffusables "
+            "(v2's non_diffusables=true, INSEE's [ND] masks kept) or --format v3/v4 --diffusibles"
+        )
     if not catalog_path(data_dir).is_file():
         raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")
     status, document = get_document(
@@ -880,6 +889,13 @@ def get_command(identifier, fmt, diffusibles, non_diffusables, siege, follow_dou
         follow_doublons=follow_doublons,
     )
     click.echo(json.dumps(document, ensure_ascii=False, indent=None if compact else 2))
+    if status == 451:
+        options = "--non-diffusables" if fmt == "v2" else "--diffusibles (or --non-diffusables)"
+        click.echo(
+            "HTTP 451: partially diffusible (statut P of the unit or of the établissement or its unit); "
+            f"{options} answers with the protected fields as [ND] (README, Diffusion rules)",
+            err=True,
+        )
     if status != 200:
         sys.exit(EXIT_CODES.get(status, 1))
 
