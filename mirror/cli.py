@@ -733,10 +733,12 @@ def batch_command(
     """Enrich a list of SIRENs and/or SIRETs (one per line, or a CSV column) with the mirror's data.
 
     One output row per input row (a blank line too), in input order (duplicates kept), starting with the
-    original `input` and a `status`: ok, non_diffusible (partially diffusible: personal data masked), not_found, or
-    invalid (length or Luhn check). Level unite-legale (default): a SIRET gives its unit. Level
-    etablissement: a SIREN gives its siège. JSON Lines (.jsonl): one API Entreprise document per input
-    row (SIREN: the unit's, SIRET: the établissement's), or its error body (422, 404, 451, 301).
+    original `input` and a `status`: ok, non_diffusible (partially diffusible: personal data masked),
+    not_found, invalid (length or Luhn check), or doublon (SIREN closed as a doublon: `mirror get` answers
+    301). Level unite-legale (default): a SIRET gives its unit. Level etablissement: a SIREN gives its
+    siège; an établissement of a partially diffusible unit is non_diffusible. JSON Lines (.jsonl): one API
+    Entreprise document per input row (SIREN: the unit's, SIRET: the établissement's), or its error body
+    (422, 404, 451, 301), with the same statuses.
 
     \b
       mirror batch clients.txt -o clients-enrichis.csv
@@ -867,7 +869,9 @@ def catalog_command(data_dir):
     help="API Entreprise version: v2 (entreprises / etablissements), v3 or v4 (NAF 2025) INSEE documents.",
 )
 @click.option(
-    "--diffusibles", is_flag=True, help="v3/v4 /diffusibles/ variant: protected fields of P units as [ND]."
+    "--diffusibles",
+    is_flag=True,
+    help="v3/v4 /diffusibles/ variant: protected fields of P units as [ND] (v2 has none: --non-diffusables).",
 )
 @click.option(
     "--non-diffusables",
@@ -944,6 +948,11 @@ def get_command(
             f"--siege takes a SIREN (it answers the siège of a unit) and {ident} is a SIRET: drop --siege, "
             f"or ask for {ident[:9]} --siege"
         )
+    if diffusibles and fmt == "v2":
+        raise BadInput(
+            "--diffusibles is the v3/v4 /diffusibles/ variant; v2 has none: use --non-diffusables "
+            "(v2's non_diffusables=true, INSEE's [ND] masks kept) or --format v3/v4 --diffusibles"
+        )
     if not catalog_path(data_dir).is_file():
         raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")
     if successions:
@@ -968,6 +977,13 @@ def get_command(
         as_of=as_of.date() if as_of else None,
     )
     click.echo(json.dumps(document, ensure_ascii=False, indent=None if compact else 2))
+    if status == 451:
+        options = "--non-diffusables" if fmt == "v2" else "--diffusibles (or --non-diffusables)"
+        click.echo(
+            "HTTP 451: partially diffusible (statut P of the unit or of the établissement or its unit); "
+            f"{options} answers with the protected fields as [ND] (README, Diffusion rules)",
+            err=True,
+        )
     if status != 200:
         sys.exit(EXIT_CODES.get(status, 1))
 

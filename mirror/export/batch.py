@@ -6,12 +6,19 @@ detected (`read_input`), or is refused with what to pass. Spaces inside identifi
 ("552 100 554"). Every input row gives exactly one output row, in input order (duplicates kept), with
 the original `input` value and a `status`:
 
-- `ok`: found;
-- `non_diffusible`: found, but the unit (level unite-legale) or établissement (level etablissement)
-  is partially diffusible: its personal data are masked (or, with --include-non-diffusible, shown
-  under the legal restriction);
+- `ok`: found, and diffusible;
+- `non_diffusible`: found, but not diffusible by the rule of every path (mirror.serve.documents.is_diffusible:
+  at level unite-legale the unit is P; at level etablissement the établissement or its unit is P): some of
+  its data are masked (or, with --include-non-diffusible, shown under the legal restriction). `mirror get`
+  answers 451 for it without --diffusibles / --non-diffusables;
+- `doublon`: the SIREN (or the SIREN of the SIRET) was closed as a doublon (StockDoublons): the row is the
+  closed unit's as the register holds it; `mirror get` answers 301 naming the replacing SIREN;
 - `not_found`: a valid identifier absent from the mirror;
 - `invalid`: not 9 or 14 digits, or fails the Luhn check (La Poste exception included).
+
+JSON Lines answer at the document level of `mirror get` (a SIREN the unit's document, a SIRET the
+établissement's) with the same statuses: a /diffusibles/ document of a partially diffusible resource is
+`non_diffusible`, as its CSV row is.
 
 Level unite-legale: a SIRET gives its unit's row. Level etablissement: a SIREN gives its siège's row.
 """
@@ -47,7 +54,8 @@ from mirror.export.exporter import (
 )
 from mirror.export.output import commit, is_write_error
 
-STATUSES = ("ok", "non_diffusible", "not_found", "invalid")
+# Every status of a batch row, CSV and JSON Lines alike (the summary prints them in this order).
+STATUSES = ("ok", "non_diffusible", "not_found", "invalid", "doublon")
 # Blanks ignored inside identifiers ("552 100 554", a non-breaking or narrow no-break space from a spreadsheet).
 BLANK_CHARS = " \t\u00a0\u202f"
 _BLANKS = str.maketrans("", "", BLANK_CHARS)
@@ -245,9 +253,17 @@ def build_batch_query(
 
     `dedupe=False` leaves out the one-row-per-input window (a sort of every output row): for a mirror
     whose keys are known to match each input row at most once (`_matches_once`), where it changes nothing."""
+    from mirror.serve.documents import DIFFUSIBLE_SQL
+
     source = build_source(con, level, include_non_diffusible)
-    statut = "statutDiffusionEtablissement" if level == "etablissement" else "statutDiffusionUniteLegale"
-    needed = set(columns) | {source.key, statut}
+    statut_ul = "statutDiffusionUniteLegale"
+    if level == "etablissement":  # the row carries the établissement and its unit's columns: both decide
+        statuts = ["statutDiffusionEtablissement", statut_ul]
+        diffusible = DIFFUSIBLE_SQL.format(statut=f'src."{statuts[0]}"', statut_ul=f'src."{statut_ul}"')
+    else:
+        statuts = [statut_ul]
+        diffusible = DIFFUSIBLE_SQL.format(statut=f'src."{statut_ul}"', statut_ul="NULL")
+    needed = set(columns) | {source.key, *statuts}
     if level == "etablissement":
         ul_view = source.ul_view
         keys = (
@@ -257,10 +273,17 @@ def build_batch_query(
         )
     else:
         keys = f'SELECT i.*, i.siren AS _key FROM "{input_name}" i'
+    # A SIREN closed as a doublon (StockDoublons), and every SIRET of it, as `mirror get` decides (301).
+    keys = (
+        f"SELECT k0.*, d.sirenDoublon IS NOT NULL AS _doublon FROM ({keys}) k0 "
+        "LEFT JOIN (SELECT DISTINCT sirenDoublon FROM doublons) d ON d.sirenDoublon = k0.siren"
+    )
+    # The precedence of `mirror get`: 422, then 301 (doublon), 404, 451 (not diffusible), 200.
     status = (
         "CASE WHEN NOT k.valid THEN 'invalid' "
+        "WHEN k._doublon THEN 'doublon' "
         f"WHEN src.\"{source.key}\" IS NULL THEN 'not_found' "
-        f"WHEN src.\"{statut}\" = 'P' THEN 'non_diffusible' ELSE 'ok' END"
+        f"WHEN NOT {diffusible} THEN 'non_diffusible' ELSE 'ok' END"
     )
     # Exactly one row per input row even if the mirror held a key twice (a damaged snapshot): the
     # most recently processed version, then the first in the source's order.
@@ -374,7 +397,7 @@ def _batch_documents(
     """
     from mirror.serve.documents import iter_documents
 
-    counts = dict.fromkeys(_DOCUMENT_STATUSES.values(), 0)
+    counts = dict.fromkeys(STATUSES, 0)
     cleaned = [v.translate(_BLANKS) for v in values]
     with writing(con, out, inputs=(Path(input_path),)) as (plan, sb):
         try:
@@ -386,9 +409,15 @@ def _batch_documents(
                     diffusibles=not include_non_diffusible,
                     non_diffusables=include_non_diffusible,
                     as_text=True,
+                    with_diffusion=True,
                 )
-                for n, (_ident, status, text) in enumerate(docs, 1):
-                    counts[_DOCUMENT_STATUSES.get(status, "invalid")] += 1
+                for n, (_ident, status, text, diffusible) in enumerate(docs, 1):
+                    # A /diffusibles/ (or --include-non-diffusible) document of a resource that is not
+                    # diffusible is `non_diffusible`, as its CSV row is: the status names the diffusion.
+                    name = (
+                        "non_diffusible" if diffusible is False else _DOCUMENT_STATUSES.get(status, "invalid")
+                    )
+                    counts[name] += 1
                     fh.write(text.rstrip("\n") + "\n")
                     bar.update(1)
                     crash_after_rows(n)

@@ -407,6 +407,15 @@ def build_where(
         haystack = "strip_accents(lower(concat_ws(' ', " + ", ".join(q(c) for c in names) + ")))"
         for w in words:
             add(f"contains({haystack}, strip_accents(lower(?)))", w)
+        # An opted-out natural person (statut P, catégorie juridique 1000, 2xxx or unknown: the rule of
+        # sql/views/20_diffusibles.sql) is found by no name, not even by the enseigne of an établissement that
+        # is itself diffusible: as in the search index (README "Diffusion rules").
+        if {"statutDiffusionUniteLegale", "categorieJuridiqueUniteLegale"} <= available:
+            cj = q("categorieJuridiqueUniteLegale")
+            add(
+                f"NOT coalesce({q('statutDiffusionUniteLegale')} = 'P' "
+                f"AND ({cj} IS NULL OR {cj} = '1000' OR {cj} LIKE '2%'), false)"
+            )
 
     if f.where is not None:  # an empty --where is refused, not ignored
         sql, where_params, where_cols = compile_where(f.where, available)

@@ -7,9 +7,9 @@ about errors, with API Entreprise's HTTP status and error bodies:
 - 422: not a SIREN / SIRET (length, digits, Luhn with the La Poste exception; mirror.core.identifiers);
 - 301: a SIREN closed as a doublon (StockDoublons): the body names the replacing SIREN;
 - 404: unknown to the mirror;
-- 451: partially diffusible (statutDiffusion P) without `non_diffusables=True`: for v2 the unit (entreprises)
-  or the établissement (etablissements); for the v3/v4 protected documents the unit or the établissement.
-  The `/diffusibles/` documents (`diffusibles=True`) answer 200 with the protected fields as "[ND]".
+- 451: not diffusible (`is_diffusible`: a unit P, or an établissement P or of a unit P) without
+  `non_diffusables=True` (v2 and the v3/v4 protected documents alike). The `/diffusibles/` documents
+  (`diffusibles=True`, v3/v4) answer 200 with the protected fields as "[ND]".
 
     from mirror.serve.documents import get_document
     status, doc = get_document("./data", "418166096", fmt="v2")
@@ -151,15 +151,30 @@ def _guess_kind(identifier: str) -> str:
     return "siret" if len(identifier) > 9 else "siren"
 
 
+def is_diffusible(statut: str | None, statut_unite_legale: str | None = None) -> bool:
+    """THE diffusion rule of every path (get, batch, export's JSON Lines, search documents, serve): an answer
+    is diffusible when everything it carries is. A unit's answer carries the unit: its statutDiffusion must
+    be 'O'. An établissement's answer carries the établissement and its unit (the unit's names, in v3/v4
+    `unite_legale` and in the v2 address line l1): both must be 'O' (an établissement whose unit is
+    unknown to the mirror carries no unit data: its own statut decides). 'P' (and the obsolete 'N', and an
+    unknown statut) is not diffusible. README "Diffusion rules"; the SQL form is DIFFUSIBLE_SQL."""
+    return statut == "O" and statut_unite_legale in (None, "O")
+
+
+# is_diffusible in SQL, for the paths that decide over whole tables (mirror.export.batch statuses):
+# {statut} and {statut_ul} are column expressions written by the package (never user input).
+DIFFUSIBLE_SQL = "(coalesce({statut} = 'O', false) AND coalesce({statut_ul}, 'O') = 'O')"
+
+
 def _blocked(
     fmt: str, kind: str, diffusibles: bool, non_diffusables: bool, statut: str | None, statut_ul: str | None
 ) -> bool:
-    """True when the answer is 451: a document that is not diffusible, asked without the option."""
+    """True when the answer is 451: a document that is not diffusible (is_diffusible), asked for without
+    the option that allows it (v2 non_diffusables=true; v3/v4 the /diffusibles/ variant or the protected
+    documents with their [ND] masks)."""
     if non_diffusables or (diffusibles and fmt != "v2"):
         return False
-    if fmt == "v2":
-        return statut != "O"  # v2 checks the resource itself (the unit, or the établissement)
-    return statut != "O" or (kind == "siret" and statut_ul not in (None, "O"))
+    return not is_diffusible(statut, statut_ul if kind == "siret" else None)
 
 
 def _check_args(fmt: str) -> None:
@@ -563,7 +578,8 @@ def iter_documents(
     siege: bool = False,
     as_text: bool = False,
     batch_size: int = 50_000,
-) -> Iterator[tuple[str, int, dict | str]]:
+    with_diffusion: bool = False,
+) -> Iterator[tuple]:
     """Yields (identifier, HTTP status, document) for many SIRENs and/or SIRETs, in input order (duplicates kept).
 
     One SQL query joins the whole list with the document views (no query per identifier). identifiers: a
@@ -571,6 +587,8 @@ def iter_documents(
     column). Errors are yielded as their error bodies (422 invalid, 301 doublon, 404 unknown, 451 non
     diffusible), never raised. as_text=True yields the documents as JSON text (JSON Lines without re-encoding;
     error bodies are encoded with json.dumps). siege=True (v3/v4) gives the siège's document for SIRENs.
+    with_diffusion=True yields a fourth item: is_diffusible of the resource answered (None when there is
+    none: 422, 301, 404), so that a 200 of a /diffusibles/ document still says it is partially diffusible.
     """
     _check_args(fmt)
     if siege and fmt == "v2":
@@ -606,9 +624,18 @@ def iter_documents(
                     ident, fmt, diffusibles, non_diffusables, siege, replacing, statut, statut_ul, document
                 )
                 if as_text:
-                    yield ident, status, doc if isinstance(doc, str) else json.dumps(doc, ensure_ascii=False)
+                    doc = doc if isinstance(doc, str) else json.dumps(doc, ensure_ascii=False)
                 else:
-                    yield ident, status, json.loads(doc) if isinstance(doc, str) else doc
+                    doc = json.loads(doc) if isinstance(doc, str) else doc
+                if with_diffusion:
+                    found = status in (200, 451)
+                    kind = "siret" if siege or len(ident) == 14 else "siren"
+                    diffusible = (
+                        is_diffusible(statut, statut_ul if kind == "siret" else None) if found else None
+                    )
+                    yield ident, status, doc, diffusible
+                else:
+                    yield ident, status, doc
     finally:
         cur.close()
 

@@ -1,7 +1,8 @@
 -- API Entreprise v2 documents (the JSON of API Entreprise's v2 INSEE endpoints, as siade serialises them).
 -- One row per siret / siren; `document` is the JSON body of a 200 answer, in the serializers' key order.
--- The diffusion decision (HTTP 451 for a P unit / établissement unless non_diffusables=true) is taken by
--- mirror.documents from the statut_diffusion column; the rows are here for every unit.
+-- The diffusion decision (HTTP 451 for a P unit, or a P établissement or an établissement of a P unit, unless
+-- non_diffusables=true) is taken by mirror.serve.documents.is_diffusible from the statut_diffusion columns;
+-- the rows are here for every unit.
 
 -- /v2/etablissements/{siret} -> {"etablissement": ..., "gateway_error": false}
 CREATE OR REPLACE VIEW documents_v2_etablissements AS

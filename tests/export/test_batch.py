@@ -13,7 +13,7 @@ from export_helpers import build_catalog, read_raw, write_edge_stock
 from mirror.core.errors import MirrorError
 from mirror.core.identifiers import luhn_check_digit
 from mirror.core.schema import ETABLISSEMENTS, UNITES_LEGALES
-from mirror.export.batch import batch, classify
+from mirror.export.batch import STATUSES, batch, classify
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +91,7 @@ def test_unit_level_order_duplicates_and_status(world):
         else:
             assert r["siren"] == "" and r["denominationUniteLegale"] == ""
     assert summary["rows"] == len(lines)
-    assert summary["statuses"] == {
-        s: statuses.count(s) for s in ("ok", "non_diffusible", "not_found", "invalid")
-    }
+    assert summary["statuses"] == {s: statuses.count(s) for s in STATUSES}
 
 
 def test_etablissement_level_csv_column_input(world):

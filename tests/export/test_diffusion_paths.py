@@ -1,16 +1,21 @@
 """The export source reads `etablissements_masques_adresse` (etablissements_diffusibles without its
 natural-person rule, so without the join with every unit) only for queries needing none of the columns
-that rule masks, and then gives exactly what etablissements_diffusibles gives."""
+that rule masks, and then gives exactly what etablissements_diffusibles gives. Batch statuses follow the
+one diffusion rule (mirror.serve.documents.is_diffusible), in its SQL form too."""
 
 from __future__ import annotations
+
+import csv
 
 import pytest
 from export_helpers import build_catalog, read_raw, write_edge_stock
 
 from mirror.core.schema import ETABLISSEMENTS, MASKED_ETABLISSEMENT_PERSON_COLUMNS, UNITES_LEGALES
 from mirror.export import exporter as export_mod
+from mirror.export.batch import batch
 from mirror.export.exporter import ADDRESS_MASKED_VIEW, build_query, build_source, count_rows, export
 from mirror.export.filters import Filters
+from mirror.serve.documents import DIFFUSIBLE_SQL, is_diffusible
 
 PERSON = set(MASKED_ETABLISSEMENT_PERSON_COLUMNS)
 
@@ -148,3 +153,71 @@ def test_exports_and_counts_equal_those_of_the_diffusible_views_alone(world, cas
     assert sorted(fast_lines[1:]) == sorted(slow_lines[1:])
     assert fast_count == slow_count == len(fast_lines) - 1
     assert fast_count > 0
+
+
+def test_the_sql_form_of_the_rule_is_the_python_rule(world):
+    """batch decides over whole tables with DIFFUSIBLE_SQL, lookups with is_diffusible: the same answer for
+    every pair of statuts (the obsolete 'N', NULL and an unknown unit included)."""
+    values = ["O", "P", "N", None]
+    pairs = [(a, b) for a in values for b in values]
+    sql = DIFFUSIBLE_SQL.format(statut="a", statut_ul="b")
+    got = (
+        world["con"]
+        .execute(
+            f"SELECT a, b, {sql} FROM (VALUES {', '.join('(?, ?)' for _ in pairs)}) t(a, b)",
+            [v for p in pairs for v in p],
+        )
+        .fetchall()
+    )
+    assert {(a, b): d for a, b, d in got} == {(a, b): is_diffusible(a, b) for a, b in pairs}
+
+
+@pytest.mark.parametrize("level", ["etablissement", "unite-legale"])
+def test_batch_statuses_follow_the_one_rule(world, level):
+    """Every SIRET of the edge stock through batch: non_diffusible exactly where is_diffusible says so (at
+    level etablissement the établissement and its unit; at level unite-legale the unit)."""
+    sirets = [e["siret"] for e in world["ets"]]
+    src = world["out"] / f"all-{level}.txt"
+    src.write_text("\n".join(sirets) + "\n", encoding="utf-8")
+    out = world["out"] / f"all-{level}.csv"
+    batch(world["con"], src, out, level=level, columns=["siret"])
+    statuses = [r["status"] for r in csv.DictReader(out.open(encoding="utf-8"))]
+    uls = world["uls"]
+    want = []
+    for e in world["ets"]:
+        unit = uls.get(e["siren"], {}).get("statutDiffusionUniteLegale")  # None: an orphan établissement
+        if level == "etablissement":
+            ok = is_diffusible(e["statutDiffusionEtablissement"], unit)
+        else:
+            ok = is_diffusible(unit)
+        want.append("ok" if ok else "non_diffusible")
+    assert statuses == want
+    assert "non_diffusible" in want and "ok" in want
+
+
+def test_name_filter_never_finds_an_opted_out_natural_person():
+    """`--name` over rows as the export source gives them: the enseigne of a diffusible ('O') établissement
+    of an opted-out natural person is shown, but is no search key (the search index's rule too)."""
+    import duckdb
+
+    from mirror.export.filters import NAME_COLUMNS, build_where
+
+    con = duckdb.connect()
+    cols = list(NAME_COLUMNS) + ["siret", "statutDiffusionUniteLegale", "categorieJuridiqueUniteLegale"]
+    cols += ["dateCreationEtablissement", "dateDernierTraitementEtablissement"]  # read by every clause
+    con.execute(f"CREATE TABLE src ({', '.join(f'{c} VARCHAR' for c in cols)})")
+    rows = [  # siret, statut of the unit, catégorie juridique, enseigne of an 'O' établissement
+        ("1", "P", "1000", "BOULANGERIE DUPONT"),
+        ("2", "P", None, "BOULANGERIE MARTIN"),
+        ("3", "P", "5710", "BOULANGERIE SAS"),
+        ("4", "O", "1000", "BOULANGERIE DURAND"),
+    ]
+    for siret, statut, cj, enseigne in rows:
+        con.execute(
+            "INSERT INTO src (siret, statutDiffusionUniteLegale, categorieJuridiqueUniteLegale, "
+            "enseigne1Etablissement) VALUES (?, ?, ?, ?)",
+            [siret, statut, cj, enseigne],
+        )
+    where = build_where(Filters(name="boulangerie", etat="all"), "etablissement", set(cols))
+    found = con.execute(f"SELECT siret FROM src WHERE {where.sql} ORDER BY 1", where.params).fetchall()
+    assert [r[0] for r in found] == ["3", "4"]

@@ -141,6 +141,8 @@ def public_names(u, e):
         u["categorieJuridiqueUniteLegale"] in ("", "1000")
         or u["categorieJuridiqueUniteLegale"].startswith("2")
     )
+    if person_p:  # an opted-out natural person is found by no name (README "Diffusion rules")
+        return ""
     names = [
         u["denominationUniteLegale"],
         u["sigleUniteLegale"] if u["statutDiffusionUniteLegale"] != "P" else "",
