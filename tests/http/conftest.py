@@ -36,6 +36,8 @@ def _root_conftest():
 _root = _root_conftest()
 REPO = _root.REPO
 run_mirror = _root.run_mirror
+built_once = _root.built_once
+private_mirror = _root.private_mirror
 
 CONTEXT = {"context": "tests", "object": "mirror serve", "recipient": "13002526500013"}
 
