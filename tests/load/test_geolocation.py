@@ -274,3 +274,32 @@ def test_radius_search_around_lyon_centre_returns_lyon(geo_mirror, tmp_path):
     assert len(lyon) >= 0.8 * len(rows)
     for r in rows:
         assert _km(float(r["latitude"]), float(r["longitude"]), *LYON_CENTRE) <= 2.5
+
+
+def test_an_older_csv_file_without_wgs84_columns(geo_mirror, geo_stock, tmp_path):
+    """A plain `;` CSV of the older header (plg_qp for the QPV, no y_latitude / x_longitude): the QPV is read
+    from plg_qp and the coordinates come from x / y in the row's EPSG, as the current file gives them."""
+    geo = _rows(geo_stock / GEOLOCALISATION.zip_name, ";")
+    old = [c for c in GEOLOCALISATION_FILE_COLUMNS if c not in ("y_latitude", "x_longitude", "plg_qp15")]
+    folder = tmp_path / "stock"
+    folder.mkdir()
+    for zipped in geo_stock.glob("Stock*_utf8.zip"):
+        (folder / zipped.name).symlink_to(zipped)
+    with open(folder / GEOLOCALISATION.csv_member, "w", encoding="utf-8", newline="") as fh:
+        fh.write(";".join(c if c != "plg_qp24" else "plg_qp" for c in old) + "\n")
+        for r in geo:
+            fh.write(";".join(r[c] for c in old) + "\n")
+    data = tmp_path / "data"
+    _ok(run_mirror("load", str(folder), "-q", data_dir=data))
+    columns = "siret,latitude,longitude,qualiteXY,iris,qpv"
+    args = ("--all", "--include-non-diffusible", "--columns", columns)
+    got = {r["siret"]: r for r in _export(data, tmp_path / "old.csv", *args)}
+    want = {r["siret"]: r for r in _export(geo_mirror["data"], tmp_path / "new.csv", *args)}
+    assert got.keys() == want.keys()
+    for siret, r in got.items():
+        w = want[siret]
+        assert (r["qualiteXY"], r["iris"], r["qpv"]) == (w["qualiteXY"], w["iris"], w["qpv"])
+        assert bool(r["latitude"]) == bool(w["latitude"])
+        if r["latitude"]:  # x / y are written to the centimetre
+            assert float(r["latitude"]) == pytest.approx(float(w["latitude"]), abs=1e-6)
+            assert float(r["longitude"]) == pytest.approx(float(w["longitude"]), abs=1e-6)
