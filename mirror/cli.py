@@ -200,8 +200,8 @@ from mirror.core.config import DATAGOUV_URL_ENV, DEFAULT_DATAGOUV_URL  # noqa: E
     "only",
     multiple=True,
     metavar="NAME",
-    help="Fetch only this file (StockUniteLegale, StockEtablissement, ... or etablissements...); "
-    "repeat or separate with commas. Default: all six.",
+    help="Fetch only this file (StockUniteLegale, StockEtablissement, ... or etablissements...; "
+    "geolocalisation: the geolocation file); repeat or separate with commas. Default: all six.",
 )
 @click.option("--month", metavar="YYYY-MM", help="Refuse unless data.gouv.fr publishes this month's stock.")
 @click.option(
