@@ -255,14 +255,18 @@ def main(argv: list[str] | None = None) -> None:
             }  # fmt: skip
             log(f"{fmt}: {res['formats'][fmt]}")
             assert out["rows"] == args.rows and out["sirets"] == args.rows and out["joined_rows"] == etabs
+            _report(res, etabs, args.no_report)  # after each format: a run stopped later keeps this one
     finally:
         shutil.rmtree(args.data, ignore_errors=True)
+
+
+def _report(res: dict, etabs: int, no_report: bool) -> None:
     res["load_average_after"] = list(os.getloadavg())
     res["geolocated_share"] = min(r["geolocated"] for r in res["formats"].values()) / etabs
     res["machine"] = machine_info()
     res["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(json.dumps(res, indent=1))
-    if not args.no_report:
+    if not no_report:
         (RESULTS_DIR / "geolocation.json").write_text(json.dumps(res, indent=1) + "\n")
         _replace_section(REPORT, render_section(res))
         log(f"wrote {RESULTS_DIR / 'geolocation.json'} and the section of {REPORT}")
