@@ -206,6 +206,14 @@ def render_section(res: dict) -> list[str]:
                 else f" {(r['stage_s'] + r['join_s']) * GEO_ROWS / res['rows'] / 60:.1f} min |"
             )
         )
+    if not res["national"]:
+        peak = max(r["peak_rss_mb"] for r in res["formats"].values()) * GEO_ROWS / res["rows"] / 1024
+        lines += [
+            "",
+            "Peak memory grows with the rows staged (the one-row-per-siret table, its hash aggregate, the join's "
+            f"hash table): extrapolated linearly, ~{peak:.0f} GB at national scale (not measured; DuckDB spills "
+            "to the build folder beyond its memory limit, MIRROR_MEMORY_LIMIT).",
+        ]
     lines += [
         "",
         "DuckDB's hash join does not keep the établissements' siret order: with the file, the loader's "
