@@ -200,10 +200,18 @@ from mirror.core.config import DATAGOUV_URL_ENV, DEFAULT_DATAGOUV_URL  # noqa: E
     "only",
     multiple=True,
     metavar="NAME",
-    help="Fetch only this file (StockUniteLegale, StockEtablissement, ... or etablissements...); "
-    "repeat or separate with commas. Default: all six.",
+    help="Fetch only this file (StockUniteLegale, StockEtablissement, ... or etablissements...; "
+    "geolocalisation: the geolocation file); repeat or separate with commas. Default: all six.",
 )
 @click.option("--month", metavar="YYYY-MM", help="Refuse unless data.gouv.fr publishes this month's stock.")
+@click.option(
+    "--geolocalisation",
+    "geolocation",
+    is_flag=True,
+    help="Also fetch INSEE's geolocation file (GeolocalisationEtablissement_Sirene_pour_etudes_statistiques, "
+    "~1.1 GB, its own data.gouv.fr dataset) into the stock month's folder: `mirror load` then takes the "
+    "coordinates, IRIS and QPV from it.",
+)
 @click.option(
     "--retries",
     type=click.IntRange(0, 20),
@@ -214,7 +222,7 @@ from mirror.core.config import DATAGOUV_URL_ENV, DEFAULT_DATAGOUV_URL  # noqa: E
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @data_dir_option
-def download_command(fmt, datagouv_url, only, month, retries, quiet, data_dir):
+def download_command(fmt, datagouv_url, only, month, geolocation, retries, quiet, data_dir):
     """Download the latest monthly stock files from data.gouv.fr into DATA_DIR/downloads/<YYYY-MM>/.
 
     Resources are found through the data.gouv.fr dataset API. Interrupted downloads resume (HTTP
@@ -233,6 +241,7 @@ def download_command(fmt, datagouv_url, only, month, retries, quiet, data_dir):
         month=month,
         retries=retries,
         report=click.echo,
+        geolocation=geolocation,
     )
     click.echo(f"{len(paths)} file(s) ready in {paths[0].parent if paths else data_dir / 'downloads'}")
 
@@ -546,6 +555,20 @@ def _delimiter(value: str) -> str:
 )
 @click.option("--region", "regions", multiple=True, metavar="CODE", help="Région code (11 = Île-de-France).")
 @click.option("--epci", "epcis", multiple=True, metavar="SIREN", help="EPCI (its SIREN).")
+@click.option(
+    "--iris",
+    multiple=True,
+    metavar="CODE",
+    help="IRIS (9 characters: commune + 4 digits, 751010101); needs the geolocation file in the load.",
+)
+@click.option(
+    "--qpv",
+    "qpvs",
+    multiple=True,
+    metavar="CODE|any",
+    help="Quartier prioritaire de la politique de la ville (2024 code, e.g. QN07501M), or `any`: in any "
+    "QPV; needs the geolocation file in the load.",
+)
 @click.option("--near", metavar="LAT,LON", help="Centre of a radius search (WGS84 degrees).")
 @click.option("--near-siret", metavar="SIRET", help="Centre of a radius search: this établissement.")
 @click.option("--radius-km", type=float, help="Radius of --near / --near-siret, in km.")
@@ -604,6 +627,8 @@ def export_command(
     departements,
     regions,
     epcis,
+    iris,
+    qpvs,
     near,
     near_siret,
     radius_km,
@@ -632,6 +657,7 @@ def export_command(
       mirror export --near 48.8566,2.3522 --radius-km 2 --naf J -o tech.geojson
       mirror export --name "boulangerie" --departement 69 --count
       mirror export --siren 552100554 --all --columns siret,codePostalEtablissement -o - | head
+      mirror export --qpv any --departement 93 -o qpv-93.csv   (with the geolocation file loaded)
     """
     from mirror.catalog.build import connect
     from mirror.export.exporter import NON_DIFFUSIBLE_WARNING, export
@@ -659,6 +685,8 @@ def export_command(
         departements=list(departements),
         regions=list(regions),
         epcis=list(epcis),
+        iris=list(iris),
+        qpvs=list(qpvs),
         near=parse_near(near) if near is not None else None,
         near_siret=near_siret,
         radius_km=radius_km,
@@ -812,6 +840,11 @@ def load_command(paths, month, force, keep, quiet, data_dir):
     Historique, LiensSuccession and Doublons files) or a folder holding them. Any INSEE layout (3.9, 3.11,
     current) is accepted; unknown columns are kept and reported. The previous snapshot stays queryable until
     the new one is complete and validated; DATA_DIR/sirene.duckdb then switches to it in one step.
+
+    Optional seventh input: INSEE's geolocation file
+    (GeolocalisationEtablissement_Sirene_pour_etudes_statistiques_utf8.zip|.parquet|.csv). When given, the
+    établissements' latitude/longitude come from it where it has them (else from the stock's Lambert
+    columns) and they gain qualiteXY (geocoding quality), iris and qpv (filters --iris, --qpv of export).
     """
     from mirror.load.stock import load_snapshot
 
@@ -821,6 +854,11 @@ def load_command(paths, month, force, keep, quiet, data_dir):
     rows = ", ".join(f"{k} {v:,}" for k, v in s["rows"].items())
     click.echo(f"snapshot {s['month']} ({s['month_source']}) published in {s['snapshot_dir']}")
     click.echo(f"{rows}; {s['duration_s']} s ({s['rows_per_s'] or 0:,} rows/s)")
+    if geo := s.get("geolocalisation"):
+        click.echo(
+            f"geolocalisation: {geo['rows']:,} rows, {geo['matched']:,} établissements geolocated "
+            f"({geo['matched'] / max(s['rows']['etablissements'], 1):.1%})"
+        )
     if s["removed"]:
         click.echo(f"removed old snapshots: {', '.join(s['removed'])}")
     if s.get("lookup_store"):
@@ -1342,19 +1380,39 @@ def serve_command(host, port, workers, tokens_file, cors, require_context, root_
 @click.option("--layout", default="current", show_default=True, metavar="[3.9|3.11|current]",
               help="Column layout: 3.9 (33/48 columns, no StockDoublons), 3.11 (34/53), current (35/54).")  # fmt: skip
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--geolocalisation", "geolocation", is_flag=True,
+              help="Also write INSEE's geolocation file (GeolocalisationEtablissement_Sirene_pour_etudes_"
+              "statistiques_utf8, `;`-separated; ~86 % of the sirets); the six files stay the same bytes.")  # fmt: skip
 @data_dir_option
 def generate_cmd(
-    out_dir: Path, month: str, scale: int, seed: int, fmt: str, layout: str, progress, data_dir: Path
+    out_dir: Path,
+    month: str,
+    scale: int,
+    seed: int,
+    fmt: str,
+    layout: str,
+    progress,
+    geolocation: bool,
+    data_dir: Path,
 ):
     """Write the six monthly Sirene stock files (synthetic, faithful to INSEE's format) into OUT.
 
-    Example: mirror generate --out /tmp/stock --month 2026-10 --scale 100000
+    Example: mirror generate --out /tmp/stock --month 2026-10 --scale 100000 --geolocalisation
     """
     from mirror.synthetic.generate import run_generation
 
     if progress is None:
         progress = sys.stderr.isatty()
-    res = run_generation(out_dir, month, scale=scale, seed=seed, fmt=fmt, layout=layout, progress=progress)
+    res = run_generation(
+        out_dir,
+        month,
+        scale=scale,
+        seed=seed,
+        fmt=fmt,
+        layout=layout,
+        progress=progress,
+        geolocation=geolocation,
+    )
     counts = ", ".join(f"{Path(res.paths[k]).name.split('_utf8')[0]} {n:,}" for k, n in res.rows.items())
     click.echo(
         f"Generated {month} stock in {out_dir} ({fmt}, layout {layout}): {counts} rows in {res.seconds:.1f}s"

@@ -104,6 +104,7 @@ class StockFile:
     name: str  # INSEE's base name
     columns: tuple[str, ...]  # current header, in file order
     required: bool  # a snapshot cannot be built without it
+    delimiter: str = ","  # CSV separator (the geolocation file uses ";")
 
     @property
     def zip_name(self) -> str:
@@ -161,6 +162,49 @@ STOCK_FILES: tuple[StockFile, ...] = (
 )
 STOCK_FILES_BY_KEY = {f.key: f for f in STOCK_FILES}
 STOCK_FILES_BY_NAME = {f.name: f for f in STOCK_FILES}
+
+# --------------------------------------------------------------------------------------------
+# The geolocation file, an optional seventh input: INSEE's "Géolocalisation des établissements du répertoire
+# Sirene pour les études statistiques" (data.gouv.fr dataset 61d5e2d372a52d9f9411ff88, published monthly
+# around the 21st; `;` separator; one row per geocoded siret, ~86 % of the établissements). It is no table
+# of its own: `mirror load` joins it to the établissements (their latitude / longitude come from it when it
+# has them, and GEOLOCATION_COLUMNS are added). Header of the current files, in file order (older ones had
+# plg_qp / qualite_qp instead of the 2024 and 2015 QPV columns: columns are read by name).
+# --------------------------------------------------------------------------------------------
+
+GEOLOCALISATION_FILE_COLUMNS = (
+    "siret,x,y,qualite_xy,epsg,plg_qp24,plg_iris,plg_zus,plg_qp15,plg_qva,plg_code_commune,distance_precision,"
+    "qualite_qp24,qualite_iris,qualite_zus,qualite_qp15,qualite_qva,y_latitude,x_longitude"
+).split(",")
+# Its data.gouv.fr dataset (slug geolocalisation-des-etablissements-du-repertoire-sirene-pour-les-etudes-
+# statistiques) and the stable ids of its two resources (zipped CSV, Parquet).
+GEOLOCALISATION_DATASET_ID = "61d5e2d372a52d9f9411ff88"
+GEOLOCALISATION_RESOURCE_IDS = {
+    "zip": "ba6a4e4c-aac6-4764-bbd2-f80ae345afc5",
+    "parquet": "672007af-0146-491f-835c-8314d63fa44e",
+}
+GEOLOCALISATION = StockFile(
+    "geolocalisation",
+    "GeolocalisationEtablissement_Sirene_pour_etudes_statistiques",
+    tuple(GEOLOCALISATION_FILE_COLUMNS),
+    False,
+    delimiter=";",
+)
+# What the établissements gain when the file is loaded (after DERIVED_COLUMNS; absent otherwise):
+#   qualiteXY: INSEE's geocoding quality qualite_xy (11 voie sûre + numéro trouvé ... 33 voie inconnue);
+#   iris: the national IRIS code (plg_code_commune + plg_iris, 9 characters; "<commune>0000" for a commune
+#     not divided into IRIS);
+#   qpv: the quartier prioritaire de la politique de la ville (2024 list, plg_qp24; older files plg_qp),
+#     NULL outside any QPV ("HZ", hors zone; "CSZ", commune sans zonage).
+GEOLOCATION_COLUMNS: dict[str, str] = {"qualiteXY": "VARCHAR", "iris": "VARCHAR", "qpv": "VARCHAR"}
+# The values of qualite_xy (INSEE, documentation of the geolocation file).
+QUALITES_XY = {
+    "11": "voie sûre, numéro trouvé",
+    "12": "voie sûre, position aléatoire dans la voie",
+    "21": "voie probable, numéro trouvé",
+    "22": "voie probable, position aléatoire dans la voie",
+    "33": "voie inconnue, position aléatoire dans la commune",
+}
 
 # --------------------------------------------------------------------------------------------
 # Types of the mirror's typed layer (snapshot Parquet and deltas). Columns not listed are VARCHAR.
@@ -233,6 +277,9 @@ INSEE_PARQUET_TYPES: dict[str, dict[str, str]] = {
     "etablissements_historique": dict(TYPED_COLUMNS["etablissements_historique"]),
     "liens_succession": dict(TYPED_COLUMNS["liens_succession"]),
     "doublons": {"dateDernierTraitementDoublon": "TIMESTAMP"},
+    # [uncertain] the types of data.gouv.fr's Parquet release of the geolocation file are not documented;
+    # the generator writes text (the coordinates can be "[ND]"); the loader casts whatever it finds.
+    "geolocalisation": {},
 }
 
 

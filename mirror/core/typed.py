@@ -15,15 +15,24 @@ import duckdb
 from mirror.core.geo import LAMBERT_93, OVERSEAS_EPSG
 from mirror.core.projection import PARAMS as PROJECTIONS
 from mirror.core.projection import to_wgs84
-from mirror.core.schema import DERIVED_COLUMNS, PAD_WIDTHS, STOCK_FILES_BY_KEY, typed_column_type
+from mirror.core.schema import (
+    DERIVED_COLUMNS,
+    GEOLOCATION_COLUMNS,
+    PAD_WIDTHS,
+    STOCK_FILES_BY_KEY,
+    typed_column_type,
+)
 from mirror.core.sql import REF_DIR, ident, render
 
 
 def base_columns(table_key: str) -> dict[str, str]:
-    """Column -> type of the base view `table_key` (INSEE columns of the current layout, then derived)."""
+    """Column -> type of the base view `table_key` (INSEE columns of the current layout, then derived; for
+    etablissements also the GEOLOCATION_COLUMNS, which a snapshot has only when the geolocation file was
+    loaded with it)."""
     cols = {c: typed_column_type(table_key, c) for c in STOCK_FILES_BY_KEY[table_key].columns}
     if table_key == "etablissements":
         cols.update(DERIVED_COLUMNS)
+        cols.update(GEOLOCATION_COLUMNS)
     return cols
 
 
@@ -121,7 +130,11 @@ def typed_select_sql(table_key: str, source: str, source_types: dict[str, str]) 
     """
     stock = STOCK_FILES_BY_KEY[table_key]
     known = list(stock.columns)
-    extras = [c for c in source_types if c not in known and c not in DERIVED_COLUMNS]
+    extras = [
+        c
+        for c in source_types
+        if c not in known and c not in DERIVED_COLUMNS and c not in GEOLOCATION_COLUMNS
+    ]
     typed = ", ".join(_typed_expr(table_key, c, source_types) for c in known)
     extra_cols = "".join(f", {ident(c)}" for c in extras)
     if table_key != "etablissements":
@@ -153,3 +166,41 @@ def typed_relation(con: duckdb.DuckDBPyConnection, table_key: str, source: str) 
     rel = con.sql(f"SELECT * FROM {source} LIMIT 0")
     source_types = {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
     return con.sql(typed_select_sql(table_key, source, source_types))
+
+
+def geolocation_select_sql(source: str, source_types: dict[str, str]) -> str:
+    """SELECT of the geolocation file's rows as the load joins them (sql/catalog/typed_geolocalisation.sql):
+    siret, latitude, longitude (WGS84), qualiteXY, iris, qpv, one row per siret. `source_types`: column ->
+    DuckDB type of the source (columns are read by name; absent ones are NULL). Needs prepare_connection."""
+
+    def text(col: str) -> str:
+        if col not in source_types:
+            return "CAST(NULL AS VARCHAR)"
+        return f"nullif(trim(CAST({ident(col)} AS VARCHAR)), '')"
+
+    def number(col: str) -> str:
+        return f"TRY_CAST({text(col)} AS DOUBLE)"
+
+    projected = (
+        f"mirror_wgs84({number('x')}, {number('y')}, TRY_CAST({text('epsg')} AS INTEGER))"
+        if {"x", "y", "epsg"} <= set(source_types)
+        else "CAST(NULL AS STRUCT(lat DOUBLE, lon DOUBLE))"
+    )
+    qpv = "plg_qp24" if "plg_qp24" in source_types else "plg_qp"
+    return render(
+        "catalog/typed_geolocalisation.sql",
+        source=source,
+        latitude=number("y_latitude"),
+        longitude=number("x_longitude"),
+        projected=projected,
+        qualite=text("qualite_xy"),
+        iris_local=text("plg_iris"),
+        commune=text("plg_code_commune"),
+        qpv=text(qpv),
+    )
+
+
+def geolocated_select_sql(typed: str, geolocation: str) -> str:
+    """The typed établissements `typed` (a SELECT) joined with the geolocation rows `geolocation` (a table
+    name or parenthesised SELECT of geolocation_select_sql): sql/catalog/geolocated_etablissements.sql."""
+    return render("catalog/geolocated_etablissements.sql", typed=typed, geolocalisation=geolocation)

@@ -7,6 +7,12 @@ The stock month is the month named in the title ("du 01 Août 2026", "- 01 juill
 2026-07: the publication month, an image of the register at the end of the previous month), else
 the month of `last_modified`.
 
+The optional seventh input, INSEE's geolocation file (GeolocalisationEtablissement_Sirene_pour_etudes_
+statistiques, `--geolocalisation`), is a resource of another dataset (`61d5e2d372a52d9f9411ff88`), published
+around the 21st: a resource of that dataset is it when its id is one of the file's stable ids or its title
+or URL names the file (zip or parquet, the latest by `last_modified`). It is saved beside the stock it
+goes with, in the stock month's folder.
+
 Downloads go to `DATA_DIR/downloads/<YYYY-MM>/<Name>_utf8.<zip|parquet>` through the stable
 `r/<id>` link (302 to the dated static file), via `<file>.part` resumed with HTTP Range, verified
 against the published size and checksum, with a sidecar `<file>.json` (url, last_modified,
@@ -38,7 +44,14 @@ from tqdm import tqdm
 from mirror import __version__
 from mirror.core.config import DATAGOUV_URL_ENV, DEFAULT_DATAGOUV_URL, SIRENE_DATASET_ID
 from mirror.core.errors import IntegrityError, MirrorError, UpstreamUnavailable
-from mirror.core.schema import STOCK_FILES, STOCK_FILES_BY_KEY, STOCK_FILES_BY_NAME
+from mirror.core.schema import (
+    GEOLOCALISATION,
+    GEOLOCALISATION_DATASET_ID,
+    GEOLOCALISATION_RESOURCE_IDS,
+    STOCK_FILES,
+    STOCK_FILES_BY_KEY,
+    STOCK_FILES_BY_NAME,
+)
 
 FORMATS = ("auto", "parquet", "zip")
 TIMEOUT = (10, 60)  # (connect, read) seconds, on every request
@@ -54,6 +67,8 @@ _MONTH_NAMES = "janvier fevrier mars avril mai juin juillet aout septembre octob
 _MONTHS = {m: i + 1 for i, m in enumerate(_MONTH_NAMES)}
 _MONTH_RE = re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{4})\b")
 _MONTH_ARG = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# The six stock files, then the geolocation file (the order of `pick`'s answer).
+_ORDER = {f.name: i for i, f in enumerate((*STOCK_FILES, GEOLOCALISATION))}
 
 
 @dataclass(frozen=True)
@@ -124,18 +139,31 @@ def _resource_format(raw: dict) -> str | None:
     return fmt if fmt in ("zip", "parquet") else None
 
 
-def parse_resources(dataset: dict) -> list[Resource]:
-    """The stock resources of a dataset JSON: the latest by last_modified per (name, format)."""
+def match_geolocation(raw: dict) -> str | None:
+    """GEOLOCALISATION.name when a resource of the geolocation dataset is the file itself (one of its stable
+    ids, or its name in the title or URL, underscores and case aside), else None (documentation...)."""
+    if raw.get("id") in GEOLOCALISATION_RESOURCE_IDS.values():
+        return GEOLOCALISATION.name
+    wanted = GEOLOCALISATION.name.replace("_", "").lower()
+    for text in (raw.get("title") or "", (raw.get("url") or "").rsplit("/", 1)[-1]):
+        if wanted in re.sub(r"[\W_]", "", unicodedata.normalize("NFKD", text)).lower():
+            return GEOLOCALISATION.name
+    return None
+
+
+def parse_resources(dataset: dict, matcher: Callable[[dict], str | None] | None = None) -> list[Resource]:
+    """The stock resources of a dataset JSON: the latest by last_modified per (name, format). `matcher`
+    names the file a raw resource is (default: its title, `match_title`)."""
     best: dict[tuple[str, str], tuple[datetime, Resource]] = {}
     for raw in dataset.get("resources") or []:
         if not isinstance(raw, dict):
             continue
-        name = match_title(raw.get("title", ""))
+        name = matcher(raw) if matcher else match_title(raw.get("title", ""))
         fmt = _resource_format(raw)
         if name is None or fmt is None:
             continue
         modified = _parse_time(raw.get("last_modified"))
-        month = title_month(raw["title"]) or (modified.strftime("%Y-%m") if modified else None)
+        month = title_month(raw.get("title", "")) or (modified.strftime("%Y-%m") if modified else None)
         url = raw.get("latest") or raw.get("url")
         if month is None or not url:
             continue
@@ -145,7 +173,7 @@ def parse_resources(dataset: dict) -> list[Resource]:
             name=name,
             format=fmt,
             url=url,
-            title=raw["title"],
+            title=raw.get("title") or "",
             last_modified=raw.get("last_modified") or "",
             filesize=int(size) if isinstance(size, int | float) and size > 0 else None,
             checksum_type=str(checksum.get("type") or "sha256").lower() if checksum.get("value") else None,
@@ -158,8 +186,7 @@ def parse_resources(dataset: dict) -> list[Resource]:
         stamp = modified or datetime.min.replace(tzinfo=UTC)
         if key not in best or stamp > best[key][0]:
             best[key] = (stamp, resource)
-    order = {f.name: i for i, f in enumerate(STOCK_FILES)}
-    return sorted((r for _, r in best.values()), key=lambda r: (order[r.name], r.format))
+    return sorted((r for _, r in best.values()), key=lambda r: (_ORDER[r.name], r.format))
 
 
 def pick(
@@ -187,7 +214,7 @@ def pick(
         rank = (res.month, res.format == "parquet")
         if current is None or rank > (current.month, current.format == "parquet"):
             chosen[res.name] = res
-    return [chosen[f.name] for f in STOCK_FILES if f.name in chosen]
+    return sorted(chosen.values(), key=lambda r: _ORDER[r.name])
 
 
 def discover(
@@ -198,8 +225,26 @@ def discover(
     backoff: float = DEFAULT_BACKOFF,
 ) -> list[Resource]:
     """Reads the Sirene dataset on data.gouv.fr; returns the latest resource per (name, format)."""
+    return parse_resources(_dataset(base_url, SIRENE_DATASET_ID, session, retries, backoff))
+
+
+def discover_geolocation(
+    base_url: str | None = None,
+    session: requests.Session | None = None,
+    *,
+    retries: int = DEFAULT_RETRIES,
+    backoff: float = DEFAULT_BACKOFF,
+) -> list[Resource]:
+    """Reads the geolocation dataset on data.gouv.fr; returns the latest zip / parquet of the file."""
+    return parse_resources(
+        _dataset(base_url, GEOLOCALISATION_DATASET_ID, session, retries, backoff), match_geolocation
+    )
+
+
+def _dataset(base_url: str | None, dataset_id: str, session, retries: int, backoff: float) -> dict:
+    """The JSON of a data.gouv.fr dataset (`{base}/api/1/datasets/<id>/`)."""
     base = datagouv_url(base_url)
-    url = f"{base}/api/1/datasets/{SIRENE_DATASET_ID}/"
+    url = f"{base}/api/1/datasets/{dataset_id}/"
     with _session(session) as http:
         response = _request(http, url, retries=retries, backoff=backoff, what="the data.gouv.fr dataset")
         with response:
@@ -213,7 +258,7 @@ def discover(
                 raise IntegrityError(f"data.gouv.fr dataset API at {url} did not answer JSON") from None
     if not isinstance(dataset, dict):
         raise IntegrityError(f"data.gouv.fr dataset API at {url} answered an unexpected document")
-    return parse_resources(dataset)
+    return dataset
 
 
 def stock_month(resources: Iterable[Resource]) -> str:
@@ -247,16 +292,19 @@ def _require_main_files(picked: list[Resource], fmt: str) -> None:
 
 
 def resolve_names(values: Iterable[str]) -> list[str]:
-    """INSEE names from user input: INSEE names or our table keys, any case, comma-separated allowed."""
+    """INSEE names from user input: INSEE names or our table keys, any case, comma-separated allowed
+    (GeolocalisationEtablissement_Sirene_pour_etudes_statistiques or geolocalisation: the geolocation file)."""
     lookup = {n.lower(): n for n in STOCK_FILES_BY_NAME}
     lookup |= {k.lower(): f.name for k, f in STOCK_FILES_BY_KEY.items()}
+    lookup |= {GEOLOCALISATION.name.lower(): GEOLOCALISATION.name, GEOLOCALISATION.key: GEOLOCALISATION.name}
     names = []
     for value in values:
         for item in filter(None, (v.strip() for v in value.split(","))):
             name = lookup.get(item.lower().removesuffix("_utf8"))
             if name is None:
                 raise MirrorError(
-                    f"unknown stock file {item!r}; expected one of {', '.join(STOCK_FILES_BY_NAME)}"
+                    f"unknown stock file {item!r}; expected one of {', '.join(STOCK_FILES_BY_NAME)} "
+                    f"or {GEOLOCALISATION.name}"
                 )
             if name not in names:
                 names.append(name)
@@ -581,6 +629,7 @@ def download_stock(
     retries: int = DEFAULT_RETRIES,
     backoff: float = DEFAULT_BACKOFF,
     report: Callable[[str], None] | None = None,
+    geolocation: bool = False,
 ) -> list[Path]:
     """Downloads the latest monthly stock files into DATA_DIR/downloads/<YYYY-MM>/; returns their paths.
 
@@ -588,18 +637,42 @@ def download_stock(
     is reported, a missing StockUniteLegale/StockEtablissement is an error). `month`: refuse unless
     the latest published stock is that month. Files already present (same last_modified, size and
     checksum) are skipped without any request. `report` receives one line per file.
+    `geolocation` (or its name among `files`): also the geolocation file, from its own dataset, into the
+    stock month's folder (when only it is named, the month of the stock published now). Asked for
+    with the flag and not published: a warning; named in `files` and not published: an error.
     """
     say = report or (lambda line: None)
     names = resolve_names(files) if files else None
+    geo_named = names is not None and GEOLOCALISATION.name in names
+    if geo_named:
+        names = [n for n in names if n != GEOLOCALISATION.name]
     with _session(session) as http:
-        picked = pick(discover(base_url, http, retries=retries, backoff=backoff), fmt, names)
-        published = _check_selection(picked, names, fmt, month, say)
+        resources = discover(base_url, http, retries=retries, backoff=backoff)
+        if names == []:  # only the geolocation file: it goes into the folder of the stock published now
+            picked = []
+            published = _check_selection(pick(resources), None, "auto", month, lambda line: None)
+        else:
+            picked = pick(resources, fmt, names)
+            published = _check_selection(picked, names, fmt, month, say)
+        geo: list[Resource] = []
+        if geolocation or geo_named:
+            geo = pick(
+                discover_geolocation(base_url, http, retries=retries, backoff=backoff),
+                fmt,
+                [GEOLOCALISATION.name],
+            )
+            if not geo:
+                kind = "" if fmt == "auto" else f" {fmt}"
+                message = f"data.gouv.fr lists no{kind} resource for {GEOLOCALISATION.name}"
+                if geo_named:
+                    raise MirrorError(message)
+                say(f"warning: {message}; skipped")
         root = Path(data_dir) / "downloads"
         paths = []
         with _Lock(root):
             todo = []
-            for res in picked:
-                target = root / res.month / res.filename
+            for res in picked + geo:
+                target = root / (published if res.name == GEOLOCALISATION.name else res.month) / res.filename
                 paths.append(target)
                 if already_downloaded(res, target):
                     say(f"skipped     {res.name} ({res.format}, {res.month}): already present at {target}")
@@ -617,7 +690,7 @@ def download_stock(
                 say(
                     f"downloaded  {res.name} ({res.format}, {res.month}, {_human(meta['size'])}{check}) -> {target}"
                 )
-    if published != max(r.month for r in picked):
+    if picked and published != max(r.month for r in picked):
         say(
             f"note: the newest files are from {max(r.month for r in picked)}, the complete stock from {published}"
         )

@@ -21,6 +21,7 @@ from datetime import date
 from mirror.core import nomenclatures as ref
 from mirror.core.errors import BadInput, MirrorError
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
+from mirror.core.schema import GEOLOCATION_COLUMNS
 from mirror.export.where import compile_where
 
 LEVELS = ("etablissement", "unite-legale")
@@ -76,6 +77,9 @@ _CODE_POSTAL = re.compile(r"^\d{5}$")
 _DEPARTEMENT = re.compile(r"^(\d{2}|2[AB]|97\d|98\d)$")  # 99: abroad
 _REGION = re.compile(r"^\d{2,3}$")
 _EPCI = re.compile(r"^\d{9}$")
+_IRIS = re.compile(r"^(\d{5}|2[AB]\d{3})\d{4}$")  # national IRIS code: commune + 4 digits
+_QPV = re.compile(r"^Q[A-Z0-9]{6,8}$")  # e.g. QN07501M (2024 list) [uncertain: the exact shape]
+ANY_QPV = "any"
 CATEGORIES_ENTREPRISE = ("PME", "ETI", "GE")
 
 
@@ -97,6 +101,8 @@ class Filters:
     departements: list[str] = field(default_factory=list)
     regions: list[str] = field(default_factory=list)
     epcis: list[str] = field(default_factory=list)
+    iris: list[str] = field(default_factory=list)
+    qpvs: list[str] = field(default_factory=list)  # QPV codes, or ANY_QPV: in any QPV
     near: tuple[float, float] | None = None
     near_siret: str | None = None
     radius_km: float | None = None
@@ -347,6 +353,18 @@ def build_where(
         if vals:
             add(f"{q(column)} IN ({', '.join('?' * len(vals))})", *vals)
 
+    # Zones of the geolocation file (columns present only when it was loaded with the stock).
+    iris = _check(
+        [v.upper() for v in _split(f.iris, "--iris")], _IRIS, "IRIS code", "751010101 (commune + 4 digits)"
+    )
+    if iris:
+        add(f"{q('iris')} IN ({', '.join('?' * len(iris))})", *iris)
+    qpvs = [v.upper() for v in _split(f.qpvs, "--qpv")]
+    if ANY_QPV.upper() in qpvs:
+        add(f"{q('qpv')} IS NOT NULL")
+    elif _check(qpvs, _QPV, "QPV code", f"QN07501M, or {ANY_QPV}"):
+        add(f"{q('qpv')} IN ({', '.join('?' * len(qpvs))})", *qpvs)
+
     if near_point is not None:
         if f.radius_km is None or not (0 < f.radius_km <= 1000):
             raise BadInput("a radius search needs --radius-km between 0 and 1000")
@@ -423,6 +441,11 @@ def build_where(
         add(f"({sql})", *where_params)
 
     missing = used - available
+    if missing & set(GEOLOCATION_COLUMNS):
+        raise MirrorError(
+            f"this filter needs column(s) {', '.join(sorted(missing))}, which come from INSEE's geolocation file: "
+            "load GeolocalisationEtablissement_Sirene_pour_etudes_statistiques_utf8 with the stock (mirror load)"
+        )
     if missing:
         raise MirrorError(f"this filter needs column(s) {', '.join(sorted(missing))}, absent from the mirror")
     return WhereClause(" AND ".join(parts) if parts else "TRUE", params, used)

@@ -34,6 +34,7 @@ from mirror.core.config import duckdb_memory_limit, duckdb_threads
 from mirror.core.errors import BadInput, IntegrityError, MirrorError
 from mirror.core.faults import crash_point
 from mirror.core.schema import (
+    GEOLOCALISATION,
     KEY_COLUMNS,
     LAYOUTS,
     SIRET_INDEX,
@@ -42,7 +43,12 @@ from mirror.core.schema import (
     StockFile,
 )
 from mirror.core.sql import ident, literal, render
-from mirror.core.typed import prepare_connection, typed_select_sql
+from mirror.core.typed import (
+    geolocated_select_sql,
+    geolocation_select_sql,
+    prepare_connection,
+    typed_select_sql,
+)
 from mirror.load import publish
 from mirror.lookup import build as lookup_build
 
@@ -57,11 +63,13 @@ _MONTH_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})-(0[1-9]|1[0-2])(?:-\d{2})?
 # Finding and reading the stock files
 # ------------------------------------------------------------------------------------------------
 
+# The six stock files, and the optional seventh input: INSEE's geolocation file (mirror.core.schema).
+INPUT_FILES = (*STOCK_FILES, GEOLOCALISATION)
 _FILE_RE = re.compile(
-    r"^(?:.*[^A-Za-z])?(" + "|".join(f.name for f in STOCK_FILES) + r")_utf8\.(zip|parquet|csv)$",
+    r"^(?:.*[^A-Za-z])?(" + "|".join(f.name for f in INPUT_FILES) + r")_utf8\.(zip|parquet|csv)$",
     re.IGNORECASE,
 )
-_CANONICAL = {f.name.lower(): f for f in STOCK_FILES}
+_CANONICAL = {f.name.lower(): f for f in INPUT_FILES}
 
 
 @dataclass
@@ -78,7 +86,9 @@ class Source:
 
 def find_sources(paths: list[Path]) -> tuple[dict[str, Source], list[str]]:
     """Which given file is which stock file (by name: `<Name>_utf8.zip|parquet|csv`, optionally with a
-    dated prefix). Folders are scanned (not recursively). Parquet wins over zip when both are present."""
+    dated prefix). Folders are scanned (not recursively). Parquet wins over zip when both are present.
+    The geolocation file, when given, is found under the key "geolocalisation" (its absence is no warning:
+    it is an optional input of its own, not one of the six stock files)."""
     warnings: list[str] = []
     candidates: list[Path] = []
     for p in paths:
@@ -121,10 +131,13 @@ def find_sources(paths: list[Path]) -> tuple[dict[str, Source], list[str]]:
 
 
 def month_from_names(sources: dict[str, Source]) -> str | None:
-    """A YYYY-MM found in the file names, else in their folder names (e.g. downloads/2026-10/)."""
+    """A YYYY-MM found in the file names, else in their folder names (e.g. downloads/2026-10/). The
+    geolocation file's name is not used: it is published around the 21st, under a month of its own."""
     for attr in ("name", "parent"):
         months = set()
         for s in sources.values():
+            if s.stock is GEOLOCALISATION:
+                continue
             text = s.path.name if attr == "name" else s.path.parent.name
             m = _MONTH_IN_NAME.search(text)
             if m:
@@ -150,7 +163,7 @@ def detect_layout(stock: StockFile, columns: list[str]) -> tuple[str | None, lis
 MAX_HEADER_BYTES = 1 << 20
 
 
-def _read_header_line(line: bytes, name: str) -> list[str]:
+def _read_header_line(line: bytes, name: str, delimiter: str = ",") -> list[str]:
     """The CSV header of `name` from its first line: BadInput for an empty file or a line that is no header
     (no newline in the first megabyte, a field over the csv module's limit, undecodable bytes)."""
     if not line.strip():
@@ -159,7 +172,7 @@ def _read_header_line(line: bytes, name: str) -> list[str]:
         raise BadInput(f"{name}: the first line is over {MAX_HEADER_BYTES >> 20} MB: not a Sirene CSV header")
     try:
         text = line.decode("utf-8-sig").rstrip("\r\n")
-        header = next(csv.reader(io.StringIO(text), delimiter=",", quotechar='"'), None)
+        header = next(csv.reader(io.StringIO(text), delimiter=delimiter, quotechar='"'), None)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise BadInput(f"{name}: unreadable CSV header ({exc})") from exc
     if not header:
@@ -204,10 +217,10 @@ def _extract_csv(
             raise MirrorError(f"{src.path.name}: corrupt or truncated zip ({exc})") from exc
     if last != b"\n":
         lines += 1
-    return out, _read_header_line(first, f"{src.path.name}: {member}"), lines
+    return out, _read_header_line(first, f"{src.path.name}: {member}", src.stock.delimiter), lines
 
 
-def _csv_header_and_lines(path: Path) -> tuple[list[str], int]:
+def _csv_header_and_lines(path: Path, delimiter: str = ",") -> tuple[list[str], int]:
     lines = 0
     last = b"\n"
     with open(path, "rb") as fh:
@@ -216,13 +229,13 @@ def _csv_header_and_lines(path: Path) -> tuple[list[str], int]:
         while chunk := fh.read(16 << 20):
             lines += chunk.count(b"\n")
             last = chunk[-1:]
-    return _read_header_line(first, path.name), lines + (last != b"\n")
+    return _read_header_line(first, path.name, delimiter), lines + (last != b"\n")
 
 
-def _csv_source_sql(path: Path, header: list[str]) -> str:
+def _csv_source_sql(path: Path, header: list[str], delimiter: str = ",") -> str:
     cols = "{" + ", ".join(f"{literal(c)}: 'VARCHAR'" for c in header) + "}"
     return (
-        f"read_csv({literal(path)}, header = true, delim = ',', quote = '\"', escape = '\"', "
+        f"read_csv({literal(path)}, header = true, delim = {literal(delimiter)}, quote = '\"', escape = '\"', "
         f"auto_detect = false, columns = {cols}, strict_mode = false, null_padding = false)"
     )
 
@@ -248,11 +261,9 @@ def _parquet_opts(row_group_size: int | None = None, compression: str = "zstd") 
     return f"FORMAT parquet, COMPRESSION {compression}, ROW_GROUP_SIZE {row_group_size or ROW_GROUP_SIZE}"
 
 
-def _write_table(con, src: Source, build_dir: Path, warnings: list[str], extracted=None) -> int:
-    """Types one stock file and writes it under build_dir/<table>/; returns the rows written.
-    `extracted`: for a zip, a Future of its _extract_csv already under way (else it is extracted here)."""
-    key = src.stock.key
-    tmp_dir = build_dir / ".tmp"
+def _open_source(con, src: Source, tmp_dir: Path, extracted=None) -> tuple[str, dict[str, str], Path | None]:
+    """(SQL relation, column -> type, extracted CSV to delete or None) of a source file; sets
+    src.source_rows (Parquet metadata, or CSV lines minus the header) and src.columns."""
     if src.fmt == "parquet":
         try:
             rel = con.sql(f"SELECT * FROM read_parquet({literal(src.path)}) LIMIT 0")
@@ -267,13 +278,60 @@ def _write_table(con, src: Source, build_dir: Path, warnings: list[str], extract
             csv_path, header, lines = extracted.result() if extracted else _extract_csv(src, tmp_dir)
         else:
             csv_path = src.path
-            header, lines = _csv_header_and_lines(src.path)
+            header, lines = _csv_header_and_lines(src.path, src.stock.delimiter)
         if len(set(header)) != len(header):
             raise MirrorError(f"{src.path.name}: duplicate column names in the header")
         source_types = dict.fromkeys(header, "VARCHAR")
         src.source_rows = max(lines - 1, 0)
-        source_sql = _csv_source_sql(csv_path, header)
+        source_sql = _csv_source_sql(csv_path, header, src.stock.delimiter)
     src.columns = list(source_types)
+    return source_sql, source_types, (csv_path if src.fmt == "zip" else None)
+
+
+@contextlib.contextmanager
+def _read_errors(src: Source):
+    """DuckDB's errors while reading `src` as one line naming the file; its Ctrl-C as KeyboardInterrupt."""
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
+    except duckdb.Error as exc:
+        raise MirrorError(
+            f"{src.path.name}: cannot be read as {src.stock.name}: {str(exc).splitlines()[0]}"
+        ) from exc
+
+
+# The temporary table of the geolocation rows joined with the établissements (one row per siret).
+GEOLOCATION_TABLE = "_mirror_geolocalisation"
+
+
+def _stage_geolocation(con, src: Source, tmp_dir: Path, extracted=None) -> dict[str, int]:
+    """Reads the geolocation file into the temporary table GEOLOCATION_TABLE (sql/catalog/
+    typed_geolocalisation.sql: WGS84 coordinates, quality, IRIS, QPV; one row per siret); returns
+    {"rows": rows of the file, "sirets": distinct sirets kept}."""
+    source_sql, source_types, csv_path = _open_source(con, src, tmp_dir, extracted)
+    try:
+        if "siret" not in source_types:
+            raise MirrorError(f"{src.path.name}: column siret missing; is this really {src.stock.name}?")
+        select = geolocation_select_sql(source_sql, source_types)
+        with _read_errors(src):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {GEOLOCATION_TABLE} AS {select}")
+    finally:
+        if csv_path is not None:
+            csv_path.unlink(missing_ok=True)
+    (sirets,) = con.sql(f"SELECT count(*) FROM {GEOLOCATION_TABLE}").fetchone()
+    return {"rows": int(src.source_rows or 0), "sirets": int(sirets)}
+
+
+def _write_table(
+    con, src: Source, build_dir: Path, warnings: list[str], extracted=None, geolocated: bool = False
+) -> int:
+    """Types one stock file and writes it under build_dir/<table>/; returns the rows written.
+    `extracted`: for a zip, a Future of its _extract_csv already under way (else it is extracted here).
+    `geolocated`: join the établissements with GEOLOCATION_TABLE (see _stage_geolocation)."""
+    key = src.stock.key
+    tmp_dir = build_dir / ".tmp"
+    source_sql, source_types, csv_path = _open_source(con, src, tmp_dir, extracted)
     layout, missing, extra = detect_layout(src.stock, src.columns)
     src.layout = layout
     for k in KEY_COLUMNS[src.stock.key]:
@@ -286,23 +344,20 @@ def _write_table(con, src: Source, build_dir: Path, warnings: list[str], extract
             f"{src.stock.name}: unrecognised layout; missing columns set to NULL: {', '.join(missing)}"
         )
     typed = typed_select_sql(key, source_sql, source_types)
+    if geolocated and key == "etablissements":
+        typed = geolocated_select_sql(typed, GEOLOCATION_TABLE)
     out = build_dir / key
     sort = ", ".join(ident(c) for c in SORT_KEYS[key])
     try:
-        if key == "etablissements":
-            written = _write_partitioned(con, typed, build_dir, sort)
-        else:
-            written = _write_sorted(con, typed, out, SORT_KEYS[key])
-    except duckdb.InterruptException:
-        raise KeyboardInterrupt from None
-    except duckdb.Error as exc:
-        raise MirrorError(
-            f"{src.path.name}: cannot be read as {src.stock.name}: {str(exc).splitlines()[0]}"
-        ) from exc
+        with _read_errors(src):
+            if key == "etablissements":
+                written = _write_partitioned(con, typed, build_dir, sort)
+            else:
+                written = _write_sorted(con, typed, out, SORT_KEYS[key])
     except OSError as exc:  # pyarrow's partition writes (disk full, permissions): ArrowIOError is an OSError
         raise MirrorError(f"cannot write {key} into {build_dir}: {exc}") from exc
     finally:
-        if src.fmt == "zip" and csv_path is not None:
+        if csv_path is not None:
             csv_path.unlink(missing_ok=True)
     if src.fmt != "parquet" and src.source_rows != written:
         diff = abs(src.source_rows - written)
@@ -622,6 +677,8 @@ def _build(data_dir, build_dir, sources, month, month_source, force, progress, w
     # file writes release the GIL), and the first two are decompressed side by side: the extraction hides
     # in the idle moments of the load (at most two CSVs on disk at once).
     order = [s.key for s in STOCK_FILES]
+    geo_src = sources.get(GEOLOCALISATION.key)
+    geolocation: dict | None = None
     stop = threading.Event()
     unzip = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mirror-unzip")
     extractions = {}
@@ -643,10 +700,24 @@ def _build(data_dir, build_dir, sources, month, month_source, force, progress, w
                 rows[stock.key] = 0
             else:
                 current = extraction(src) if src.fmt == "zip" else None
+                geolocated = stock.key == "etablissements" and geo_src is not None
+                if geolocated:  # read before the établissements, which are joined with it
+                    geo_started = time.monotonic()
+                    geo_zip = extraction(geo_src) if geo_src.fmt == "zip" else None
+                    geolocation = _stage_geolocation(con, geo_src, build_dir / ".tmp", geo_zip)
+                    timings[GEOLOCALISATION.key] = round(time.monotonic() - geo_started, 2)
+                    t0 = time.monotonic()
                 later = [sources[k] for k in order[i + 1 :] if k in sources and sources[k].fmt == "zip"]
                 if later:
                     extraction(later[0])
-                rows[stock.key] = _write_table(con, src, build_dir, warnings, current)
+                rows[stock.key] = _write_table(con, src, build_dir, warnings, current, geolocated)
+                if geolocated:
+                    con.execute(f"DROP TABLE {GEOLOCATION_TABLE}")
+                    (matched,) = con.sql(
+                        "SELECT count_if(qualiteXY IS NOT NULL OR iris IS NOT NULL OR qpv IS NOT NULL) "
+                        f"FROM read_parquet({_glob(build_dir, stock.key)})"
+                    ).fetchone()
+                    geolocation["matched"] = int(matched)
                 written = con.sql(
                     f"SELECT count(*) FROM read_parquet({_glob(build_dir, stock.key)})"
                 ).fetchone()[0]
@@ -689,6 +760,7 @@ def _build(data_dir, build_dir, sources, month, month_source, force, progress, w
         "layouts": {k: s.layout for k, s in sources.items()},
         "sources": {k: str(s.path) for k, s in sources.items()},
         "identifiers": identifiers,
+        "geolocalisation": geolocation,
         "warnings": warnings,
     }
 

@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     _say("=" * 78)
     _say(f"[1/4] Generating (or reusing) the {args.month} stock, {args.scale} unités légales ...")
     today = date.fromisoformat(args.month + "-01") + timedelta(days=args.days)
-    up = server.start(upstream_dir, args.month, scale=args.scale, seed=args.seed, today=today)
+    up = server.start(
+        upstream_dir, args.month, scale=args.scale, seed=args.seed, today=today, geolocation=True
+    )
     try:
         _say(f"[2/4] Local upstream on {up.base_url} (data.gouv.fr-like) and {up.insee_url} (INSEE-like)")
         if mirror_dir.exists():

@@ -1,4 +1,5 @@
-"""Synthetic Sirene monthly stock: the six files shaped exactly like INSEE's (headers, dialect, quirks).
+"""Synthetic Sirene monthly stock: the six files shaped exactly like INSEE's (headers, dialect, quirks),
+and on request the seventh input, INSEE's geolocation file (`geolocation=True`).
 
 The register is generated in fixed chunks of unités légales (SIREN ranges), each from its own seeded NumPy
 generator, with vectorised Arrow string columns; each chunk is streamed into the six outputs, so memory
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mirror.core.errors import MirrorError
-from mirror.core.schema import LAYOUTS, STOCK_FILES
+from mirror.core.schema import GEOLOCALISATION, LAYOUTS, STOCK_FILES
 from mirror.synthetic.generate import model
 from mirror.synthetic.generate.writer import (
     BackgroundWriter,
@@ -72,8 +73,11 @@ def run_generation(
     fmt: str = "zip",
     layout: str = "current",
     progress: bool = False,
+    geolocation: bool = False,
 ) -> GenerationResult:
-    """Generates the stock (see `generate_stock`) and returns paths, row counts and duration."""
+    """Generates the stock (see `generate_stock`) and returns paths, row counts and duration.
+    `geolocation`: also write GeolocalisationEtablissement_Sirene_pour_etudes_statistiques_utf8 (key
+    "geolocalisation"; the six stock files are the same bytes with or without it)."""
     end = _check(month, scale, fmt, layout)
     started = time.monotonic()
     out = Path(out_dir)
@@ -81,8 +85,14 @@ def run_generation(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MirrorError(f"cannot create output directory {out}: {exc.strerror}") from exc
-    ctx = model.Context(n_units=scale, seed=int(seed), layout=layout, end_day=(end - model.EPOCH).days)
-    files = [f for f in STOCK_FILES if f.exists_in(layout)]
+    ctx = model.Context(
+        n_units=scale,
+        seed=int(seed),
+        layout=layout,
+        end_day=(end - model.EPOCH).days,
+        geolocation=geolocation,
+    )
+    files = [f for f in STOCK_FILES if f.exists_in(layout)] + ([GEOLOCALISATION] if geolocation else [])
     headers = {f.key: f.header(layout) for f in files}
     stamp = (end.year, end.month, end.day, 23, 0, 0) if end.year >= 1980 else (1980, 1, 1, 0, 0, 0)
     result = GenerationResult(paths={}, rows={f.key: 0 for f in files})
@@ -166,7 +176,7 @@ def _render(ctx, index, files, headers, zips, parquets):
     for f in files:
         cols = getattr(chunk, f.key)
         header = headers[f.key]
-        data = csv_bytes(cols, header) if f.key in zips else None
+        data = csv_bytes(cols, header, f.delimiter) if f.key in zips else None
         table = to_parquet_table(f.key, cols, header) if f.key in parquets else None
         out[f.key] = (len(cols[header[0]]), data, table)
     return len(chunk.unites_legales["siren"]), out
@@ -188,10 +198,11 @@ def generate_stock(
     fmt: str = "zip",
     layout: str = "current",
     progress: bool = False,
+    geolocation: bool = False,
 ) -> dict[str, Path]:
     """Writes the six monthly stock files for stock month `month` (YYYY-MM; the image of the register on
     the last day of the previous month) into out_dir; returns {table key (mirror.core.schema keys): path}.
     fmt: "zip" (INSEE zipped CSV, member names of mirror.core.schema.StockFile.csv_member), "parquet"
     (`<Name>_utf8.parquet` with the INSEE Parquet types of mirror.core.schema.insee_parquet_type) or "both"
     (then the dict values are the zip paths). scale = number of unités légales."""
-    return run_generation(out_dir, month, scale, seed, fmt, layout, progress).paths
+    return run_generation(out_dir, month, scale, seed, fmt, layout, progress, geolocation).paths

@@ -66,6 +66,7 @@ class Context:
     seed: int
     layout: str
     end_day: int  # the stock is the register on this day (last day of the previous month)
+    geolocation: bool = False  # also build the rows of the geolocation file (Chunk.geolocalisation)
 
     @property
     def after_migration(self) -> bool:
@@ -192,23 +193,48 @@ def _dep_tables():
     return lat, lon, jitter, epsg
 
 
-def lambert(rng: np.random.Generator, dep_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Projected coordinates near the département's reference point, in the territory's EPSG."""
-    lat0, lon0, jit, epsg = _dep_tables()
-    n = len(dep_idx)
-    ok = dep_idx >= 0
-    d = np.where(ok, dep_idx, 0)
-    lat = lat0[d] + (rng.random(n) * 2 - 1) * jit[d] * 0.7
-    lon = lon0[d] + (rng.random(n) * 2 - 1) * jit[d]
-    x = np.full(n, np.nan)
-    y = np.full(n, np.nan)
-    eps = np.where(ok, epsg[d], 0)
+def around_commune(
+    rng: np.random.Generator, com_idx: np.ndarray, ok: np.ndarray, widen: np.ndarray | float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """WGS84 points around each commune's centre (refdata.Geography.lat/lon), a normal spread of the
+    commune's `spread` (times `widen`), cut at 2.5 spreads; NaN where not `ok` or without a point. Draws
+    two uniforms per row, whatever `ok`."""
+    geo = R.geography()
+    u1, u2 = rng.random(len(com_idx)), rng.random(len(com_idx))
+    c = np.where(ok, com_idx, 0)
+    lat0, lon0 = geo.lat[c], geo.lon[c]
+    r = np.minimum(np.sqrt(-2 * np.log1p(-u1)), 2.5) * geo.spread[c] * widen
+    lat = lat0 + r * np.cos(2 * np.pi * u2)
+    lon = lon0 + r * np.sin(2 * np.pi * u2) / np.maximum(np.cos(np.radians(lat0)), 0.1)
+    bad = ~ok | np.isnan(lat0)
+    return np.where(bad, np.nan, lat), np.where(bad, np.nan, lon)
+
+
+def project(
+    lat: np.ndarray, lon: np.ndarray, dep_idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, epsg) of WGS84 points in their territory's projection (EPSG 0 and NaN where unknown)."""
+    epsg = _dep_tables()[3]
+    ok = (dep_idx >= 0) & ~np.isnan(lat)
+    eps = np.where(ok, epsg[np.where(ok, dep_idx, 0)], 0)
+    x = np.full(len(lat), np.nan)
+    y = np.full(len(lat), np.nan)
     for code in np.unique(eps):
         if code == 0:
             continue
         sel = eps == code
         x[sel], y[sel] = _transformer(int(code)).transform(lon[sel], lat[sel])
     return x, y, eps
+
+
+def lambert(
+    rng: np.random.Generator, com_idx: np.ndarray, ok: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, epsg, lat, lon): projected coordinates around each établissement's commune (where `ok`), in
+    the territory's EPSG, and the same points in WGS84."""
+    lat, lon = around_commune(rng, com_idx, ok)
+    x, y, eps = project(lat, lon, np.where(ok, R.geography().dep_index[com_idx], -1))
+    return x, y, eps, lat, lon
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +252,7 @@ class Chunk:
     etablissements_historique: dict[str, pa.Array]
     liens_succession: dict[str, pa.Array]
     doublons: dict[str, pa.Array]
+    geolocalisation: dict[str, pa.Array] | None = None  # only when Context.geolocation
 
 
 def generate_chunk(ctx: Context, index: int) -> Chunk:
@@ -374,7 +401,10 @@ class _Builder:
     def build(self) -> Chunk:
         self.units()
         self.etabs()
-        return Chunk(*self.tables())
+        chunk = Chunk(*self.tables())
+        if self.ctx.geolocation:
+            chunk.geolocalisation = self.geolocation_table(chunk.etablissements["siret"])
+        return chunk
 
     # -- tables --------------------------------------------------------------------------------
     def tables(self):
@@ -681,6 +711,7 @@ class _Builder:
         abroad &= ~self.poste[unit]
         codes = geo.communes.values
         commune = where(abroad, EMPTY, take(codes, com_idx))
+        self.e_commune = commune
         commune_label = where(abroad, EMPTY, take(geo.labels, com_idx))
         pc_idx = geo.pc_offsets[com_idx] + (rng.random(m) * geo.pc_counts[com_idx]).astype(np.int64)
         postcode = where(abroad, EMPTY, take(geo.postcodes, pc_idx))
@@ -714,11 +745,14 @@ class _Builder:
         cedex = where((dist_r < 0.004) & ~abroad, postcode, EMPTY)
         cedex_lib = where((dist_r < 0.004) & ~abroad, join(commune_label, pa.scalar("CEDEX")), EMPTY)
 
-        # coordinates (3.11+): ~30 % of active, fewer closed ones, in the territory's EPSG
+        # coordinates (3.11+): ~30 % of active, fewer closed ones (~13 % of all rows, as in the real stock),
+        # around the établissement's commune, in the territory's EPSG
         dep_idx = np.where(abroad, -1, geo.dep_index[com_idx])
         geo_ok = np.where(e_active, rng.random(m) < 0.3, rng.random(m) < 0.05) & (dep_idx >= 0) & has_street
-        x, y, _ = lambert(rng, np.where(geo_ok, dep_idx, -1))
+        x, y, _, lat, lon = lambert(rng, com_idx, geo_ok)
         geo_ok &= ~np.isnan(x)
+        self.e_geo = {"com_idx": com_idx, "abroad": abroad, "has_street": has_street, "stock_xy": geo_ok,
+                      "lat": lat, "lon": lon, "x": x, "y": y}  # fmt: skip
         xs = where(geo_ok, pa.array(np.nan_to_num(x)).cast(pa.string()), EMPTY)
         ys = where(geo_ok, pa.array(np.nan_to_num(y)).cast(pa.string()), EMPTY)
         alnum = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", dtype=np.uint8)
@@ -821,6 +855,97 @@ class _Builder:
                 e_p & person & pc.not_equal(col, EMPTY).to_numpy(zero_copy_only=False), nd, col
             )
         return cols, {"naf_idx": e_naf_idx}
+
+    def geolocation_table(self, siret: pa.Array) -> dict[str, pa.Array]:
+        """The rows of the geolocation file (GeolocalisationEtablissement_Sirene_pour_etudes_statistiques,
+        mirror.core.schema.GEOLOCALISATION_FILE_COLUMNS) for this chunk's établissements, in their order.
+
+        Coverage as in the real file (~37.9 M of ~44 M sirets, ~86 %): every établissement with stock
+        coordinates (same point), most others in France with a street; none abroad nor in Mayotte
+        (reference: the file does not cover it). qualite_xy 11 / 12 / 21 / 22 / 33 in the published shares
+        (33, "voie inconnue", for the établissements without a street: a point anywhere in the commune).
+        IRIS: "0000" in a commune under 10,000 inhabitants (not divided), else one of ~population/2,000
+        codes by position; QPV (plg_qp24 and plg_qp15): "CSZ" in a commune under 15,000 inhabitants (no
+        zoning), a code for ~10 % of the others, else "HZ". [uncertain] The 2024 QPV codes look like
+        QN07501M; the zone qualities ("1" / "2") and distance_precision (metres) are invented. Partially
+        diffusible établissements: "[ND]" coordinates, zones kept [uncertain]. Drawn from a generator of
+        its own: the six stock files are the same bytes with or without this file."""
+        g = self.e_geo
+        rng = np.random.default_rng([self.ctx.seed, self.lo, 0x6E0])
+        geo = R.geography()
+        m = len(siret)
+        com_idx, stock_xy = g["com_idx"], g["stock_xy"]
+        dep_idx = np.where(g["abroad"], -1, geo.dep_index[com_idx])
+        dep_codes = np.array([d for d, _, _ in R.DEP_POINTS] + [""], dtype=object)[dep_idx]
+        covered = np.where(g["has_street"], rng.random(m) < 0.90, rng.random(m) < 0.45)
+        covered = (covered | stock_xy) & (dep_idx >= 0) & (dep_codes != "976") & ~np.isnan(geo.lat[com_idx])
+        quality = np.where(
+            g["has_street"], pick(rng, np.cumsum([0.64, 0.17, 0.02, 0.02, 0.15]), m), 4
+        )  # 11, 12, 21, 22, 33
+        quality = np.where(stock_xy, np.minimum(quality, 1), quality)
+        lat, lon = around_commune(rng, com_idx, covered & ~stock_xy, np.where(quality == 4, 2.0, 1.0))
+        lat = np.where(stock_xy, g["lat"], lat)
+        lon = np.where(stock_xy, g["lon"], lon)
+        x, y, epsg = project(lat, lon, np.where(covered, dep_idx, -1))
+        x = np.where(stock_xy, g["x"], x)
+        y = np.where(stock_xy, g["y"], y)
+        rows = np.flatnonzero(covered & ~np.isnan(x))
+        pop = geo.population[com_idx[rows]]
+        # IRIS: a cell of ~500 m around the point, numbered among the commune's ~population/2,000 IRIS
+        n_iris = np.maximum((pop / 2000).astype(np.int64), 1)
+        cell = np.floor(lat[rows] / 0.0045).astype(np.int64) * 7919 + np.floor(lon[rows] / 0.0065).astype(
+            np.int64
+        )
+        k = cell % n_iris
+        iris = np.where(pop >= 10_000, (k // 99 + 1) * 100 + k % 99 + 1, 0)
+        n_qpv = np.maximum((pop / 40_000).astype(np.int64), 1)
+        in_qpv = rng.random(len(rows)) < 0.10
+        qpv_k = rng.integers(0, 1 << 30, len(rows)) % n_qpv + 1
+        deps = pa.array(dep_codes[rows].astype(str))
+        dep3 = pc.utf8_lpad(pc.replace_substring(pc.replace_substring(deps, "2A", "20"), "2B", "20"), 3, "0")
+        qp24 = join(
+            join(pa.scalar("QN"), dep3, sep=""), join(padded(qpv_k, 2), pa.scalar("M"), sep=""), sep=""
+        )
+        qp15 = join(join(pa.scalar("QP"), dep3, sep=""), padded(qpv_k, 3), sep="")
+        zoned = pop >= 15_000
+        qp24 = where(zoned & in_qpv, qp24, where(zoned, pa.scalar("HZ"), pa.scalar("CSZ")))
+        qp15 = where(zoned & in_qpv & (rng.random(len(rows)) < 0.8), qp15,
+                     where(zoned, pa.scalar("HZ"), pa.scalar("CSZ")))  # fmt: skip
+        q = quality[rows]
+        qualite = take(pa.array(["11", "12", "21", "22", "33"]), q)
+        precision = np.where(
+            q == 0, 0.0, np.where(q == 4, 250 + rng.random(len(rows)) * 1500, 5 + rng.random(len(rows)) * 80)
+        )
+        zone_quality = where(q == 4, pa.scalar("2"), pa.scalar("1"))
+        p = self.e_p[rows]
+        nd = pa.scalar(ND)
+
+        def number(values: np.ndarray, digits: int) -> pa.Array:
+            return where(p, nd, pa.array(np.round(values, digits)).cast(pa.string()))
+
+        commune = take(self.e_commune, rows)
+        cols = {
+            "siret": take(siret, rows),
+            "x": number(x[rows], 2),
+            "y": number(y[rows], 2),
+            "qualite_xy": qualite,
+            "epsg": ints(epsg[rows]),
+            "plg_qp24": qp24,
+            "plg_iris": padded(iris, 4),
+            "plg_zus": where(np.zeros(len(rows), dtype=bool), EMPTY, EMPTY),
+            "plg_qp15": qp15,
+            "plg_qva": where(zoned, pa.scalar("HZ"), pa.scalar("CSZ")),
+            "plg_code_commune": commune,
+            "distance_precision": pa.array(np.round(precision, 1)).cast(pa.string()),
+            "qualite_qp24": zone_quality,
+            "qualite_iris": zone_quality,
+            "qualite_zus": where(np.zeros(len(rows), dtype=bool), EMPTY, EMPTY),
+            "qualite_qp15": zone_quality,
+            "qualite_qva": zone_quality,
+            "y_latitude": number(lat[rows], 6),
+            "x_longitude": number(lon[rows], 6),
+        }
+        return cols
 
     def etab_history(self, et, e_fields):
         rng = self.rng

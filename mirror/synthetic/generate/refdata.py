@@ -174,6 +174,14 @@ class Geography:
     pc_offsets: np.ndarray  # start of each commune's postcodes in `postcodes`
     pc_counts: np.ndarray
     postcodes: pa.Array
+    # Where the établissements of each commune are placed (WGS84 degrees, NaN: no point): the commune's
+    # centre (sql/ref/communes_centres.csv.gz) or, for a commune missing there, a fixed point inside its
+    # département (see _commune_points); `spread`: the standard deviation in degrees of latitude, growing
+    # with the population.
+    lat: np.ndarray
+    lon: np.ndarray
+    spread: np.ndarray
+    population: np.ndarray
 
 
 @functools.lru_cache(maxsize=1)
@@ -200,6 +208,8 @@ def geography() -> Geography:
         offsets.append(len(postcodes))
         counts.append(len(pcs))
         postcodes.extend(pcs)
+    population = np.array([float(r["population"] or 0) for r in rows])
+    lat, lon = _commune_points([r["code"] for r in rows], np.array(dep_index, dtype=np.int32))
     return Geography(
         communes=_pool([r["code"] for r in rows], weights),
         labels=pa.array(labels, pa.string()),
@@ -207,12 +217,51 @@ def geography() -> Geography:
         pc_offsets=np.array(offsets, dtype=np.int64),
         pc_counts=np.array(counts, dtype=np.int64),
         postcodes=pa.array(postcodes, pa.string()),
+        lat=lat,
+        lon=lon,
+        # ~300 m for a village, ~600 m for a town of 50,000, ~750 m for the largest arrondissements
+        spread=np.minimum(0.0025 + 0.0004 * np.sqrt(population / 1000.0), 0.02),
+        population=population,
     )
 
 
+def _commune_points(codes: list[str], dep_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lat, lon) per commune: its centre from communes_centres.csv.gz; for the communes missing there
+    (small ones: the file has 86 % of the population), a point fixed by the commune code (crc32) inside the
+    box of the listed communes of its département (10th to 90th percentiles), else around its DEP_POINTS
+    point. NaN where the département has no point."""
+    import zlib
+
+    centres = {
+        r["code"]: (float(r["latitude"]), float(r["longitude"])) for r in _read("communes_centres.csv.gz")
+    }
+    n = len(codes)
+    lat = np.full(n, np.nan)
+    lon = np.full(n, np.nan)
+    known = np.zeros(n, dtype=bool)
+    for i, code in enumerate(codes):
+        if code in centres:
+            lat[i], lon[i] = centres[code]
+            known[i] = True
+    for d, (_code, dlat, dlon) in enumerate(DEP_POINTS):
+        members = dep_index == d
+        listed = members & known
+        if listed.sum() >= 5:
+            lat_lo, lat_hi = np.percentile(lat[listed], [10, 90])
+            lon_lo, lon_hi = np.percentile(lon[listed], [10, 90])
+        else:
+            jitter = DEP_JITTER.get(_code, DEFAULT_JITTER)
+            lat_lo, lat_hi, lon_lo, lon_hi = dlat - jitter, dlat + jitter, dlon - jitter, dlon + jitter
+        for i in np.flatnonzero(members & ~known):
+            h = zlib.crc32(codes[i].encode())
+            lat[i] = lat_lo + (h & 0xFFFF) / 0xFFFF * (lat_hi - lat_lo)
+            lon[i] = lon_lo + (h >> 16) / 0xFFFF * (lon_hi - lon_lo)
+    return lat, lon
+
+
 # Approximate WGS84 point (latitude, longitude) well inside each département (usually its préfecture,
-# an inland town for coastal or border ones). Hand-written from public maps; accurate to a few km,
-# which is enough since the generator only jitters around it by ~2 km. Not an official dataset.
+# an inland town for coastal or border ones). Hand-written from public maps; accurate to a few km. Used only
+# for the communes that sql/ref/communes_centres.csv.gz lacks, in départements with few listed communes.
 DEP_POINTS: tuple[tuple[str, float, float], ...] = (
     ("01", 46.10, 5.35), ("02", 49.56, 3.62), ("03", 46.45, 3.20), ("04", 44.09, 6.24), ("05", 44.56, 6.08),
     ("06", 43.82, 7.12), ("07", 44.73, 4.48), ("08", 49.62, 4.60), ("09", 42.97, 1.60), ("10", 48.30, 4.08),
@@ -237,7 +286,7 @@ DEP_POINTS: tuple[tuple[str, float, float], ...] = (
     ("971", 16.17, -61.68), ("972", 14.65, -61.02), ("973", 4.00, -53.00), ("974", -21.13, 55.52),
     ("976", -12.82, 45.15), ("975", 46.78, -56.18), ("977", 17.90, -62.83), ("978", 18.07, -63.05),
 )  # fmt: skip
-# Jitter (degrees) around the point: smaller for the small départements around Paris and for islands.
+# Half-width (degrees) of the box around the point for those: smaller around Paris and for islands.
 DEP_JITTER = {"75": 0.012, "92": 0.012, "93": 0.012, "94": 0.012, "90": 0.02, "975": 0.01, "977": 0.008,
               "978": 0.008, "976": 0.03, "972": 0.03, "971": 0.03}  # fmt: skip
 DEFAULT_JITTER = 0.04

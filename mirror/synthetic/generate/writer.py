@@ -41,19 +41,19 @@ def may_need_quotes(column: str) -> bool:
     return any(marker in low for marker in _TEXT_MARKERS)
 
 
-def csv_bytes(columns: dict[str, pa.Array], header: list[str]) -> memoryview:
+def csv_bytes(columns: dict[str, pa.Array], header: list[str], delimiter: str = ",") -> memoryview:
     """The CSV lines (no header) of one chunk, zero-copy over the Arrow buffer."""
     if len(columns[header[0]]) == 0:
         return memoryview(b"")
     arrays = [quote_needed(columns[name]) if may_need_quotes(name) else columns[name] for name in header]
-    lines = pc.binary_join_element_wise(*arrays, ",")
+    lines = pc.binary_join_element_wise(*arrays, delimiter)
     lines = pc.binary_join_element_wise(lines, pa.scalar(""), "\n")  # each line + "\n"
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
     return memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
-def header_line(header: list[str]) -> bytes:
-    return (",".join(header) + "\n").encode()
+def header_line(header: list[str], delimiter: str = ",") -> bytes:
+    return (delimiter.join(header) + "\n").encode()
 
 
 class ZipCsvSink:
@@ -67,7 +67,7 @@ class ZipCsvSink:
         info._compresslevel = level  # (a property over compress_level since 3.13)
         info.external_attr = 0o644 << 16
         self.fh = self.zf.open(info, "w", force_zip64=True)
-        self.fh.write(header_line(header))
+        self.fh.write(header_line(header, stock_file.delimiter))
 
     def write(self, data: bytes) -> None:
         if data:

@@ -11,6 +11,11 @@ stock month) the way data.gouv.fr does (its dataset API, /api/1/datasets/<id>/, 
   currently published under that stable id;
 - `GET /static/...`: the file, with Content-Length, Accept-Ranges and single-range requests (206).
 
+The geolocation file (`GeolocalisationEtablissement_Sirene_pour_etudes_statistiques_utf8.zip|.parquet` in
+a month's folder) is served as data.gouv.fr serves it: a dataset of its own (`/api/1/datasets/
+61d5e2d372a52d9f9411ff88/` or its slug), its real stable resource ids, a documentation PDF beside it, and a
+publication on the 21st of the month before the stock's (the file a stock downloaded on the 1st goes with).
+
 The published month can change at runtime (`publish(month)`) to test "a newer stock appears".
 Test knobs: `cut_after` (close the connection after N body bytes on the first GET of each file),
 `corrupt_checksum`, `ignore_range`, `fail_next` (answer 503 to the next N file requests),
@@ -29,10 +34,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mirror.core.config import SIRENE_DATASET_ID
-from mirror.core.schema import STOCK_FILES
+from mirror.core.schema import (
+    GEOLOCALISATION,
+    GEOLOCALISATION_DATASET_ID,
+    GEOLOCALISATION_RESOURCE_IDS,
+    STOCK_FILES,
+)
 from mirror.synthetic.upstream import send_bytes, serve
 
 DATASET_SLUG = "base-sirene-des-entreprises-et-de-leurs-etablissements-siren-siret"
+GEOLOCALISATION_SLUG = "geolocalisation-des-etablissements-du-repertoire-sirene-pour-les-etudes-statistiques"
 
 # The real stable resource ids (reference section 8.1), so URLs look like the real ones.
 RESOURCE_IDS = {
@@ -83,6 +94,14 @@ def stock_title(name: str, fmt: str, month: str, style: str = "old") -> str:
         title = f"Sirene : Fichier {name} - 01 {mois} {year}"
     else:
         raise ValueError(f"unknown title style {style!r}")
+    return title + (" (format parquet)" if fmt == "parquet" else "")
+
+
+def geolocation_title(fmt: str, published: datetime) -> str:
+    """A title of the geolocation file's resources. [uncertain] The real titles are not documented in our
+    sources; the mirror finds the file by its stable ids or its name, never by this wording."""
+    mois = MONTHS_FR[published.month - 1]
+    title = f"Fichier {GEOLOCALISATION.name} - {published.day:02d} {mois} {published.year}"
     return title + (" (format parquet)" if fmt == "parquet" else "")
 
 
@@ -182,6 +201,28 @@ class DatagouvUpstream:
                     out.append((stock.name, fmt, path))
         return out
 
+    def _geo_files(self, month: str) -> list[tuple[str, Path]]:
+        """(format, path) of the geolocation file present in a month's folder."""
+        out = []
+        for fmt, fname in (("zip", GEOLOCALISATION.zip_name), ("parquet", GEOLOCALISATION.parquet_name)):
+            path = self.months[month] / fname
+            if path.is_file():
+                out.append((fmt, path))
+        return out
+
+    def _geo_stamp(self, month: str, index: int) -> tuple[datetime, str]:
+        """(publication time, static folder stamp) of the geolocation file going with a stock month: the 21st
+        of the previous month, 06:05 + index minutes (plus one hour per republication)."""
+        year, mon = map(int, month.split("-"))
+        year, mon = (year - 1, 12) if mon == 1 else (year, mon - 1)
+        when = datetime(year, mon, 21, 6, 5, 2, 118000, tzinfo=UTC)
+        when += timedelta(minutes=index, hours=self.revisions.get(month, 0))
+        return when, when.strftime("%Y%m%d-%H%M%S")
+
+    def _geo_static(self, month: str, index: int, fmt: str) -> str:
+        _, stamp = self._geo_stamp(month, index)
+        return f"/static/resources/{GEOLOCALISATION_SLUG}/{stamp}/geolocalisationetablissement-sirene-{fmt}.{fmt}"
+
     def _stamp(self, month: str, index: int) -> tuple[str, str]:
         """(last_modified ISO, static folder stamp) of the index-th file of a month (07:30 + index min on the
         1st, plus one hour per republication)."""
@@ -197,6 +238,8 @@ class DatagouvUpstream:
             for index, (name, fmt, path) in enumerate(self._files(month)):
                 _, stamp = self._stamp(month, index)
                 mapping[f"/static/resources/{DATASET_SLUG}/{stamp}/stock-{name.lower()}-{fmt}.{fmt}"] = path
+            for index, (fmt, path) in enumerate(self._geo_files(month)):
+                mapping[self._geo_static(month, index, fmt)] = path
         return mapping
 
     def _sha256(self, path: Path) -> str:
@@ -210,6 +253,16 @@ class DatagouvUpstream:
                 self._sha_cache[key] = cached
         return cached
 
+    def _checksum(self, fmt: str, path: Path) -> dict | None:
+        """The `checksum` of a resource: sha256 on zip resources only, as the real pipeline published it
+        (one wrong hex digit with `corrupt_checksum`; none without `metadata`)."""
+        if fmt != "zip" or not self.metadata:
+            return None
+        value = self._sha256(path)
+        if self.corrupt_checksum:
+            value = ("0" if value[0] != "0" else "1") + value[1:]
+        return {"type": "sha256", "value": value}
+
     def dataset(self, base: str) -> dict:
         """The dataset JSON of the real shape, for the published month."""
         month = self.published
@@ -219,12 +272,7 @@ class DatagouvUpstream:
         for index, (name, fmt, path) in enumerate(self._files(month)):
             iso, stamp = self._stamp(month, index)
             rid = RESOURCE_IDS[(name, fmt)]
-            checksum = None
-            if fmt == "zip" and self.metadata:  # the real pipeline published sha256 on zip resources only
-                value = self._sha256(path)
-                if self.corrupt_checksum:
-                    value = ("0" if value[0] != "0" else "1") + value[1:]
-                checksum = {"type": "sha256", "value": value}
+            checksum = self._checksum(fmt, path)
             resources.append(
                 {
                     "id": rid,
@@ -248,6 +296,53 @@ class DatagouvUpstream:
             "id": SIRENE_DATASET_ID,
             "slug": DATASET_SLUG,
             "title": "Base Sirene des entreprises et de leurs établissements (SIREN, SIRET)",
+            "last_modified": max((r["last_modified"] for r in resources), default=None),
+            "resources": resources,
+        }
+
+    def geolocation_dataset(self, base: str) -> dict:
+        """The JSON of the geolocation dataset for the published month (the file's resources, if its folder
+        has the file, and a documentation PDF)."""
+        month = self.published
+        resources = [
+            {
+                "id": "9f6c2157-3c89-4e8d-8473-9894348c84cb",
+                "title": "Description du fichier de géolocalisation des établissements (pdf)",
+                "format": "pdf",
+                "mime": MIMES["pdf"],
+                "type": "documentation",
+                "filetype": "file",
+                "url": f"{base}/static/resources/{GEOLOCALISATION_SLUG}/missing/description-geoloc-v8.pdf",
+                "latest": f"{base}/api/1/datasets/r/9f6c2157-3c89-4e8d-8473-9894348c84cb",
+                "last_modified": "2099-01-01T00:00:00+00:00",
+                "filesize": 1234,
+                "checksum": None,
+            }
+        ]
+        for index, (fmt, path) in enumerate(self._geo_files(month)):
+            when, _ = self._geo_stamp(month, index)
+            rid = GEOLOCALISATION_RESOURCE_IDS[fmt]
+            checksum = self._checksum(fmt, path)
+            resources.append(
+                {
+                    "id": rid,
+                    "title": geolocation_title(fmt, when),
+                    "format": fmt,
+                    "mime": MIMES[fmt],
+                    "type": "main",
+                    "filetype": "file",
+                    "url": f"{base}{self._geo_static(month, index, fmt)}",
+                    "latest": f"{base}/api/1/datasets/r/{rid}",
+                    "last_modified": when.isoformat(),
+                    "created_at": "2022-01-05T00:00:00+00:00",
+                    "filesize": path.stat().st_size if self.metadata else None,
+                    "checksum": checksum,
+                }
+            )
+        return {
+            "id": GEOLOCALISATION_DATASET_ID,
+            "slug": GEOLOCALISATION_SLUG,
+            "title": "Géolocalisation des établissements du répertoire SIRENE pour les études statistiques",
             "last_modified": max((r["last_modified"] for r in resources), default=None),
             "resources": resources,
         }
@@ -328,12 +423,15 @@ class DatagouvUpstream:
             body = json.dumps(self.dataset(base), ensure_ascii=False).encode()
             send_bytes(handler, 200, body, "application/json; charset=utf-8")
             return True
+        if match and match.group(1) in (GEOLOCALISATION_DATASET_ID, GEOLOCALISATION_SLUG):
+            body = json.dumps(self.geolocation_dataset(base), ensure_ascii=False).encode()
+            send_bytes(handler, 200, body, "application/json; charset=utf-8")
+            return True
 
         match = re.fullmatch(r"/(?:api/1|fr)/datasets/r/([0-9a-f-]+)/?", path)
         if match:
-            target = next(
-                (r["url"] for r in self.dataset(base)["resources"] if r["id"] == match.group(1)), None
-            )
+            resources = self.dataset(base)["resources"] + self.geolocation_dataset(base)["resources"]
+            target = next((r["url"] for r in resources if r["id"] == match.group(1)), None)
             if target is None:
                 send_bytes(handler, 404, b'{"message": "Resource not found"}', "application/json")
             else:

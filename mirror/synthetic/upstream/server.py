@@ -25,17 +25,20 @@ INSEE_PREFIX = "/api-sirene/3.11"
 DEFAULT_API_KEY = "demo-key"
 
 
-def prepare_stock(data: Path, month: str, scale: int, seed: int = 0) -> Path:
-    """The folder of the generated stock of `month` (generated on first use, then cached)."""
+def prepare_stock(data: Path, month: str, scale: int, seed: int = 0, geolocation: bool = False) -> Path:
+    """The folder of the generated stock of `month` (generated on first use, then cached); `geolocation`:
+    with the geolocation file (served as data.gouv.fr's geolocation dataset)."""
     from mirror.synthetic.generate import generate_stock
 
     folder = Path(data) / month
     marker = folder / ".generated.json"
-    wanted = {"month": month, "scale": scale, "seed": seed}
+    wanted = {"month": month, "scale": scale, "seed": seed} | ({"geolocation": True} if geolocation else {})
     if marker.is_file() and json.loads(marker.read_text()) == wanted:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    generate_stock(folder, month=month, scale=scale, seed=seed, fmt="zip", layout="current")
+    generate_stock(
+        folder, month=month, scale=scale, seed=seed, fmt="zip", layout="current", geolocation=geolocation
+    )
     marker.write_text(json.dumps(wanted))
     return folder
 
@@ -86,13 +89,15 @@ def start(
     port: int = 0,
     host: str = "127.0.0.1",
     before: Sequence = (),
+    geolocation: bool = False,
     **insee_options,
 ) -> Upstream:
     """Generates (or reuses) the stock of `month`, then serves both upstreams on one server.
 
     `today`: the INSEE-like API's current date (days before it are published; default the 6th of `month`).
     `insee_options` go to the INSEE-like app (test knobs: throttle_every, retry_after, fail_next, down,
-    mass_treatment); `before`: extra apps offered each request first (tests).
+    mass_treatment); `before`: extra apps offered each request first (tests); `geolocation`: serve the
+    geolocation file too (prepare_stock).
     """
     from mirror.synthetic.upstream.changes import DailyChanges
     from mirror.synthetic.upstream.datagouv import DatagouvUpstream
@@ -101,7 +106,7 @@ def start(
     # Bound first, so a busy port fails in one line before minutes of generation at a large scale.
     server = _bind(host, port)
     try:
-        folder = prepare_stock(data, month, scale, seed)
+        folder = prepare_stock(data, month, scale, seed, geolocation)
         changes = DailyChanges(folder, month, seed=seed)
         today = today or (date.fromisoformat(month + "-01") + timedelta(days=5))
         datagouv = DatagouvUpstream({month: folder}, published=month)
@@ -131,7 +136,9 @@ def run_forever(
     import time
 
     echo(f"Generating (or reusing) the SYNTHETIC {month} stock, scale {scale}, in {data} ...")
-    up = start(Path(data), month, scale=scale, seed=seed, today=today, api_key=api_key, port=port)
+    up = start(
+        Path(data), month, scale=scale, seed=seed, today=today, api_key=api_key, port=port, geolocation=True
+    )
     echo("SYNTHETIC Sirene upstream running (generated data, not the real register):")
     echo(f"  data.gouv.fr-like: {up.datagouv_url}")
     echo(f"  INSEE-like API:    {up.insee_url}  (key: {api_key})")
