@@ -144,8 +144,12 @@ def run_update(
     rate: float = 30.0,
     progress: bool | None = None,
     locked: bool = False,
+    max_wait: float | None = None,
 ) -> UpdateReport:
-    """Applies the published days of INSEE API changes since the watermark (see module docstring)."""
+    """Applies the published days of INSEE API changes since the watermark (see module docstring).
+
+    `max_wait`: seconds of retry waiting allowed for the run (None: env MIRROR_RETRY_BUDGET, default 600;
+    see mirror.update.insee_client); each retry is printed on stderr, with its wait."""
     key = api_key()
     if since is not None and until is not None and since > until:
         raise MirrorError(f"--since {since.isoformat()} is after --until {until.isoformat()}")
@@ -153,10 +157,10 @@ def run_update(
     with _signals_as_interrupt() as caught:
         try:
             if locked or dry_run:
-                return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress)
+                return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress, max_wait)
             with snapshot.writer_lock(data_dir, "mirror update"):
                 catalog.prepare_writer(data_dir)  # leftovers of a killed writer, an interrupted publication
-                return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress)
+                return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress, max_wait)
         except BaseException as exc:
             _reraise_as_one_line(exc, caught, data_dir)
             raise
@@ -242,7 +246,7 @@ def current_coverage(data_dir: Path, state: dict) -> tuple[str, str, datetime]:
     return snap["month"], snap["dir"], deltas.snapshot_coverage(folder, snap["month"])
 
 
-def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> UpdateReport:
+def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress, max_wait=None) -> UpdateReport:
     t0 = time.monotonic()
     report = UpdateReport(dry_run=dry_run)
     show = _show_progress(progress)
@@ -277,7 +281,8 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
         key,
         rate_per_minute=rate,
         progress=show,
-        notify=None if progress is False else _stderr_line,  # waits are shown unless --quiet
+        retry_budget=max_wait,
+        notify=_stderr_line,  # each retry and its wait, --quiet or not (a cron log shows why a run is slow)
     )
     info = insee.parse_informations(client.informations())
     last_published = published_through(info)
