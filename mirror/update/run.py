@@ -421,7 +421,8 @@ def _watermark(state: dict, coverage: datetime, applied: date | None) -> str:
 
 def _catalog_current(data_dir: Path, coverage: datetime) -> bool:
     """Whether the catalog reads the merged version matching the delta days on disk (or the plain snapshot
-    when there is no delta day to merge): False after a crash between writing a day and the rebuild."""
+    when there is no delta day to merge): False after a crash between writing a day and the rebuild, and
+    in a copied or moved data directory."""
     path = catalog_path(data_dir)
     if not path.exists():
         return False
@@ -431,6 +432,8 @@ def _catalog_current(data_dir: Path, coverage: datetime) -> bool:
     built = catalog.built_from(path)
     if built is None:
         return False  # unreadable (e.g. open for writing elsewhere): rebuilding replaces it anyway
+    if catalog.built_elsewhere(data_dir, built["snapshot"]) is not None:
+        return False  # a copied or moved data directory: its views read the original's files
     return built["merged"] == (expected.name if expected else None)
 
 
