@@ -881,9 +881,9 @@ def get_command(identifier, fmt, diffusibles, non_diffusables, siege, follow_dou
     replacing SIREN); 1 no mirror in DATA_DIR. Examples:
 
     \b
-      mirror get 418166096 --format v2
-      mirror get 41816609600051 --format v4 --diffusibles
-      mirror get 418166096 --siege
+      mirror get 356000000 --format v2
+      mirror get 356000000 --format v4 --diffusibles
+      mirror get 356000000 --siege
     """
     import json
 
@@ -934,7 +934,7 @@ def search_command(text, limit, offset, departement, code_postal, naf, etat, fmt
     \b
       mirror search "boulangerie" --departement 75
       mirror search "l'ouest" --etat A --format json
-      mirror search "552 100 554"
+      mirror search "356 000 000"
     """
     from mirror.lookup.search import render, search
     from mirror.lookup.store import open_store
@@ -1054,7 +1054,7 @@ def serve_command(host, port, workers, tokens_file, cors, require_context, root_
     \b
     Example:
       mirror serve --port 8000 &
-      curl 'http://127.0.0.1:8000/v3/insee/sirene/unites_legales/418166096?context=test&object=test&recipient=13002526500013'
+      curl 'http://127.0.0.1:8000/v3/insee/sirene/unites_legales/356000000?context=test&object=test&recipient=13002526500013'
     """
     from mirror.core.config import catalog_path
     from mirror.http.app import ServeConfig
