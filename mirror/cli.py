@@ -292,8 +292,8 @@ def update_command(since, until, dry_run, insee_url, rate, max_wait, quiet, data
     the day before the last one applied through the last day INSEE has finished publishing (per its
     /informations service), and stored as DATA_DIR/deltas/<day>/; the catalog views then show the
     latest version of every unit. Re-applying a day replaces it. Prints, per day, the new, changed and
-    closed unités légales and établissements (changed: a column differs from the mirror's version, so a
-    day applied again counts 0), and the requests made.
+    closed unités légales and établissements (changed: processed again by INSEE since the mirror's
+    version, so a day applied again counts 0), and the requests made.
     """
     from mirror.update.run import parse_day, run_update
 

@@ -678,7 +678,7 @@ def previous_state_sql(
     """The SELECT counting the new, closed and changed units of the day in `day_table` against base view
     `table` as it is before the day: its snapshot SELECT merged with the merged version `merged` (None: no
     delta), restricted to the day's keys first (sql/deltas/count_day.sql). A unit is changed when one of
-    `columns` (the INSEE columns the snapshot holds) differs from its previous version."""
+    `columns` (mirror.update.run compares the dateDernierTraitement) differs from its previous version."""
     (key,) = BUSINESS_KEYS[table]
     state, closed = STATE_COLUMNS[table]
     snapshot = f"({snapshot_select})"

@@ -44,7 +44,7 @@ from mirror.core import datadir as snapshot
 from mirror.core.config import DEFAULT_INSEE_URL, INSEE_KEY_ENV, INSEE_URL_ENV, catalog_path
 from mirror.core.errors import IntegrityError, MassUpdate, MirrorError
 from mirror.core.faults import crash_point
-from mirror.core.schema import STOCK_FILES_BY_KEY
+from mirror.core.schema import LAST_PROCESSED
 from mirror.core.typed import prepare_connection
 from mirror.deltas import store as deltas
 from mirror.lookup import build as lookup_build
@@ -477,12 +477,11 @@ def _apply_day(
 
 def _count(con, day_table: str, table: str, snapshot_select: str, merged: Path | None) -> dict[str, int]:
     """New, changed and closed units of a day, relative to the mirror before the day is applied. A unit
-    counts as changed only when one of its INSEE columns differs from the mirror's version (a day applied
-    twice, or dry-run after it was applied, changes nothing); the derived columns follow from them."""
-    present = set(con.sql(f"SELECT * FROM ({snapshot_select}) LIMIT 0").columns)
-    columns = [c for c in STOCK_FILES_BY_KEY[table].columns if c in present]
+    counts as changed only when INSEE processed it again since the mirror's version (its
+    dateDernierTraitement differs): a day applied twice, or dry-run after it was applied, changes nothing.
+    (Comparing every column instead reads them all from the snapshot: 4 times the cost of the count.)"""
     new, closed, changed = con.execute(
-        deltas.previous_state_sql(table, day_table, snapshot_select, merged, columns)
+        deltas.previous_state_sql(table, day_table, snapshot_select, merged, [LAST_PROCESSED[table]])
     ).fetchone()
     return {"new": new, "changed": changed, "closed": closed}
 

@@ -2,13 +2,13 @@
 -- the previous state of the day's keys, by the same merge as the base view (sql/deltas/<table>.sql),
 -- each branch restricted to the day's keys first. (Through the view, DuckDB probes every snapshot row
 -- against the merged keys before it keeps the day's keys: 1.5 times slower at national scale.)
--- A unit is "changed" only when one of its INSEE columns differs from its previous version: re-applying
--- a day, or dry-running a day already applied, counts 0 changed.
+-- A unit is "changed" only when a compared column (its dateDernierTraitement: INSEE processed it again)
+-- differs from its previous version: re-applying a day, or dry-running a day already applied, counts 0.
 -- Filled in by mirror.deltas.previous_state_sql:
 --   ${day}: the day's typed table; ${key}: siren or siret; ${state}: the état administratif column;
 --   ${closed}: its closed value; ${snapshot}: the snapshot's SELECT;
 --   ${merged}, ${recent}: the merged version's base and recent files (empty relations when none);
---   ${values_d}, ${values_r}, ${values_m}, ${values_s}: the compared INSEE columns as one row value,
+--   ${values_d}, ${values_r}, ${values_m}, ${values_s}: the compared columns as one row value,
 --   qualified by the alias d, r, m or s
 WITH keys AS (
     SELECT DISTINCT ${key} FROM ${day}

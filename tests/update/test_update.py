@@ -277,8 +277,9 @@ def test_crash_between_day_and_catalog_is_repaired_by_the_next_run(upstream_data
 @pytest.mark.slow
 def test_summary_counts_are_new_changed_and_closed_against_the_mirror_before_the_day(upstream_data, tmp_path):
     """Each day's counts compare its fetched rows (its delta files) with the mirror as it was before the
-    day: absent = new; closed now but not before = closed; a column differing = changed (the rest is
-    unchanged: a day fetched again counts 0 everywhere, applied or dry-run). Counted independently here."""
+    day: absent = new; closed now but not before = closed; processed again (dateDernierTraitement differing)
+    = changed, the rest is unchanged: a day fetched again counts 0 everywhere, applied or dry-run. Counted
+    independently here, on every INSEE column: the changed units differ in some column too."""
     up = start(upstream_data, today=date(2026, 10, 3))
     try:
         mirror = tmp_path / "mirror"
@@ -320,11 +321,14 @@ def test_summary_counts_are_new_changed_and_closed_against_the_mirror_before_the
                 shut = sum(
                     1 for r in fetched if r[0] in prev and r[at] == closed and prev[r[0]][at] != closed
                 )
-                changed = sum(
-                    1
-                    for r in fetched
-                    if r[0] in prev and not (r[at] == closed and prev[r[0]][at] != closed) and r != prev[r[0]]
-                )
+                ts = 1 + schema.STOCK_FILES_BY_KEY[table].columns.index(schema.LAST_PROCESSED[table])
+                kept = [
+                    r for r in fetched if r[0] in prev and not (r[at] == closed and prev[r[0]][at] != closed)
+                ]
+                changed = sum(1 for r in kept if r[ts] != prev[r[0]][ts])
+                assert changed == sum(
+                    1 for r in kept if r != prev[r[0]]
+                )  # processed again = some column differs
                 expected += [new, changed, shut]
                 totals["new"] += new
                 totals["closed"] += shut
