@@ -303,7 +303,8 @@ def during_update(
 ) -> dict:
     from datetime import date, timedelta
 
-    from mirror.catalog.build import connect
+    from mirror.catalog.build import connect, rebuild
+    from mirror.deltas.store import compact_for
     from mirror.synthetic.upstream import server as upstream
 
     up_data, synced = prepare_synced(scale, cache)
@@ -311,6 +312,7 @@ def during_update(
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(synced, work, symlinks=True)
+    rebuild(work, compact_for(work))  # the copy's catalog still named the original's files
     con = connect(work)
     try:
         sirets = [r[0] for r in con.execute(

@@ -261,6 +261,16 @@ def _insee_url_option(func):
     )(func)
 
 
+def _max_wait_option(func):
+    return click.option(
+        "--max-wait",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        help="Most seconds spent retrying an INSEE API that fails or cannot be reached, over the whole run "
+        "(each retry is printed with its wait; default: env MIRROR_RETRY_BUDGET, else 600).",
+    )(func)
+
+
 def _rate_option(func):
     return click.option(
         "--rate",
@@ -281,16 +291,18 @@ def _rate_option(func):
 @click.option("--dry-run", is_flag=True, help="Fetch and count the changes, write nothing.")
 @_insee_url_option
 @_rate_option
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@_max_wait_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars (retries are still printed).")
 @data_dir_option
-def update_command(since, until, dry_run, insee_url, rate, quiet, data_dir):
+def update_command(since, until, dry_run, insee_url, rate, max_wait, quiet, data_dir):
     """Apply the daily changes of the INSEE API Sirene on top of the current snapshot.
 
     Needs INSEE_API_KEY (a free key from portail-api.insee.fr). Days are fetched one at a time, from
     the day before the last one applied through the last day INSEE has finished publishing (per its
     /informations service), and stored as DATA_DIR/deltas/<day>/; the catalog views then show the
     latest version of every unit. Re-applying a day replaces it. Prints, per day, the new, changed and
-    closed unités légales and établissements, and the requests made.
+    closed unités légales and établissements (changed: processed again by INSEE since the mirror's
+    version, so a day applied again counts 0), and the requests made.
     """
     from mirror.update.run import parse_day, run_update
 
@@ -302,6 +314,7 @@ def update_command(since, until, dry_run, insee_url, rate, quiet, data_dir):
         insee_url=insee_url,
         rate=rate,
         progress=False if quiet else None,
+        max_wait=max_wait,
     )
     click.echo(report.format())
 
@@ -324,19 +337,27 @@ def update_command(since, until, dry_run, insee_url, rate, quiet, data_dir):
     show_default=True,
     help="Stock file format to download (auto prefers Parquet).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@_max_wait_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars (retries are still printed).")
 @data_dir_option
-def sync_command(datagouv_url, insee_url, rate, fmt, quiet, data_dir):
+def sync_command(datagouv_url, insee_url, rate, fmt, max_wait, quiet, data_dir):
     """Bring the mirror up to date: the main job, safe to run from cron at any hour.
 
     If data.gouv.fr publishes a newer monthly stock than the mirror's, download and load it; then apply
     every day of INSEE API changes published since (like `mirror update`). Needs INSEE_API_KEY. Only
-    one writer runs at a time (DATA_DIR/.lock); readers are never blocked. Exit code 0 when up to date,
-    non-zero with a one-line reason otherwise (3: INSEE ran a mass update, wait for the next stock).
+    one writer runs at a time (DATA_DIR/.lock); readers are never blocked.
 
     \b
-    Crontab example (INSEE publishes the day's changes around 07:00-08:30 Paris time):
-      30 9 * * *  . /srv/sirene/env && /srv/sirene/.venv/bin/mirror sync -q --data-dir /srv/sirene/data
+    Exit codes:
+      0  up to date
+      4  partly done: the daily changes were applied, but data.gouv.fr could not be checked or its
+         newer stock was not loaded (the next run tries again)
+      3  INSEE ran a mass update: nothing fetched, the mirror waits for the next monthly stock
+      1  failed (one-line reason; the mirror is as it was), 2 bad input, 130/143 interrupted
+
+    \b
+    Crontab example (INSEE publishes the day's changes between 07:00 and 08:00 Paris time):
+      30 8 * * *  cd /srv/sirene && .venv/bin/mirror sync --quiet >> sync.log 2>&1
     """
     from mirror.pipeline import run_sync
 
@@ -348,6 +369,7 @@ def sync_command(datagouv_url, insee_url, rate, fmt, quiet, data_dir):
             rate=rate,
             fmt=fmt,
             progress=False if quiet else None,
+            max_wait=max_wait,
         )
     except MirrorError as exc:
         # A newer stock that failed: the daily updates were still applied; show them, then the failure.
@@ -963,11 +985,11 @@ def get_command(
     replacing SIREN); 1 no mirror in DATA_DIR. Examples:
 
     \b
-      mirror get 418166096 --format v2
-      mirror get 41816609600051 --format v4 --diffusibles
-      mirror get 418166096 --siege
-      mirror get 418166096 --date 2020-01-01
-      mirror get 41816609600051 --successions
+      mirror get 356000000 --format v2
+      mirror get 356000000 --format v4 --diffusibles
+      mirror get 356000000 --siege
+      mirror get 356000000 --date 2020-01-01
+      mirror get SIRET --successions
     """
     import json
 
@@ -1054,7 +1076,7 @@ def search_command(text, limit, offset, departement, code_postal, naf, etat, fmt
     \b
       mirror search "boulangerie" --departement 75
       mirror search "l'ouest" --etat A --format json
-      mirror search "552 100 554"
+      mirror search "356 000 000"
     """
     from mirror.lookup.search import render, search
     from mirror.lookup.store import open_store
@@ -1338,7 +1360,7 @@ def serve_command(host, port, workers, tokens_file, cors, require_context, root_
     \b
     Example:
       mirror serve --port 8000 &
-      curl 'http://127.0.0.1:8000/v3/insee/sirene/unites_legales/418166096?context=test&object=test&recipient=13002526500013'
+      curl 'http://127.0.0.1:8000/v3/insee/sirene/unites_legales/356000000?context=test&object=test&recipient=13002526500013'
     """
     from mirror.core.config import catalog_path
     from mirror.http.app import ServeConfig

@@ -5,9 +5,11 @@ month, or the same month re-published later, as INSEE did mid-month on 2025-12-1
 (mirror.download.datagouv) and load it (mirror.load.stock; the delta days it contains are then ignored and deleted); then
 apply every day of INSEE API changes published since the snapshot (mirror.update.run).
 
-A newer stock that cannot be downloaded or fails validation does not stop the daily updates of an
-existing mirror: they are applied to the current snapshot, then the stock's failure is raised (exit
-non-zero) with the report attached (`exc.report`).
+A data.gouv.fr that cannot be reached, or a newer stock that cannot be downloaded or fails validation,
+does not stop the daily updates of an existing mirror: they are applied to the current snapshot, then
+PartlyDone is raised (exit PARTLY_DONE_EXIT, 4) with the report attached (`exc.report`), so that cron
+tells "up to date" (0) from "daily changes applied, monthly stock not checked or not loaded" (4), from a
+mass update waiting for the next stock (3) and from a failure (1).
 """
 
 from __future__ import annotations
@@ -22,19 +24,32 @@ from mirror.update import run as update
 # Checking data.gouv.fr for a newer stock: a few retries only, the next run checks again.
 CHECK_RETRIES = 2
 CHECK_BACKOFF = 2.0  # seconds, doubled at each retry
+PARTLY_DONE_EXIT = 4
+
+
+class PartlyDone(MirrorError):
+    """The daily changes were applied, but data.gouv.fr could not be checked or its newer stock not loaded."""
+
+    exit_code = PARTLY_DONE_EXIT
 
 
 @dataclass
 class SyncReport:
     stock: str = ""  # what happened to the monthly stock
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # in the order they happened
     update: update.UpdateReport | None = None
     seconds: float = 0.0
-    stock_error: MirrorError | None = None  # a newer stock that failed (the updates were still applied)
+    stock_error: MirrorError | None = None  # the stock step failed (the updates were still applied)
+    stock_at: int | None = None  # where `stock` goes among `notes` (None: first)
     watchlists: list = field(default_factory=list)  # mirror.watch.lists.Collected, one per watchlist
 
+    def set_stock(self, line: str) -> None:
+        """What happened to the monthly stock, placed after the notes so far (e.g. the downloads)."""
+        self.stock, self.stock_at = line, len(self.notes)
+
     def format(self) -> str:
-        lines = [self.stock, *self.notes]
+        at = self.stock_at or 0
+        lines = [*self.notes[:at], self.stock, *self.notes[at:]]
         if self.update is not None:
             lines.append(self.update.format())
         lines += [w.format() for w in self.watchlists]
@@ -82,18 +97,22 @@ def _refresh_stock(data_dir, state, picked, current, datagouv_url, fmt, show, re
         except MirrorError as exc:
             if not current:
                 raise
-            report.stock = f"warning: the {month} stock was not loaded ({exc}); kept {current}."
+            report.set_stock(f"warning: the {month} stock was not loaded ({exc}); kept {current}.")
             report.stock_error = exc
             return
         snapshot.update_state(data_dir, sync_stock={"month": month, "last_modified": stamp})
-        report.stock = f"Loaded the {month} monthly stock" + (f" (replacing {current})." if current else ".")
+        report.set_stock(
+            f"Loaded the {month} monthly stock" + (f" (replacing {current})." if current else ".")
+        )
         report.notes.extend(f"warning: {w}" for w in (summary or {}).get("warnings", []) or [])
         if (summary or {}).get("lookup_store"):
             report.notes.append(summary["lookup_store"])
     elif current and month < current:
-        report.stock = f"data.gouv.fr publishes the {month} stock, older than the mirror's {current}: kept."
+        report.set_stock(
+            f"data.gouv.fr publishes the {month} stock, older than the mirror's {current}: kept."
+        )
     else:
-        report.stock = f"Monthly stock {current} is the latest published."
+        report.set_stock(f"Monthly stock {current} is the latest published.")
         if not state.get("sync_stock") and current == month:
             snapshot.update_state(data_dir, sync_stock={"month": month, "last_modified": stamp})
 
@@ -105,8 +124,12 @@ def run_sync(
     rate: float = 30.0,
     fmt: str = "auto",
     progress: bool | None = None,
+    max_wait: float | None = None,
 ) -> SyncReport:
-    """Loads a newer monthly stock if data.gouv.fr has one, then applies every published day of changes."""
+    """Loads a newer monthly stock if data.gouv.fr has one, then applies every published day of changes.
+
+    PartlyDone (exit 4, with `.report`) when the days were applied but the stock step failed; `max_wait`
+    bounds the INSEE retry waits (mirror.update.run.run_update)."""
     update.api_key()  # a missing key is reported before any work
     from mirror.core import datadir as snapshot
     from mirror.download import datagouv as download
@@ -129,21 +152,20 @@ def run_sync(
             if not current:
                 raise
             # Cron-safe: a data.gouv.fr outage must not stop the daily updates of an existing mirror.
-            report.stock = f"warning: cannot check data.gouv.fr for a newer stock ({exc}); kept {current}."
+            report.set_stock(f"warning: cannot check data.gouv.fr for a newer stock ({exc}); kept {current}.")
+            report.stock_error = exc
             picked = []
         if picked:
             _refresh_stock(data_dir, state, picked, current, datagouv_url, fmt, show, report)
         report.update = update.run_update(
-            data_dir, insee_url=insee_url, rate=rate, progress=progress, locked=True
+            data_dir, insee_url=insee_url, rate=rate, progress=progress, locked=True, max_wait=max_wait
         )
         report.watchlists = _collect_watchlists(data_dir, report)
     report.seconds = time.monotonic() - t0
     if report.stock_error is not None:
         failed = report.stock_error
-        error = type(failed)(
-            f"{failed} (the newer stock was not loaded; the daily updates were applied to {current})",
-            exit_code=failed.exit_code,
-        )
+        what = "data.gouv.fr could not be checked" if not picked else "the newer stock was not loaded"
+        error = PartlyDone(f"partly done: {failed} ({what}; the daily updates were applied to {current})")
         error.report = report
         raise error from failed
     return report

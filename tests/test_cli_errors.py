@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO, run_mirror
+from conftest import REPO, private_mirror, run_mirror
 
 DEAD_URL = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused at once
 COMMANDS = [
@@ -114,7 +113,7 @@ def _setup(env_name: str, tiny: dict, tmp_path: Path, cleanup: list) -> tuple[Pa
         mnt = tmp_path / "ro"
         _mount_tmpfs(mnt, "64m")
         cleanup.append(mnt)
-        shutil.copytree(tiny["data"], mnt / "data", symlinks=True)
+        private_mirror(tiny["data"], mnt / "data")
         (mnt / "out").mkdir()
         r = subprocess.run(["mount", "-o", "remount,ro", str(mnt)], capture_output=True)
         if r.returncode != 0:
@@ -138,7 +137,7 @@ def _setup(env_name: str, tiny: dict, tmp_path: Path, cleanup: list) -> tuple[Pa
         mnt = tmp_path / "full"
         _mount_tmpfs(mnt, "1m")
         cleanup.append(mnt)
-        shutil.copytree(tiny["data"], data, symlinks=True)
+        private_mirror(tiny["data"], data)
         out = mnt / "out"
         out.mkdir()
         with open(mnt / "filler", "wb", buffering=0) as fh:
@@ -148,7 +147,7 @@ def _setup(env_name: str, tiny: dict, tmp_path: Path, cleanup: list) -> tuple[Pa
             except OSError:
                 pass
     elif env_name in ("threads-abc", "memory-lots", "threads-zero"):
-        shutil.copytree(tiny["data"], data, symlinks=True)
+        private_mirror(tiny["data"], data)
         env = {
             "threads-abc": {"MIRROR_THREADS": "abc"},
             "threads-zero": {"MIRROR_THREADS": "0"},
@@ -158,7 +157,7 @@ def _setup(env_name: str, tiny: dict, tmp_path: Path, cleanup: list) -> tuple[Pa
         data = tmp_path / "not-a-dir"
         data.write_text("x")
     elif env_name.startswith("state-"):
-        shutil.copytree(tiny["data"], data, symlinks=True)
+        private_mirror(tiny["data"], data)
         content = {
             "state-list": [1, 2],
             "state-snapshot-x": {"snapshot": "x"},
@@ -318,7 +317,7 @@ def test_valid_memory_limits_load(memory, tiny, tmp_path):
 @pytest.mark.slow
 def test_status_names_the_bad_state_field(content, field, tiny, tmp_path):
     data = tmp_path / "data"
-    shutil.copytree(tiny["data"], data, symlinks=True)
+    private_mirror(tiny["data"], data)
     (data / "state.json").write_text(content)
     r = run_mirror("status", data_dir=data)
     assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
@@ -361,7 +360,7 @@ def _start_paused_load(stock: Path, data: Path) -> subprocess.Popen:
 @pytest.mark.parametrize("sig,code,name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
 def test_signal_during_load_is_one_line_and_the_mirror_stays(sig, code, name, tiny, tmp_path):
     data = tmp_path / "data"
-    shutil.copytree(tiny["data"], data, symlinks=True)
+    private_mirror(tiny["data"], data)
     before = run_mirror("status", "--json", data_dir=data)
     assert before.returncode == 0, before.stderr
     proc = _start_paused_load(tiny["stock"], data)

@@ -216,11 +216,16 @@ def test_429_and_503_storms_are_survived(upstream_data, tmp_path, monkeypatch):
         assert {v: rows(mirror, v) for v in VIEWS} == before
         no_duplicates(mirror)
 
-        # data.gouv.fr unreachable: the existing mirror still gets its daily updates (cron-safe).
+        # data.gouv.fr unreachable: the existing mirror still gets its daily updates (cron-safe), and the
+        # run says it is only partly done (exit 4 from the CLI, below).
         monkeypatch.setattr(sync_module, "CHECK_BACKOFF", 0.01)
         up.insee.today = date(2026, 10, 5)
-        report = sync_module.run_sync(mirror, "http://127.0.0.1:9", up.insee_url, rate=100000, progress=False)
-        assert report.stock.startswith("warning: cannot check data.gouv.fr")
+        with pytest.raises(
+            sync_module.PartlyDone, match="partly done: .*data.gouv.fr could not be checked"
+        ) as e:
+            sync_module.run_sync(mirror, "http://127.0.0.1:9", up.insee_url, rate=100000, progress=False)
+        assert e.value.exit_code == 4
+        assert e.value.report.stock.startswith("warning: cannot check data.gouv.fr")
         assert deltas.list_days(mirror)[-1] == date(2026, 10, 4)
 
         # 5xx forever: a clear failure, and nothing half-applied.
@@ -250,7 +255,7 @@ def test_missing_key_is_a_clear_error_before_any_work(tmp_path):
 @pytest.mark.slow
 def test_sync_applies_the_days_when_the_new_stock_fails_validation(upstream_data, tmp_path):
     """A newer stock refused by the load's checks: the days are still applied to the current snapshot,
-    and sync exits non-zero with one line naming the refused stock."""
+    and sync exits 4 (partly done) with one line naming the refused stock."""
     mirror = tmp_path / "mirror"
     up = start(upstream_data, today=date(2026, 10, 3))
     try:
@@ -268,10 +273,42 @@ def test_sync_applies_the_days_when_the_new_stock_fails_validation(upstream_data
         result = sync(mirror, up)
     finally:
         up.close()
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 4, result.stderr  # partly done: the days applied, the stock refused
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "fewer than 98 %" in lines[0], result.stderr
+    assert lines[0].startswith("Error: partly done: ")
     assert "the daily updates were applied to 2026-10" in lines[0]
     after = state(mirror)
     assert after["deltas"][-1] == "2026-10-05"
     assert after["snapshot"]["dir"] == before["snapshot"]["dir"]
+
+
+@pytest.mark.slow
+def test_sync_with_data_gouv_unreachable_is_partly_done_exit_4(upstream_data, tmp_path):
+    """Cron tells "done" from "partly done": data.gouv.fr down, the days are applied and sync exits 4 with
+    the summary on stdout and one line on stderr; once data.gouv.fr is back, exit 0. The summary lists the
+    downloads before "Loaded the ... monthly stock"."""
+    mirror = tmp_path / "mirror"
+    up = start(upstream_data, today=date(2026, 10, 3))
+    try:
+        first = sync(mirror, up)
+        assert first.returncode == 0, first.stderr
+        out = first.stdout.splitlines()
+        loaded = next(i for i, li in enumerate(out) if li.startswith("Loaded the 2026-10 monthly stock"))
+        downloads = [i for i, li in enumerate(out) if li.startswith("downloaded ")]
+        assert downloads and max(downloads) < loaded, first.stdout
+        up.insee.today = date(2026, 10, 5)
+        result = run_mirror(
+            "sync", "--datagouv-url", "http://127.0.0.1:9", "--insee-url", up.insee_url, "--rate", "100000",
+            "-q", data_dir=mirror, env=ENV,
+        )  # fmt: skip
+        assert result.returncode == 4, result.stdout + result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: partly done: "), result.stderr
+        assert "data.gouv.fr could not be checked" in lines[0]
+        assert "warning: cannot check data.gouv.fr" in result.stdout and "2026-10-04" in result.stdout
+        assert state(mirror)["deltas"][-1] == "2026-10-04"
+        again = sync(mirror, up)
+        assert again.returncode == 0, again.stderr
+    finally:
+        up.close()

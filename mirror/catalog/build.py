@@ -135,6 +135,7 @@ def _check_sources(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     if not row:
         return
     _fingerprint, merged, snapshot_dir = row
+    _check_location(data_dir, snapshot_dir)
     if snapshot_dir and not Path(snapshot_dir).is_dir():
         if (snap.snapshots_dir(data_dir) / Path(snapshot_dir).name).is_dir():  # the data directory moved
             raise MirrorError(f"snapshot folder {snapshot_dir} is missing: run `mirror catalog`")
@@ -142,6 +143,33 @@ def _check_sources(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
     if merged and not (deltas.merged_root(data_dir) / merged).is_dir():
         raise MirrorError(
             f"merged delta version {deltas.merged_root(data_dir) / merged} is missing: run `mirror catalog`"
+        )
+
+
+def built_elsewhere(data_dir: Path, snapshot_dir: str | Path | None) -> Path | None:
+    """The data directory a catalog whose build record names `snapshot_dir` was built for, when it is not
+    `data_dir` (None when it is, or when the record names no folder): the data directory was copied or
+    moved since. Its views name their Parquet files by absolute path, so a copy would silently read the
+    original's files, and a moved one fail at the first query, until the catalog is rebuilt here."""
+    if not snapshot_dir:
+        return None
+    here = snap.snapshots_dir(Path(data_dir)).resolve()
+    built_for = Path(snapshot_dir).parent
+    if built_for == here:
+        return None
+    with contextlib.suppress(OSError):
+        if built_for.exists() and os.path.samefile(built_for, here):  # the same folder by another path
+            return None
+    return built_for.parent
+
+
+def _check_location(data_dir: Path, snapshot_dir: str) -> None:
+    original = built_elsewhere(data_dir, snapshot_dir)
+    if original is not None:
+        raise MirrorError(
+            f"{catalog_path(Path(data_dir))} was built for {original}: this data directory was copied or "
+            f"moved from there and its views still read {original}; run `mirror catalog --data-dir "
+            f"{data_dir}` once to point them here"
         )
 
 

@@ -672,15 +672,23 @@ def compact_for(data_dir: Path, snapshot_dir: Path | None = None) -> Path | None
     return compact(data_dir, coverage_for(data_dir, snapshot_dir))
 
 
-def previous_state_sql(table: str, day_table: str, snapshot_select: str, merged: Path | None) -> str:
-    """The SELECT counting the new, changed and closed units of the day in `day_table` against base view
+def previous_state_sql(
+    table: str, day_table: str, snapshot_select: str, merged: Path | None, columns: Iterable[str]
+) -> str:
+    """The SELECT counting the new, closed and changed units of the day in `day_table` against base view
     `table` as it is before the day: its snapshot SELECT merged with the merged version `merged` (None: no
-    delta), restricted to the day's keys first (sql/deltas/count_day.sql)."""
+    delta), restricted to the day's keys first (sql/deltas/count_day.sql). A unit is changed when one of
+    `columns` (mirror.update.run compares the dateDernierTraitement) differs from its previous version."""
     (key,) = BUSINESS_KEYS[table]
     state, closed = STATE_COLUMNS[table]
     snapshot = f"({snapshot_select})"
     empty = f"(SELECT * FROM {snapshot} WHERE false)"
     merged = Path(merged).resolve() if merged else None
+    quoted = [f'"{c}"' for c in columns] or [f'"{key}"']
+
+    def values(alias: str) -> str:
+        return f"ROW({', '.join(f'{alias}.{c}' for c in quoted)})"
+
     return render(
         "deltas/count_day.sql",
         **{
@@ -691,5 +699,6 @@ def previous_state_sql(table: str, day_table: str, snapshot_select: str, merged:
             "snapshot": snapshot,
             "merged": f"read_parquet('{escape(merged / f'{table}.parquet')}')" if merged else empty,
             "recent": f"read_parquet('{escape(merged / f'{table}.recent.parquet')}')" if merged else empty,
+            **{f"values_{a}": values(a) for a in "drms"},
         },
     )

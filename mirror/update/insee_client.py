@@ -7,9 +7,11 @@ results, the extra empty cursor page, 429/Retry-After, 414 -> POST form, 301 = d
 `/informations` collections matched by name.
 
 Waits are bounded: a `Retry-After` is capped (`max_retry_after`, env MIRROR_MAX_RETRY_AFTER, default 120 s)
-and all the waits of one client (one run) share a budget (`retry_budget`, env MIRROR_RETRY_BUDGET, default
-600 s): a 429 asking for a day, or a permanent 503, ends with one UpstreamUnavailable line instead of
-holding the writer lock for hours. Every search page is checked (mirror.update.validate) before its
+and all the waits of one client (one run) share a budget (`retry_budget`: `--max-wait` of update and sync, env
+MIRROR_RETRY_BUDGET, default 600 s), which also counts the time spent on the failed attempts themselves (a
+connection that times out after CONNECT_TIMEOUT s): a 429 asking for a day, a permanent 503 or an unreachable
+host ends with one UpstreamUnavailable line instead of holding the writer lock for hours, and each retry is
+announced on one line (`notify`) with its wait. Every search page is checked (mirror.update.validate) before its
 records are yielded; a malformed answer is an IntegrityError naming the request (path and `q`).
 """
 
@@ -38,6 +40,7 @@ PAGE_SIZE = 1000
 MAX_GET_URL = 2000  # longer GET URLs go as a POST form (the gateway answers 414 otherwise)
 BACKOFF_BASE = 2.0  # seconds, doubled at each retry, with jitter
 BACKOFF_MAX = 60.0
+CONNECT_TIMEOUT = 10.0  # seconds to establish a connection (an unreachable host fails this fast)
 MAX_RETRY_AFTER_ENV = "MIRROR_MAX_RETRY_AFTER"
 RETRY_BUDGET_ENV = "MIRROR_RETRY_BUDGET"
 DEFAULT_MAX_RETRY_AFTER = 120.0  # seconds: a longer Retry-After is waited this long, then retried
@@ -247,6 +250,8 @@ class InseeClient:
         self.session.trust_env = False  # no proxies/netrc: the key goes only where base_url says
         self.requests_made = 0
         self.waits: list[float] = []  # every backoff/Retry-After wait, for summaries and tests
+        self.failed_seconds = 0.0  # time spent on attempts that failed (timeouts), counted in the budget
+        self.clock = clock
         self._post_paths: set[str] = set()  # paths that answered 414 to a GET
 
     def __repr__(self) -> str:
@@ -276,16 +281,16 @@ class InseeClient:
 
     @property
     def waited(self) -> float:
-        """Seconds spent waiting before retries so far (counted against `retry_budget`)."""
-        return sum(self.waits)
+        """Seconds lost to failures so far: waits before retries and failed attempts (against `retry_budget`)."""
+        return sum(self.waits) + self.failed_seconds
 
     def _wait(self, seconds: float, reason: str, path: str, attempt: int) -> None:
         """Waits before retry `attempt + 1`, or gives up when the wait would overrun the retry budget."""
         if self.waited + seconds > self.retry_budget:
             raise UpstreamUnavailable(
                 f"INSEE API unavailable on {path}: {reason}; gave up after {attempt + 1} attempt(s) and "
-                f"{_secs(self.waited)} s of waiting (retry budget {_secs(self.retry_budget)} s, "
-                f"{RETRY_BUDGET_ENV})"
+                f"{_secs(self.waited)} s of waiting (retry budget {_secs(self.retry_budget)} s: --max-wait "
+                f"or {RETRY_BUDGET_ENV})"
             )
         if self.notify is not None:
             self.notify(
@@ -304,16 +309,19 @@ class InseeClient:
         for attempt in range(self.max_retries + 1):
             self.limiter.acquire()
             self.requests_made += 1
+            timeout = (min(CONNECT_TIMEOUT, self.timeout), self.timeout)
+            started = self.clock()
             try:
                 if method == "POST":
                     resp = self.session.post(
-                        url, data=params or {}, headers=headers, timeout=self.timeout, allow_redirects=False
+                        url, data=params or {}, headers=headers, timeout=timeout, allow_redirects=False
                     )
                 else:
                     resp = self.session.get(
-                        url, params=params, headers=headers, timeout=self.timeout, allow_redirects=False
+                        url, params=params, headers=headers, timeout=timeout, allow_redirects=False
                     )
             except requests.RequestException as exc:
+                self.failed_seconds += max(0.0, self.clock() - started)
                 last = f"connection error ({type(exc).__name__})"
                 log.info("INSEE %s %s: %s, retrying", method, path, last)
                 if attempt < self.max_retries:
@@ -339,7 +347,8 @@ class InseeClient:
                 raise UpstreamUnavailable(f"INSEE API refused the query on {path}: {_message(resp)}")
             return resp
         raise UpstreamUnavailable(
-            f"INSEE API unavailable on {path} after {self.max_retries + 1} attempts: {last}"
+            f"INSEE API unavailable on {path} after {self.max_retries + 1} attempts and "
+            f"{_secs(self.waited)} s of waiting: {last}"
         )
 
     def _json(self, resp: requests.Response, path: str):

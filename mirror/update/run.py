@@ -44,6 +44,7 @@ from mirror.core import datadir as snapshot
 from mirror.core.config import DEFAULT_INSEE_URL, INSEE_KEY_ENV, INSEE_URL_ENV, catalog_path
 from mirror.core.errors import IntegrityError, MassUpdate, MirrorError
 from mirror.core.faults import crash_point
+from mirror.core.schema import LAST_PROCESSED
 from mirror.core.typed import prepare_connection
 from mirror.deltas import store as deltas
 from mirror.lookup import build as lookup_build
@@ -144,8 +145,12 @@ def run_update(
     rate: float = 30.0,
     progress: bool | None = None,
     locked: bool = False,
+    max_wait: float | None = None,
 ) -> UpdateReport:
-    """Applies the published days of INSEE API changes since the watermark (see module docstring)."""
+    """Applies the published days of INSEE API changes since the watermark (see module docstring).
+
+    `max_wait`: seconds of retry waiting allowed for the run (None: env MIRROR_RETRY_BUDGET, default 600;
+    see mirror.update.insee_client); each retry is printed on stderr, with its wait."""
     key = api_key()
     if since is not None and until is not None and since > until:
         raise MirrorError(f"--since {since.isoformat()} is after --until {until.isoformat()}")
@@ -153,10 +158,10 @@ def run_update(
     with _signals_as_interrupt() as caught:
         try:
             if locked or dry_run:
-                return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress)
+                return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress, max_wait)
             with snapshot.writer_lock(data_dir, "mirror update"):
                 catalog.prepare_writer(data_dir)  # leftovers of a killed writer, an interrupted publication
-                return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress)
+                return _run(data_dir, key, since, until, dry_run, insee_url, rate, progress, max_wait)
         except BaseException as exc:
             _reraise_as_one_line(exc, caught, data_dir)
             raise
@@ -242,7 +247,7 @@ def current_coverage(data_dir: Path, state: dict) -> tuple[str, str, datetime]:
     return snap["month"], snap["dir"], deltas.snapshot_coverage(folder, snap["month"])
 
 
-def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> UpdateReport:
+def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress, max_wait=None) -> UpdateReport:
     t0 = time.monotonic()
     report = UpdateReport(dry_run=dry_run)
     show = _show_progress(progress)
@@ -277,7 +282,8 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress) -> Upd
         key,
         rate_per_minute=rate,
         progress=show,
-        notify=None if progress is False else _stderr_line,  # waits are shown unless --quiet
+        retry_budget=max_wait,
+        notify=_stderr_line,  # each retry and its wait, --quiet or not (a cron log shows why a run is slow)
     )
     info = insee.parse_informations(client.informations())
     last_published = published_through(info)
@@ -418,7 +424,8 @@ def _watermark(state: dict, coverage: datetime, applied: date | None) -> str:
 
 def _catalog_current(data_dir: Path, coverage: datetime) -> bool:
     """Whether the catalog reads the merged version matching the delta days on disk (or the plain snapshot
-    when there is no delta day to merge): False after a crash between writing a day and the rebuild."""
+    when there is no delta day to merge): False after a crash between writing a day and the rebuild, and
+    in a copied or moved data directory."""
     path = catalog_path(data_dir)
     if not path.exists():
         return False
@@ -428,6 +435,8 @@ def _catalog_current(data_dir: Path, coverage: datetime) -> bool:
     built = catalog.built_from(path)
     if built is None:
         return False  # unreadable (e.g. open for writing elsewhere): rebuilding replaces it anyway
+    if catalog.built_elsewhere(data_dir, built["snapshot"]) is not None:
+        return False  # a copied or moved data directory: its views read the original's files
     return built["merged"] == (expected.name if expected else None)
 
 
@@ -470,11 +479,14 @@ def _apply_day(
 
 
 def _count(con, day_table: str, table: str, snapshot_select: str, merged: Path | None) -> dict[str, int]:
-    """New, changed and closed units of a day, relative to the mirror before the day is applied."""
-    new, closed, total = con.execute(
-        deltas.previous_state_sql(table, day_table, snapshot_select, merged)
+    """New, changed and closed units of a day, relative to the mirror before the day is applied. A unit
+    counts as changed only when INSEE processed it again since the mirror's version (its
+    dateDernierTraitement differs): a day applied twice, or dry-run after it was applied, changes nothing.
+    (Comparing every column instead reads them all from the snapshot: 4 times the cost of the count.)"""
+    new, closed, changed = con.execute(
+        deltas.previous_state_sql(table, day_table, snapshot_select, merged, [LAST_PROCESSED[table]])
     ).fetchone()
-    return {"new": new, "changed": total - new - closed, "closed": closed}
+    return {"new": new, "changed": changed, "closed": closed}
 
 
 def _save_state(data_dir: Path, **changes) -> dict:

@@ -277,7 +277,9 @@ def test_crash_between_day_and_catalog_is_repaired_by_the_next_run(upstream_data
 @pytest.mark.slow
 def test_summary_counts_are_new_changed_and_closed_against_the_mirror_before_the_day(upstream_data, tmp_path):
     """Each day's counts compare its fetched rows (its delta files) with the mirror as it was before the
-    day: absent = new; closed now but not before = closed; the rest changed. Counted independently here."""
+    day: absent = new; closed now but not before = closed; processed again (dateDernierTraitement differing)
+    = changed, the rest is unchanged: a day fetched again counts 0 everywhere, applied or dry-run. Counted
+    independently here, on every INSEE column: the changed units differ in some column too."""
     up = start(upstream_data, today=date(2026, 10, 3))
     try:
         mirror = tmp_path / "mirror"
@@ -288,31 +290,49 @@ def test_summary_counts_are_new_changed_and_closed_against_the_mirror_before_the
         for today in (date(2026, 10, 4), date(2026, 10, 5), date(2026, 10, 6)):
             up.insee.today = today  # one more day published; the run re-fetches the previous one too
             con = duckdb.connect(str(mirror / "sirene.duckdb"), read_only=True)
+            columns = {t: ", ".join(f'"{c}"' for c in schema.STOCK_FILES_BY_KEY[t].columns) for t in states}
             before = {
-                t: dict(con.execute(f"SELECT {k}, {s} FROM {t}").fetchall())
-                for t, (k, s, _) in states.items()
+                t: {row[0]: row for row in con.execute(f"SELECT {k}, {columns[t]} FROM {t}").fetchall()}
+                for t, (k, _, _) in states.items()
             }
             con.close()
+            dry = mirror_cmd("update", mirror, up, "--dry-run")
             run = mirror_cmd("update", mirror, up)
-            assert run.returncode == 0, run.stderr
+            assert run.returncode == 0 and dry.returncode == 0, run.stderr + dry.stderr
             day = date.fromordinal(today.toordinal() - 1)
+            again = date.fromordinal(day.toordinal() - 1)
+            for out in (run.stdout, dry.stdout):  # the day fetched again (already applied): nothing changes
+                line = next(li for li in out.splitlines() if li.startswith(again.isoformat())).split()
+                assert [int(x) for x in line[1:7]] == [0] * 6, out
             line = next(li for li in run.stdout.splitlines() if li.startswith(day.isoformat())).split()
             got = [int(x) for x in line[1:7]]
+            dry_line = next(li for li in dry.stdout.splitlines() if li.startswith(day.isoformat())).split()
+            assert [int(x) for x in dry_line[1:7]] == got, dry.stdout
             expected = []
             for table, (key, state, closed) in states.items():
                 con = duckdb.connect()
                 fetched = con.execute(
-                    f"SELECT {key}, {state} FROM '{deltas.day_dir(mirror, day) / table}.parquet'"
+                    f"SELECT {key}, {columns[table]} FROM '{deltas.day_dir(mirror, day) / table}.parquet'"
                 ).fetchall()
                 con.close()
-                new = sum(1 for k, _ in fetched if k not in before[table])
+                at = 1 + schema.STOCK_FILES_BY_KEY[table].columns.index(state)
+                prev = before[table]
+                new = sum(1 for r in fetched if r[0] not in prev)
                 shut = sum(
-                    1 for k, s in fetched if k in before[table] and s == closed and before[table][k] != closed
+                    1 for r in fetched if r[0] in prev and r[at] == closed and prev[r[0]][at] != closed
                 )
-                expected += [new, len(fetched) - new - shut, shut]
+                ts = 1 + schema.STOCK_FILES_BY_KEY[table].columns.index(schema.LAST_PROCESSED[table])
+                kept = [
+                    r for r in fetched if r[0] in prev and not (r[at] == closed and prev[r[0]][at] != closed)
+                ]
+                changed = sum(1 for r in kept if r[ts] != prev[r[0]][ts])
+                assert changed == sum(
+                    1 for r in kept if r != prev[r[0]]
+                )  # processed again = some column differs
+                expected += [new, changed, shut]
                 totals["new"] += new
                 totals["closed"] += shut
-                totals["changed"] += len(fetched) - new - shut
+                totals["changed"] += changed
             assert got == expected, (day, run.stdout)
         assert all(totals.values()), totals  # the generated days have creations, closures and changes
     finally:

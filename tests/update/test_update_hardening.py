@@ -6,8 +6,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -264,8 +266,36 @@ def test_permanent_503_ends_within_the_budget_with_one_line(template, upstream_r
     assert time.monotonic() - t0 < 20
     assert result.returncode == 1
     lines = error_lines(result.stderr)
-    assert len(lines) == 1 and "INSEE API unavailable" in lines[0] and "HTTP 503" in lines[0], lines
+    # Each retry on one line with its wait, also with -q (a cron log shows why the run is slow), then the
+    # one-line error.
+    assert lines[:-1] and all(
+        re.match(r"INSEE API: HTTP 503 on /informations, waiting [\d.]+ s", li) for li in lines[:-1]
+    ), lines
+    assert "INSEE API unavailable" in lines[-1] and "HTTP 503" in lines[-1], lines
     assert lock_is_free(template)
+
+
+def test_unreachable_api_shows_each_retry_and_max_wait_bounds_the_total(template, tmp_path):
+    """Nothing listens on the INSEE URL: each retry is one line with its wait, and `--max-wait` bounds the
+    whole run (the default would retry for about three minutes)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # closed again: connections are refused
+    t0 = time.monotonic()
+    result = run_mirror(
+        "update", "--insee-url", dead, "-q", "--max-wait", "4", data_dir=template, env=ENV, timeout=60
+    )
+    elapsed = time.monotonic() - t0
+    assert result.returncode == 1, result.stderr
+    lines = error_lines(result.stderr)
+    retries = lines[:-1]
+    assert retries and all(
+        re.fullmatch(r"INSEE API: connection error \(ConnectionError\) on /informations, waiting [\d.]+ s "
+                     r"\(retry \d/8\)", li) for li in retries
+    ), lines  # fmt: skip
+    assert lines[-1].startswith("Error: INSEE API unavailable on /informations") and "--max-wait" in lines[-1]
+    assert "retry budget 4.0 s" in lines[-1], lines[-1]
+    assert elapsed < 4 + 15, elapsed  # the waits stay within --max-wait (plus start-up time)
 
 
 def test_bad_wait_settings_are_one_line(template, upstream_reset):
