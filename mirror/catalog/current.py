@@ -138,8 +138,12 @@ def _ref_tables(con: duckdb.DuckDBPyConnection, data_dir: Path, version: str) ->
         fsync_dir(root)
     out = {}
     for name in names:
-        cols = [r[0] for r in con.execute(f"DESCRIBE {ident(name)}").fetchall()]
-        out[name] = {"file": _rel(folder / f"{name}.parquet", data_dir), "columns": cols}
+        described = [r[:2] for r in con.execute(f"DESCRIBE {ident(name)}").fetchall()]
+        out[name] = {
+            "file": _rel(folder / f"{name}.parquet", data_dir),
+            "columns": [c for c, _t in described],
+            "types": dict(described),
+        }
     return out
 
 

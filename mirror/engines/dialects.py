@@ -267,7 +267,7 @@ def source_statements(manifest: dict, data_dir: Path | str, dialect: str) -> lis
                     else (files[0] if len(files) == 1 else path(str(Path(layer["files"][0]).parent)))
                 )
                 out.append(
-                    f"CREATE OR REPLACE TEMPORARY VIEW `{name}` USING parquet OPTIONS (path "
+                    f"CREATE OR REPLACE TEMPORARY VIEW `{name}` USING parquet OPTIONS (path = "
                     f"{exp.Literal.string(target).sql('spark')})"
                 )
             else:
@@ -283,7 +283,7 @@ def source_statements(manifest: dict, data_dir: Path | str, dialect: str) -> lis
             )
         elif dialect == "spark":
             out.append(
-                f"CREATE OR REPLACE TEMPORARY VIEW `{name}` USING parquet OPTIONS (path {exp.Literal.string(file).sql('spark')})"
+                f"CREATE OR REPLACE TEMPORARY VIEW `{name}` USING parquet OPTIONS (path = {exp.Literal.string(file).sql('spark')})"
             )
         else:
             out.append(f"-- {name}: Parquet file {file}")

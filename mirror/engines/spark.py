@@ -40,28 +40,33 @@ def read_manifest(spark, data_dir: str | Path) -> dict:
     return manifest
 
 
-def _empty(spark, entry: dict):
-    """An empty relation with the table's columns and types (a layer without files)."""
-    cols = ", ".join(
-        f"CAST(NULL AS {exp.DataType.build(entry['types'][c], dialect='duckdb').sql('spark')}) AS `{c}`"
-        for c in entry["columns"]
+# DuckDB writes its TIMESTAMP (no time zone) as a Parquet timestamp not adjusted to UTC: Spark's TIMESTAMP_NTZ.
+_SPARK_TYPES = {"TIMESTAMP": "TIMESTAMP_NTZ"}
+
+
+def spark_type(duckdb_type: str) -> str:
+    """The Spark SQL type of a DuckDB column type of the layout."""
+    return _SPARK_TYPES.get(duckdb_type.upper()) or exp.DataType.build(duckdb_type, dialect="duckdb").sql(
+        "spark"
     )
-    return spark.sql(f"SELECT {cols} WHERE false")
+
+
+def _schema(columns: list[str], types: dict[str, str]) -> str:
+    """A Spark DDL schema: the files are read with it, so Spark infers nothing (no job per relation)."""
+    return ", ".join(f"`{c}` {spark_type(types[c])}" for c in columns)
 
 
 def _layer(spark, root: str, entry: dict, layer: dict):
-    from pyspark.sql.types import StringType, StructField, StructType
-
     files = [_join(root, f) for f in layer["files"]]
+    missing = set(layer.get("missing", ()))
+    hive = (layer.get("hive") or {}).get("columns", {})
+    stored = [c for c in entry["columns"] if c not in missing]
     if not files:
-        return _empty(spark, entry)
-    hive = layer.get("hive")
-    if not hive:
-        return spark.read.parquet(*files)
-    # Partition values are strings ('01', '2A', '99'); Spark would infer integers from the folder names.
-    schema = spark.read.parquet(files[0]).schema
-    fields = [*schema.fields, *(StructField(c, StringType(), True) for c in hive["columns"])]
-    return spark.read.schema(StructType(fields)).option("basePath", _join(root, hive["root"])).parquet(*files)
+        return spark.createDataFrame([], _schema(stored, entry["types"]))
+    reader = spark.read.schema(_schema(stored, entry["types"]))
+    if hive:  # partition values are strings ('01', '2A', '99'), as the schema says
+        reader = reader.option("basePath", _join(root, layer["hive"]["root"]))
+    return reader.parquet(*files)
 
 
 def register(spark, data_dir: str | Path) -> list[str]:
@@ -74,7 +79,8 @@ def register(spark, data_dir: str | Path) -> list[str]:
             _layer(spark, root, entry, layer).createOrReplaceTempView(dialects.relation(table, layer["name"]))
     names = []
     for name, ref in manifest["ref"].items():
-        spark.read.parquet(_join(root, ref["file"])).createOrReplaceTempView(name)
+        reader = spark.read.schema(_schema(ref["columns"], ref["types"])) if "types" in ref else spark.read
+        reader.parquet(_join(root, ref["file"])).createOrReplaceTempView(name)
         names.append(name)
     for name, sql in dialects.view_statements(manifest, "spark"):
         spark.sql(sql)
