@@ -50,7 +50,7 @@ def scan(data: Path, manifest: dict, table: str):
 def view(data: Path, table: str):
     con = duckdb.connect(str(data / "sirene.duckdb"), read_only=True)
     try:
-        return pl.from_arrow(con.execute(f'SELECT * FROM "{table}"').fetch_arrow_table())
+        return pl.from_arrow(con.execute(f'SELECT * FROM "{table}"').to_arrow_table())
     finally:
         con.close()
 
@@ -103,7 +103,7 @@ def view_rows_of(data: Path, manifest: dict):
     con = duckdb.connect()
     try:
         con.execute(catalog_script(data, "duckdb", manifest))
-        return pl.from_arrow(con.execute("SELECT * FROM etablissements").fetch_arrow_table())
+        return pl.from_arrow(con.execute("SELECT * FROM etablissements").to_arrow_table())
     finally:
         con.close()
 
