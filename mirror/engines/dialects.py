@@ -13,6 +13,8 @@ order of DuckDB), then rewritten where a DuckDB construct has no spelling sqlglo
   `make_timestamp(..., 'Europe/Paris')`, which takes the earlier (summer-time) instant of an ambiguous
   autumn time, so the v2 correction for that case (a `timezone(...)` test) is its plain branch.
 - BigQuery: REGEXP_REPLACE replaces every match (DuckDB's 'g' flag).
+- Every dialect but DuckDB: `concat_ws` skips NULL arguments as DuckDB's does (sqlglot would wrap each
+  argument in COALESCE(x, ''), keeping the separators of missing parts).
 
 What is checked: every dialect's output parses again (sqlglot); DuckDB's and Spark's run and give the
 catalog's rows (tests/engines). Trino, PostgreSQL and BigQuery are checked for parse validity only.
@@ -168,7 +170,17 @@ def _spark_documents(select: exp.Select) -> None:
             value.replace(exp.Anonymous(this="to_json", expressions=[value.copy(), options]))
 
 
+def _concat_ws(node: exp.Expression) -> exp.Expression:
+    """DuckDB's concat_ws skips NULL arguments, as Spark's, Trino's and PostgreSQL's do; sqlglot reads it as
+    NULL-to-'' (COALESCE around every argument), which keeps the separators of NULL parts."""
+    if isinstance(node, exp.ConcatWs) and node.args.get("coalesce"):
+        node.set("coalesce", None)
+    return node
+
+
 def _rewrite(query: exp.Expression, dialect: str, name: str) -> exp.Expression:
+    if dialect != "duckdb":
+        query = query.transform(_concat_ws)
     if dialect == "spark":
         if name.startswith(_DOCUMENT_PREFIX) and isinstance(query, exp.Select):
             _spark_documents(query)
