@@ -5,6 +5,11 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import duckdb
+from conftest import private_mirror
+
+from mirror.catalog import build as catalog
+from mirror.core.typed import prepare_connection
 from mirror.deltas import store as deltas
 
 
@@ -29,3 +34,18 @@ def write_day(data: Path, con, day: date, seq: int, i: int) -> None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE day_{table} AS {select}")
         typed[table] = f"day_{table}"
     deltas.write_day(data, day, seq, con, typed)
+
+
+def mirror_with_days(source: Path, data: Path, days: int) -> Path:
+    """A private copy of the mirror `source` at `data` with `days` delta days applied as `mirror update`
+    applies them (write the day, compact, rebuild the catalog reusing it), each over the state before it."""
+    data = private_mirror(source, data)
+    con = duckdb.connect()
+    prepare_connection(con)
+    for i in range(1, days + 1):
+        con.execute(f"ATTACH '{data / 'sirene.duckdb'}' AS c (READ_ONLY)")
+        write_day(data, con, date(2026, 10, i), i, i)
+        con.execute("DETACH c")
+        catalog.rebuild(data, deltas.compact_for(data), reuse=True)
+    con.close()
+    return data

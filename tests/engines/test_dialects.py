@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import duckdb
 import pytest
 import sqlglot
-from conftest import private_mirror, run_mirror
-from layout_days import write_day
+from conftest import run_mirror
+from layout_days import mirror_with_days
 
-from mirror.catalog import build as catalog
-from mirror.core.typed import prepare_connection
-from mirror.deltas import store as deltas
 from mirror.engines import dialects
 
 
 @pytest.fixture(scope="module")
 def with_days(loaded_stock, tmp_path_factory):
     """A private mirror with three applied delta days (merged and recent layers present)."""
-    data = private_mirror(loaded_stock, tmp_path_factory.mktemp("dialects") / "data")
-    con = duckdb.connect()
-    prepare_connection(con)
-    for i in (1, 2, 3):
-        con.execute(f"ATTACH '{data / 'sirene.duckdb'}' AS c (READ_ONLY)")
-        write_day(data, con, date(2026, 10, i), i, i)
-        con.execute("DETACH c")
-        catalog.rebuild(data, deltas.compact_for(data), reuse=True)
-    con.close()
-    return data
+    return mirror_with_days(loaded_stock, tmp_path_factory.mktemp("dialects") / "data", 3)
 
 
 def catalog_relations(data) -> list[str]:

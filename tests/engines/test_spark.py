@@ -8,16 +8,11 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from datetime import date
 
-import duckdb
 import pytest
-from conftest import private_mirror
-from layout_days import write_day
+from layout_days import mirror_with_days
 
 from mirror.catalog import build as catalog
-from mirror.core.typed import prepare_connection
-from mirror.deltas import store as deltas
 
 pytestmark = pytest.mark.slow
 
@@ -54,16 +49,7 @@ def spark():
 
 @pytest.fixture(scope="module")
 def mirror(loaded_stock, tmp_path_factory):
-    data = private_mirror(loaded_stock, tmp_path_factory.mktemp("spark") / "data")
-    con = duckdb.connect()
-    prepare_connection(con)
-    for i in (1, 2, 3):
-        con.execute(f"ATTACH '{data / 'sirene.duckdb'}' AS c (READ_ONLY)")
-        write_day(data, con, date(2026, 10, i), i, i)
-        con.execute("DETACH c")
-        catalog.rebuild(data, deltas.compact_for(data), reuse=True)
-    con.close()
-    return data
+    return mirror_with_days(loaded_stock, tmp_path_factory.mktemp("spark") / "data", 3)
 
 
 @pytest.fixture(scope="module")
