@@ -915,6 +915,26 @@ def catalog_command(data_dir):
     click.echo(f"catalog rebuilt: {path}")
 
 
+@main.command("views")
+@click.option(
+    "--dialect",
+    type=click.Choice(["duckdb", "spark", "trino", "postgres", "bigquery"]),
+    default="duckdb",
+    show_default=True,
+    help="SQL dialect to print the catalog in (transpiled with sqlglot from the sql/ files).",
+)
+@data_dir_option
+def views_command(dialect, data_dir):
+    """Print the mirror's catalog (base views, diffusion views, document views, export views) as SQL for
+    another engine, over the current state published in DATA_DIR/current.json (snapshot + applied delta
+    days). DuckDB and Spark scripts define the Parquet relations they read and run as they are (e.g.
+    `mirror views --dialect spark > catalog.sql`, then `spark-sql -f catalog.sql`); for Trino,
+    PostgreSQL and BigQuery the relations are listed in a comment, to create as external tables first."""
+    from mirror.engines.dialects import catalog_script
+
+    click.echo(catalog_script(data_dir, dialect), nl=False)
+
+
 # --- get: API Entreprise documents (v2, v3, v4) ---
 
 

@@ -17,6 +17,7 @@ LAYERS = {
     "deltas": 1,
     "catalog": 2,
     "lookup": 3,
+    "engines": 3,
     "download": 4,
     "load": 4,
     "update": 4,

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from mirror.catalog import current
 from mirror.core import datadir as snap
 from mirror.core.config import catalog_path
 from mirror.core.errors import MirrorError
@@ -405,10 +406,19 @@ def rebuild(
                 render("catalog/build_record_write.sql"),
                 [fingerprint, merged.name if merged else None, str(snapshot_dir.resolve())],
             )
+            # The same state for any Parquet reader (DATA_DIR/current.json), switched right after the catalog.
+            state = current.prepare(
+                con,
+                data_dir,
+                snapshot_dir.resolve(),
+                merged and merged.resolve(),
+                _ref_template(data_dir).stem.removeprefix(".ref-"),
+            )
             con.execute("CHECKPOINT")
         finally:
             con.close()
         os.replace(tmp, target)
+        current.publish(data_dir, state)
     finally:
         for p in (tmp, Path(f"{tmp}.wal")):
             with contextlib.suppress(OSError):

@@ -1,0 +1,218 @@
+"""DATA_DIR/current.json: the mirror's current state for any Parquet reader (polars, pandas, Spark, Trino...).
+
+The catalog's views merge the monthly snapshot with the applied delta days; a reader of the Parquet files
+alone would see the snapshot without the days. `current.json` names, per table, the immutable Parquet
+files of that merge as *layers*, oldest first, and the one rule that combines them:
+
+    rows(table) = for each layer L: the rows of L's `files` whose key is in none of the `keys` files of
+                  the layers after L; only the table's `columns` (the merged files carry two bookkeeping
+                  columns, `_delta_day` and `_delta_seq`, that are not part of the table)
+
+Keys compare NULL-safely (liens_succession's dateLienSuccession may be NULL). A table whose `key` is null
+(the siret index `etablissements_departements`) is the plain concatenation of its layers. Paths are
+relative to DATA_DIR (the folder can be copied to object storage as it is). A layer may carry `hive`:
+its files sit in `<root>/<column>=<value>/` folders whose values are strings (`__HIVE_DEFAULT_PARTITION__`
+is NULL), the column is not stored in the files.
+
+The layers are exactly what the catalog's base views read (sql/deltas/<table>.sql): the snapshot, the
+merged version's base file and its recent file (mirror.deltas.store). Why a manifest and not a rewritten
+"current" copy: a copy of every table per day costs the size of the register (gigabytes) in a day's time
+budget, while the merged files are small, already written by the day's compaction, and never rewritten.
+Why not Delta Lake or Iceberg: Spark needs their Maven jars at run time (no offline install from PyPI), so
+the one reader a cluster has could not read them here.
+
+Publication: `prepare` (on the connection building the new catalog) writes the reference tables as Parquet
+once per reference version (`ref-parquet/<version>/`, staged then renamed) and returns the manifest;
+`publish` replaces current.json in one os.replace right after the catalog's own switch. A reader sees the
+state before or after a day, never a mix; the files it names stay for the grace period of superseded
+snapshots and merged versions (MIRROR_GRACE_SECONDS, 1 h) after the next switch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from mirror.core.datadir import fsync_dir, write_json_atomic
+from mirror.core.errors import MirrorError
+from mirror.core.schema import BUSINESS_KEYS, DELTA_TABLES, HISTORY_OF, SIRET_INDEX, STOCK_FILES
+from mirror.core.sql import ident, literal
+
+CURRENT_NAME = "current.json"
+FORMAT = "sirene-mirror-current"
+VERSION = 1
+REF_PARQUET = "ref-parquet"
+DELTA_COLUMNS = ("_delta_day", "_delta_seq")
+TABLES = tuple(f.key for f in STOCK_FILES)
+
+
+def current_path(data_dir: Path) -> Path:
+    return Path(data_dir) / CURRENT_NAME
+
+
+def read(data_dir: Path) -> dict:
+    """The published manifest of DATA_DIR (MirrorError when there is none or it is unreadable)."""
+    path = current_path(data_dir)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MirrorError(
+            f"no {CURRENT_NAME} in {data_dir}: run `mirror catalog` (or `mirror load` / `mirror sync`) first"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise MirrorError(f"cannot read {path}: {exc}") from exc
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise MirrorError(f"{path} is not a {FORMAT} manifest of version {VERSION}: run `mirror catalog`")
+    return manifest
+
+
+def _rel(path: Path, data_dir: Path) -> str:
+    """`path` relative to DATA_DIR (absolute when it lies elsewhere)."""
+    try:
+        return path.resolve().relative_to(data_dir.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def _snapshot_layer(snapshot_dir: Path, data_dir: Path, table: str) -> dict:
+    folder = snapshot_dir / table
+    if table == "etablissements":
+        files = sorted(folder.glob("*/*.parquet"))
+        return {
+            "name": "snapshot",
+            "files": [_rel(p, data_dir) for p in files],
+            "hive": {"root": _rel(folder, data_dir), "columns": {"departement": "string"}},
+        }
+    return {"name": "snapshot", "files": [_rel(p, data_dir) for p in sorted(folder.glob("*.parquet"))]}
+
+
+def _delta_layers(merged: Path, data_dir: Path, table: str) -> list[dict]:
+    keys_of = HISTORY_OF.get(table, table)
+    return [
+        {
+            "name": name,
+            "files": [_rel(merged / f"{table}{suffix}", data_dir)],
+            "keys": [_rel(merged / f"{keys_of}{suffix}", data_dir)],
+        }
+        for name, suffix in (("merged", ".parquet"), ("recent", ".recent.parquet"))
+    ]
+
+
+def _file_columns(con: duckdb.DuckDBPyConnection, data_dir: Path, layer: dict) -> set[str]:
+    """Columns of a layer's files (its hive columns included)."""
+    if not layer["files"]:
+        return set()
+    first = Path(layer["files"][0])
+    first = first if first.is_absolute() else Path(data_dir) / first
+    present = set(con.sql(f"SELECT * FROM read_parquet({literal(first)}) LIMIT 0").columns)
+    return present | set((layer.get("hive") or {}).get("columns", {}))
+
+
+def _ref_tables(con: duckdb.DuckDBPyConnection, data_dir: Path, version: str) -> dict[str, dict]:
+    """The catalog's ref_* tables as Parquet files in ref-parquet/<version>/ (written when missing)."""
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND starts_with(table_name, 'ref_') ORDER BY table_name"
+        ).fetchall()
+    ]
+    root = Path(data_dir) / REF_PARQUET
+    folder = root / version
+    if not folder.is_dir():
+        stage = root / f".staging-{version}-{os.getpid()}"
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(parents=True)
+        for name in names:
+            con.execute(
+                f"COPY (SELECT * FROM {ident(name)}) TO {literal(stage / f'{name}.parquet')} "
+                "(FORMAT parquet, COMPRESSION zstd)"
+            )
+        fsync_dir(stage)
+        os.rename(stage, folder)
+        fsync_dir(root)
+    out = {}
+    for name in names:
+        described = [r[:2] for r in con.execute(f"DESCRIBE {ident(name)}").fetchall()]
+        out[name] = {
+            "file": _rel(folder / f"{name}.parquet", data_dir),
+            "columns": [c for c, _t in described],
+            "types": dict(described),
+        }
+    return out
+
+
+def prepare(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    snapshot_dir: Path,
+    merged: Path | None,
+    ref_version: str,
+) -> dict:
+    """The manifest of the state a catalog being built over `snapshot_dir` and the merged delta version
+    `merged` (None: no delta) reads. `con`: the connection building that catalog, its base views created
+    (their columns and types are the tables'; its ref_* tables are written as Parquet when missing)."""
+    data_dir = Path(data_dir)
+    tables: dict[str, dict] = {}
+    for table in TABLES:
+        described = [r[:2] for r in con.execute(f"DESCRIBE {ident(table)}").fetchall()]
+        layers = [_snapshot_layer(snapshot_dir, data_dir, table)]
+        if merged is not None and table in DELTA_TABLES:
+            layers += _delta_layers(merged, data_dir, table)
+        for layer in layers:  # a snapshot of an older layout lacks columns the merged files have
+            present = _file_columns(con, data_dir, layer)
+            if missing := [c for c, _t in described if c not in present]:
+                layer["missing"] = missing
+        tables[table] = {
+            "key": list(BUSINESS_KEYS.get(table, ())) or None,
+            "columns": [c for c, _t in described],
+            "types": dict(described),
+            "layers": layers,
+        }
+    index = [
+        {
+            "name": "snapshot",
+            "files": [_rel(p, data_dir) for p in sorted((snapshot_dir / SIRET_INDEX).glob("*.parquet"))],
+        }
+    ]
+    if merged is not None:
+        index += [
+            {"name": name, "files": [_rel(merged / f"etablissements{suffix}", data_dir)]}
+            for name, suffix in (("merged", ".parquet"), ("recent", ".recent.parquet"))
+        ]
+    index_types = {"siret": "VARCHAR", "departement": "VARCHAR"}
+    tables[SIRET_INDEX] = {"key": None, "columns": list(index_types), "types": index_types, "layers": index}
+    days = []
+    if merged is not None:
+        try:
+            days = sorted(
+                json.loads((merged / "manifest.json").read_text(encoding="utf-8"))["sources"]["days"]
+            )
+        except (OSError, ValueError, KeyError):
+            days = []
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "published": datetime.now().isoformat(timespec="seconds"),
+        "snapshot": _rel(snapshot_dir, data_dir),
+        "merged": _rel(merged, data_dir) if merged is not None else None,
+        "days": days,
+        "rule": (
+            "rows(table) = for each layer L: rows of L.files whose key is in none of the keys files of the "
+            "later layers (NULL-safe key equality), projected on columns; key null: concatenation of the layers"
+        ),
+        "tables": tables,
+        "ref": _ref_tables(con, data_dir, ref_version),
+    }
+
+
+def publish(data_dir: Path, manifest: dict) -> Path:
+    """Replaces DATA_DIR/current.json by `manifest` in one step (call it right after the catalog's switch)."""
+    path = current_path(data_dir)
+    write_json_atomic(path, manifest)
+    return path
