@@ -678,7 +678,7 @@ def export_command(
       mirror export --level unite-legale --categorie-juridique 57 --created-from 2025-01-01 -o sas.parquet
       mirror export --near 48.8566,2.3522 --radius-km 2 --naf J -o tech.geojson
       mirror export --name "boulangerie" --departement 69 --count
-      mirror export --siren 552100554 --all --columns siret,codePostalEtablissement -o - | head
+      mirror export --siren 356000000 --all --columns siret,codePostalEtablissement -o - | head
       mirror export --qpv any --departement 93 -o qpv-93.csv   (with the geolocation file loaded)
     """
     from mirror.catalog.build import connect
@@ -1149,7 +1149,7 @@ def changes_command(since, until, sirens, ids_file, kinds, fields, out, data_dir
     \b
       mirror changes --since 2026-10-01 -o changes.csv
       mirror changes --since 2026-10-01 --kind cessation --kind fermeture
-      mirror changes --since 2026-10-01 --siren 552100554 -o 552100554.jsonl
+      mirror changes --since 2026-10-01 --siren 356000000 -o 356000000.jsonl
     """
     from mirror.core.config import catalog_path
     from mirror.export import output

@@ -41,6 +41,7 @@ import duckdb
 from mirror.core.errors import BadInput, MirrorError, NotFound
 from mirror.core.faults import crash_after_rows
 from mirror.core.schema import MASKED_ETABLISSEMENT_PERSON_COLUMNS
+from mirror.core.sql import render_cached
 from mirror.export.filters import Filters, WhereClause, build_where, check_near_siret
 from mirror.export.formats import FORMATS, delimiter_for, format_for
 from mirror.export.output import Output, commit, discard, is_write_error, plan_output, prepare, write_error
@@ -72,8 +73,7 @@ _LIBELLE_JOINS = {
     "n25_u": "LEFT JOIN ref_naf_2025 n25_u ON n25_u.code = {U}.activitePrincipaleNAF25UniteLegale",
     "te_u": "LEFT JOIN ref_tranches_effectifs te_u ON te_u.code = {U}.trancheEffectifsUniteLegale",
 }
-# The intra-community VAT number, computed from the SIREN (the catalog's macro, sql/views/19_functions.sql);
-# asked by --columns.
+# The intra-community VAT number, computed from the SIREN (sql/export/numero_tva.sql); asked by --columns.
 TVA_COLUMN = "numero_tva_intracommunautaire"
 # Libellé columns: name -> (expression, join alias).
 LIBELLES = {
@@ -254,8 +254,8 @@ def build_source(con: duckdb.DuckDBPyConnection, level: str, include_non_diffusi
     for name, (expr, alias) in LIBELLES.items():
         columns[name] = Column(name, expr, alias, "libellé (ref tables)")
     siren = "e.siren" if level == "etablissement" else "u.siren"
-    columns[TVA_COLUMN] = Column(TVA_COLUMN, f"numero_tva_intracommunautaire({siren})", None,
-                                 "computed from the SIREN (FR + key + SIREN; sql/views/19_functions.sql)")  # fmt: skip
+    columns[TVA_COLUMN] = Column(TVA_COLUMN, f"({render_cached('export/numero_tva.sql', siren=siren)})", None,
+                                 "computed from the SIREN (FR + key + SIREN)")  # fmt: skip
     if lighter is not None:
         lighter.needs_full = frozenset(MASKED_ETABLISSEMENT_PERSON_COLUMNS).intersection(et_cols)
     return Source(level, et_view, ul_view, base, key, columns, default, joins, lighter)

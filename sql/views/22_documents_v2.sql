@@ -68,7 +68,7 @@ FROM (
     SELECT u.*, s.etablissement,
         -- TVA: null when the siège is abroad.
         CASE WHEN s.adresse_francaise IS DISTINCT FROM false
-             THEN numero_tva_intracommunautaire(u.siren)
+             THEN 'FR' || lpad(CAST((12 + 3 * (CAST(u.siren AS BIGINT) % 97)) % 97 AS VARCHAR), 2, '0') || u.siren
         END AS tva
     FROM doc_unites_legales_core u
     LEFT JOIN documents_v2_etablissements s ON s.siren = u.siren AND s.nic = u.nic_siege
