@@ -428,10 +428,12 @@ def render_section(results_dir: Path) -> list[str]:
                     "",
                     f"During `mirror update`: {r['update_days']} days applied in {r['update_seconds']:.0f} s "
                     f"while wrk ran {r['wrk_runs']} back-to-back 5 s runs; requests/s is their median (lowest "
-                    f"{r['req_s_min']:,.0f}), p90 / p99 / max the worst run's. The lookup store follows the "
-                    "mirror's published state: between a day's publication and the end of the store's refresh of "
-                    "that day it is not current, and lookups answer from the SQL views (the same documents, "
-                    "hundreds of milliseconds each): that window, most of each day's work, sets these figures.",
+                    f"{r['req_s_min']:,.0f}), p90 / p99 / max the worst run's. Between a day's publication and "
+                    "the end of the store's refresh of that day the store answers the previous state (state.json "
+                    "`lookup_grace`, while the writer is alive); the server shares the 2 cores with the update "
+                    "(DuckDB uses both), which sets the tail. Errors are non-2xx answers (an établissement whose "
+                    "day made it non-diffusible or closed it answers 451 or stays 200: the paths were sampled "
+                    "before the update).",
                 ]
         lines += [
             "",
