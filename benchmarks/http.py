@@ -431,9 +431,8 @@ def render_section(results_dir: Path) -> list[str]:
                     f"{r['req_s_min']:,.0f}), p90 / p99 / max the worst run's. Between a day's publication and "
                     "the end of the store's refresh of that day the store answers the previous state (state.json "
                     "`lookup_grace`, while the writer is alive); the server shares the 2 cores with the update "
-                    "(DuckDB uses both), which sets the tail. Errors are non-2xx answers (an établissement whose "
-                    "day made it non-diffusible or closed it answers 451 or stays 200: the paths were sampled "
-                    "before the update).",
+                    "(DuckDB uses both), which sets the tail. Errors are non-2xx answers, not inspected (the paths were "
+                    "sampled before the update, and a day can make an établissement non-diffusible: 451).",
                 ]
         lines += [
             "",
