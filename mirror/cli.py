@@ -1136,7 +1136,7 @@ def search_command(text, limit, offset, departement, code_postal, naf, etat, fmt
 @click.option("--fields", "fields", multiple=True, metavar="NAME",
               help="Only these variables (stock file column names, e.g. activitePrincipaleUniteLegale); repeatable.")  # fmt: skip
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to FILE (.csv, .jsonl or .parquet); default: CSV on standard output.")  # fmt: skip
+              help="Write to FILE (.csv, .jsonl or .parquet); default (or -o -): CSV on standard output.")  # fmt: skip
 @data_dir_option
 def changes_command(since, until, sirens, ids_file, kinds, fields, out, data_dir):
     """List what the applied daily changes did, one row per changed variable.
@@ -1152,24 +1152,23 @@ def changes_command(since, until, sirens, ids_file, kinds, fields, out, data_dir
       mirror changes --since 2026-10-01 --siren 356000000 -o 356000000.jsonl
     """
     from mirror.core.config import catalog_path
-    from mirror.export import output
     from mirror.serve import changes
 
     if not catalog_path(data_dir).is_file():
         raise MirrorError(f"no mirror in {data_dir}: run `mirror load` or `mirror sync` first")
+    from mirror.core.identifiers import is_valid_siren, is_valid_siret
+    from mirror.watch.lists import read_ids
+
     ids = [s.replace(" ", "") for s in sirens]
-    if ids_file is not None:
-        try:
-            ids += [
-                line.strip().replace(" ", "") for line in ids_file.read_text(encoding="utf-8").splitlines()
-            ]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInput(f"cannot read {ids_file}: {exc}") from None
-        ids = [i for i in ids if i]
-    bad = next((i for i in ids if not (i.isdigit() and len(i) in (9, 14))), None)
+    bad = next((i for i in ids if not (is_valid_siren(i) or is_valid_siret(i))), None)
     if bad is not None:
-        raise BadInput(f"{bad!r} is not a SIREN (9 digits) or a SIRET (14 digits)")
-    fmt = changes.format_of(out) if out is not None else "csv"
+        raise BadInput(
+            f"--siren {bad!r} is not a SIREN (9 digits) or a SIRET (14 digits) with a valid check digit"
+        )
+    if ids_file is not None:
+        ids += read_ids(ids_file)  # one per line, checked like a watchlist's file
+    to_stdout = out is None or str(out) == "-"
+    fmt = "csv" if to_stdout else changes.format_of(out)
     table = changes.changes(
         data_dir,
         since.date(),
@@ -1178,6 +1177,17 @@ def changes_command(since, until, sirens, ids_file, kinds, fields, out, data_dir
         kinds=list(kinds) or None,
         fields=list(fields) or None,
     )
+    _write_changes(table, None if to_stdout else out, fmt, data_dir)
+    if not to_stdout:
+        click.echo(f"{table.num_rows:,} changes written to {out}", err=True)
+
+
+def _write_changes(table, out: Path | None, fmt: str, data_dir: Path) -> None:
+    """The changes to `out` (None: standard output), through a private temporary file renamed or copied
+    into place (mirror.export.output): an interrupted write leaves nothing half-written."""
+    from mirror.export import output
+    from mirror.serve import changes
+
     plan = output.plan_output(out if out is not None else Path("/dev/stdout"), data_dir)
     output.prepare(plan)
     try:
@@ -1185,8 +1195,6 @@ def changes_command(since, until, sirens, ids_file, kinds, fields, out, data_dir
         output.commit(plan)
     finally:
         output.discard(plan)
-    if out is not None:
-        click.echo(f"{table.num_rows:,} changes written to {out}", err=True)
 
 
 @main.group("watch")
@@ -1266,7 +1274,6 @@ def watch_show_command(name, since, data_dir):
     """Print the changes of watchlist NAME since a day, as CSV (the columns of `mirror changes`)."""
     from datetime import date, timedelta
 
-    from mirror.export import output
     from mirror.serve import changes
     from mirror.watch import lists
 
@@ -1275,14 +1282,7 @@ def watch_show_command(name, since, data_dir):
         start = since.date()
     else:  # the list reports the days applied after it was created
         start = date.fromisoformat(entry["since"]) + timedelta(days=1) if entry.get("since") else date.min
-    table = changes.changes(data_dir, start, ids=entry["ids"])
-    plan = output.plan_output(Path("/dev/stdout"), data_dir)
-    output.prepare(plan)
-    try:
-        changes.write(table, plan.part, "csv")
-        output.commit(plan)
-    finally:
-        output.discard(plan)
+    _write_changes(changes.changes(data_dir, start, ids=entry["ids"]), None, "csv", data_dir)
 
 
 @main.command("store")

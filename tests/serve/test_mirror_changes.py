@@ -127,6 +127,12 @@ def test_cli_filters_formats_and_errors(mirror, tmp_path):
     assert outputs["csv"] and outputs["csv"] == outputs["jsonl"] == outputs["parquet"]
     assert {i[:9] for i, _f, _n in outputs["csv"]} == {siren}
 
+    dash = run_mirror(
+        "changes", "--since", "2026-10-01", "--siren", siren, "-o", "-", data_dir=mirror, cwd=tmp_path
+    )
+    assert dash.returncode == 0 and dash.stdout == (tmp_path / "c.csv").read_text()  # -o -: standard output
+    assert not (tmp_path / "-").exists()
+
     one_day = changes(mirror, date(2026, 10, 3), date(2026, 10, 3)).column("day").to_pylist()
     assert one_day and set(one_day) == {date(2026, 10, 3)}
 
