@@ -475,7 +475,10 @@ def prepare_writer(data_dir: Path) -> list[str]:
     if current.stale(data_dir, built):
         merged = deltas.merged_root(data_dir) / built["merged"] if built["merged"] else None
         snapshot_dir = Path(built["snapshot"])
-        if snapshot_dir.is_dir() and (merged is None or merged.is_dir()):
+        # A catalog built for another folder (a copied or moved DATA_DIR) is not this repair's: its
+        # writers rebuild it for this one (see connect's "was built for" check).
+        own = snapshot_dir.resolve().is_relative_to(data_dir.resolve())
+        if own and snapshot_dir.is_dir() and (merged is None or merged.is_dir()):
             rebuild(data_dir, merged, snapshot_dir=snapshot_dir, reuse=True)
             notes.append(f"published {current.CURRENT_NAME} again: it did not describe the catalog")
     return notes
