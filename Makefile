@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 SCALE  ?= 100000
 DEMO_SCALE ?= 20000
-# Test workers: one per core (pytest-xdist).
+# Test workers: one per core (pytest-xdist); --dist loadgroup keeps the files of tests/conftest.py's
+# ONE_WORKER_FILES on one worker each (the Spark tests: one SparkSession for all of them).
 JOBS   ?= auto
 
 .PHONY: install test test-fast lint demo bench clean
@@ -22,11 +23,11 @@ $(STAMP): pyproject.toml
 
 # The full suite (what CI runs).
 test: install
-	$(BIN)/python -m pytest -q -n $(JOBS)
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup
 
 # Everything but the slow end-to-end tests: under a minute.
 test-fast: install
-	$(BIN)/python -m pytest -q -n $(JOBS) -m "not slow"
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup -m "not slow"
 
 lint: install
 	$(BIN)/ruff check mirror tests benchmarks

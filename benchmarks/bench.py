@@ -639,16 +639,12 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def run_bench(
-    scale: int, cache_root: Path, repeats: int, sqlite_max_scale: int, n_ids: int, days: int = 30
-) -> dict:
-    cache = cache_root / f"scale-{scale}"
+def generate_and_load(cache: Path, scale: int, reps: int) -> dict:
+    """The stock generated at `scale` into `cache`/stock and loaded into `cache`/data, each once per cache
+    (their measures saved beside them); returns the `generate` and `load` measures."""
     stock, data = cache / "stock", cache / "data"
     cache.mkdir(parents=True, exist_ok=True)
-    res: dict = {"scale": scale, "machine": machine_info(), "ops": {}, "baselines": {}}
-    ops, base = res["ops"], res["baselines"]
-    reps = repeats if scale <= 1_000_000 else 1
-
+    ops: dict = {}
     gen_json = cache / "generate.json"
     if not (gen_json.exists() and (stock / ETABLISSEMENTS.zip_name).exists()):
         log(f"generating the stock at scale {scale:,} into {stock}")
@@ -708,6 +704,19 @@ def run_bench(
         ops["load"]["disk_mb"] = du_mb(data)
         load_json.write_text(json.dumps(ops["load"]))
 
+    return ops
+
+
+def run_bench(
+    scale: int, cache_root: Path, repeats: int, sqlite_max_scale: int, n_ids: int, days: int = 30
+) -> dict:
+    cache = cache_root / f"scale-{scale}"
+    data = cache / "data"
+    res: dict = {"scale": scale, "machine": machine_info(), "ops": {}, "baselines": {}}
+    ops, base = res["ops"], res["baselines"]
+    reps = repeats if scale <= 1_000_000 else 1
+
+    ops.update(generate_and_load(cache, scale, reps))
     prep = prepare(data, cache, n_ids)
     res["prep"] = {k: v for k, v in prep.items() if k != "ids_file"}
 

@@ -1,26 +1,44 @@
 """Spark local beside DuckDB on the same mirror: the standard filter (a count) and a 1M-row export.
 
-    python -m benchmarks.spark --scale 1000000
+    MIRROR_LOOKUP_STORE=off python -m benchmarks.spark --scale 1000000 [--cache data/bench]
 
-Reuses the data of `make bench` (`.bench-cache/scale-N/data`, its prep.json for the standard filter and
-the départements adding up to about 1M établissements); run `make bench SCALE=N` first. Both engines run
-the export's own query (mirror.export.build_query; transpiled to Spark by sqlglot), interleaved
-(DuckDB, Spark, DuckDB, Spark...) so that a change of machine load hits both; medians and the Spark /
-DuckDB ratio are printed as a Markdown table for docs/BENCHMARKS.md. The Spark session (local[*]) is
-started once and its start-up time reported apart; the export writes Parquet with each engine.
+Uses the cache layout of `make bench` (`<cache>/scale-N/`): the stock is generated and loaded there when it
+is missing (benchmarks.bench.generate_and_load; the lookup store is not needed here, so the switch above
+saves its build), and prep.json gives the standard filter and the départements adding up to about 1M
+établissements (benchmarks.bench.prepare). Both engines run the export's own query
+(mirror.export.build_query; transpiled to Spark by sqlglot, the same parameters bound), interleaved
+(DuckDB, Spark, DuckDB, Spark...) so that a change of machine load hits both; each engine exports to Parquet
+(zstd) in-process. The Spark session (local[*]) is started once and its start-up and `register` times are
+reported apart. Results go to docs/bench/spark-N.json and the "Spark local" section of docs/BENCHMARKS.md
+(replaced in place).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench import DEFAULT_CACHE, log, standard_filter_args
+from benchmarks.bench import (
+    DEFAULT_CACHE,
+    REPORT,
+    RESULTS_DIR,
+    generate_and_load,
+    log,
+    machine_info,
+    prepare,
+    standard_filter_args,
+)
+from benchmarks.http import replace_section
+from mirror.core.config import LOOKUP_STORE_ENV
+
+SECTION = "## Spark local beside DuckDB"
+OPS = (("filter", "standard filter (NAF + département + tranches + active), count"), ("export", "export"))
 
 
 def _queries(con, prep: dict):
@@ -33,20 +51,23 @@ def _queries(con, prep: dict):
     return count, export
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.spark", description=__doc__.splitlines()[0])
-    p.add_argument("--scale", type=int, default=1_000_000)
-    p.add_argument("--cache", default=str(DEFAULT_CACHE))
-    p.add_argument("--repeats", type=int, default=3)
-    args = p.parse_args(argv)
-    cache = Path(args.cache) / f"scale-{args.scale}"
-    data, prep_path = cache / "data", cache / "prep.json"
-    if not prep_path.exists():
-        raise SystemExit(f"no benchmark data in {cache}: run `make bench SCALE={args.scale}` first")
-    prep = json.loads(prep_path.read_text())
-
-    import sqlglot
+def _spark_session(memory: str):
     from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.master("local[*]")
+        .appName("sirene-mirror-bench")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", memory)
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def run(data: Path, prep: dict, repeats: int, memory: str) -> dict:
+    import sqlglot
 
     from mirror.catalog.build import connect
     from mirror.engines.spark import register
@@ -54,62 +75,131 @@ def main(argv: list[str] | None = None) -> None:
     con = connect(data)
     count, export = _queries(con, prep)
     t0 = time.perf_counter()
-    spark = (
-        SparkSession.builder.master("local[*]")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", "4g")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("ERROR")
+    spark = _spark_session(memory)
     started = time.perf_counter() - t0
     t0 = time.perf_counter()
     register(spark, data)
     registered = time.perf_counter() - t0
-    spark_count = sqlglot.transpile(count.count_sql or count.sql, read="duckdb", write="spark")[0]
-    spark_export = sqlglot.transpile(export.sql, read="duckdb", write="spark")[0]
-    out = Path(tempfile.mkdtemp(prefix="mirror-spark-bench-"))
-    times: dict[str, list[float]] = {
-        k: [] for k in ("duckdb_filter", "spark_filter", "duckdb_export", "spark_export")
-    }
-    rows = {}
+    count_sql = count.count_sql or f"SELECT count(*) FROM ({count.sql}) AS q"
+    (spark_count,) = sqlglot.transpile(count_sql, read="duckdb", write="spark")
+    (spark_export,) = sqlglot.transpile(export.sql, read="duckdb", write="spark")
+    out = Path(tempfile.mkdtemp(prefix="mirror-spark-bench-", dir=data.parent))
+    times: dict[str, list[float]] = {f"{e}_{op}": [] for op, _ in OPS for e in ("duckdb", "spark")}
+    rows: dict[str, set] = {k: set() for k in times}
     try:
-        for i in range(args.repeats):
-            log(f"round {i + 1}/{args.repeats}")
+        for i in range(repeats):
+            log(f"round {i + 1}/{repeats}")
             t0 = time.perf_counter()
-            rows["duckdb_filter"] = con.execute(count.count_sql or count.sql, count.params).fetchone()[0]
+            n = con.execute(count_sql, count.params).fetchone()[0]
             times["duckdb_filter"].append(time.perf_counter() - t0)
+            rows["duckdb_filter"].add(n)
             t0 = time.perf_counter()
-            rows["spark_filter"] = spark.sql(spark_count, args=list(count.params)).collect()[0][0]
+            n = spark.sql(spark_count, args=list(count.params)).collect()[0][0]
             times["spark_filter"].append(time.perf_counter() - t0)
+            rows["spark_filter"].add(n)
             target = out / f"duckdb-{i}.parquet"
             t0 = time.perf_counter()
             con.execute(
                 f"COPY ({export.sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)", export.params
             )
             times["duckdb_export"].append(time.perf_counter() - t0)
-            rows["duckdb_export"] = con.execute(f"SELECT count(*) FROM '{target}'").fetchone()[0]
+            rows["duckdb_export"].add(con.execute(f"SELECT count(*) FROM '{target}'").fetchone()[0])
+            target.unlink()
             target = out / f"spark-{i}"
             t0 = time.perf_counter()
             spark.sql(spark_export, args=list(export.params)).write.option("compression", "zstd").parquet(
                 str(target)
             )
             times["spark_export"].append(time.perf_counter() - t0)
-            rows["spark_export"] = spark.read.parquet(str(target)).count()
+            rows["spark_export"].add(spark.read.parquet(str(target)).count())
+            shutil.rmtree(target)
     finally:
         shutil.rmtree(out, ignore_errors=True)
         spark.stop()
         con.close()
-    med = {k: statistics.median(v) for k, v in times.items()}
-    print(
-        f"\nSpark local: session start {started:.1f} s, register {registered:.1f} s (scale {args.scale:,})\n"
-    )
-    print("| operation | rows | DuckDB (median) | Spark local (median) | Spark / DuckDB |")
-    print("|---|---:|---:|---:|---:|")
-    for op, label in (("filter", "standard filter (count)"), ("export", "export to Parquet")):
-        d, s = med[f"duckdb_{op}"], med[f"spark_{op}"]
-        assert rows[f"duckdb_{op}"] == rows[f"spark_{op}"], rows
-        print(f"| {label} | {rows[f'duckdb_{op}']:,} | {d:.2f} s | {s:.2f} s | {s / d:.1f}x |")
+    import pyspark
+
+    return {
+        "spark_version": pyspark.__version__,
+        "session_start_s": started,
+        "register_s": registered,
+        "repeats": repeats,
+        "driver_memory": memory,
+        "times": times,
+        "rows": {k: sorted(v) for k, v in rows.items()},
+    }
+
+
+def render_section(res: dict) -> list[str]:
+    m = res["machine"]
+    la_before = ", ".join(f"{x:.1f}" for x in res["load_average_before"])
+    la_after = ", ".join(f"{x:.1f}" for x in res["load_average_after"])
+    lines = [
+        SECTION,
+        "",
+        f"Produced by `python -m benchmarks.spark --scale {res['scale']}` (not part of `make bench`): "
+        f"scale {res['scale']:,} unités légales (synthetic stock, the snapshot just loaded, no delta day), "
+        f"the catalog's views registered in a Spark {res['spark_version']} session in local mode "
+        f"(`local[*]`, driver memory {res['driver_memory']}) by `mirror.engines.spark.register`, beside "
+        "DuckDB on the same files. Both run the export's own query (mirror.export, transpiled to Spark by "
+        "sqlglot, same bound parameters); the export writes Parquet (zstd) from each engine's own process. "
+        f"{res['repeats']} rounds, interleaved (DuckDB then Spark in each round); medians, min – max.",
+        "",
+        f"Date {m['date']}, commit {m['commit']}. Machine: {m['cores']} cores ({m['cpu']}), {m['ram_gb']} GB "
+        f"RAM, SHARED with other sessions while it ran: load average (1, 5, 15 min) {la_before} before, "
+        f"{la_after} after. Spark session start {res['session_start_s']:.1f} s and `register` "
+        f"{res['register_s']:.1f} s (once, not in the times below).",
+        "",
+        "| operation | rows | DuckDB | Spark local | Spark / DuckDB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for op, label in OPS:
+        d, s = res["times"][f"duckdb_{op}"], res["times"][f"spark_{op}"]
+        (n,) = res["rows"][f"duckdb_{op}"]
+        if op == "export":
+            label = f"export {n:,} rows to Parquet"
+        lines.append(
+            f"| {label} | {n:,} | {statistics.median(d):.3f} s ({min(d):.3f} – {max(d):.3f}) | "
+            f"{statistics.median(s):.3f} s ({min(s):.3f} – {max(s):.3f}) | "
+            f"{statistics.median(s) / statistics.median(d):.1f}x |"
+        )
+    lines += [
+        "",
+        "Spark local pays a fixed cost per query (planning, a job per stage, a JVM that shares the two cores "
+        "with the Python driver): what it buys is the same views on a cluster, next to tables that do not "
+        "fit one machine, not speed on one machine.",
+        "",
+    ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.spark", description=__doc__.splitlines()[0])
+    p.add_argument("--scale", type=int, default=1_000_000)
+    p.add_argument("--cache", default=str(DEFAULT_CACHE))
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--driver-memory", default="4g")
+    args = p.parse_args(argv)
+    os.environ.setdefault(LOOKUP_STORE_ENV, "off")  # the load's children inherit it
+    cache = Path(args.cache).resolve() / f"scale-{args.scale}"
+    res: dict = {"scale": args.scale, "machine": machine_info(), "load_average_before": os.getloadavg()}
+    res["data"] = generate_and_load(cache, args.scale, reps=1)
+    prep = prepare(cache / "data", cache, 1_000_000)
+    res["prep"] = {k: v for k, v in prep.items() if k != "ids_file"}
+    log(f"Spark and DuckDB, {args.repeats} interleaved rounds")
+    res.update(run(cache / "data", prep, args.repeats, args.driver_memory))
+    res["load_average_after"] = os.getloadavg()
+    out = RESULTS_DIR / f"spark-{args.scale}.json"
+    out.write_text(json.dumps(res, indent=1, default=str))
+    log(f"wrote {out}")
+    for op, _ in OPS:  # both engines gave the same count in every round
+        if not (
+            len(res["rows"][f"duckdb_{op}"]) == 1
+            and res["rows"][f"duckdb_{op}"] == res["rows"][f"spark_{op}"]
+        ):
+            raise SystemExit(f"{op}: DuckDB and Spark disagree: {res['rows']}")
+    replace_section(REPORT, SECTION, render_section(res))
+    print("\n".join(render_section(res)))
 
 
 if __name__ == "__main__":

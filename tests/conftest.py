@@ -46,6 +46,28 @@ def pytest_unconfigure(config):
         shutil.rmtree(basetemp, ignore_errors=True)
 
 
+# Test files whose tests all run on one xdist worker under `make test` (`--dist loadgroup`), so that their
+# session-scoped fixtures are built once per run: the Spark tests share one SparkSession (a JVM start costs
+# ~20 s and 1 GB). Grouped by file path here, because pytest-xdist's own `xdist_group` mark stopped working
+# with pytest 9.2 (pytest-xdist issue #1386: the group suffix it appends to node ids is lost).
+ONE_WORKER_FILES = {"tests/engines/test_spark.py": "spark"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup`: xdist's load-group scheduler, with the groups of ONE_WORKER_FILES."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class FileGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            group = ONE_WORKER_FILES.get(nodeid.split("::", 1)[0])
+            return f"@{group}" if group else super()._split_scope(nodeid)
+
+    return FileGroups(config, log)
+
+
 def run_mirror(
     *args: str,
     data_dir: Path | None = None,

@@ -462,11 +462,23 @@ def finish_publication(data_dir: Path) -> str | None:
 def prepare_writer(data_dir: Path) -> list[str]:
     """What every writer (load, update, sync, catalog) runs first, under the writer lock: removes an
     interrupted writer's leftovers (datadir.clean_leftovers: build folders, catalog and state temp files
-    with their .wal) and finishes or discards an interrupted publication (finish_publication), so the
-    state and the catalog agree before anything else is done. Returns notes for the user."""
+    with their .wal, current.json temp files) and finishes or discards an interrupted publication
+    (finish_publication), so the state and the catalog agree before anything else is done; then publishes
+    current.json again when it does not describe the catalog (a crash between the two switches, or a
+    catalog older than current.json). Returns notes for the user."""
     data_dir = Path(data_dir)
     notes = [f"removed leftover {name}" for name in snap.clean_leftovers(data_dir)]
     with contextlib.suppress(FileNotFoundError):
         if note := finish_publication(data_dir):
             notes.append(note)
+    built = built_from(catalog_path(data_dir))
+    if current.stale(data_dir, built):
+        merged = deltas.merged_root(data_dir) / built["merged"] if built["merged"] else None
+        snapshot_dir = Path(built["snapshot"])
+        # A catalog built for another folder (a copied or moved DATA_DIR) is not this repair's: its
+        # writers rebuild it for this one (see connect's "was built for" check).
+        own = snapshot_dir.resolve().is_relative_to(data_dir.resolve())
+        if own and snapshot_dir.is_dir() and (merged is None or merged.is_dir()):
+            rebuild(data_dir, merged, snapshot_dir=snapshot_dir, reuse=True)
+            notes.append(f"published {current.CURRENT_NAME} again: it did not describe the catalog")
     return notes

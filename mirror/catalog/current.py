@@ -24,8 +24,16 @@ the one reader a cluster has could not read them here.
 Publication: `prepare` (on the connection building the new catalog) writes the reference tables as Parquet
 once per reference version (`ref-parquet/<version>/`, staged then renamed) and returns the manifest;
 `publish` replaces current.json in one os.replace right after the catalog's own switch. A reader sees the
-state before or after a day, never a mix; the files it names stay for the grace period of superseded
-snapshots and merged versions (MIRROR_GRACE_SECONDS, 1 h) after the next switch.
+state before or after a day, never a mix.
+
+Grace rule: every file a manifest names stays at least MIRROR_GRACE_SECONDS (1 h) after the switch that
+replaced that manifest, so a reader that opened the previous current.json just before a switch keeps its
+files for a read shorter than that. Snapshot folders and merged delta versions follow their own retention
+(mirror.load.publish.apply_retention, mirror.deltas.store), which already keeps superseded ones for the
+grace; `sweep` applies the same rule to the ref-parquet/<version> folders, the only files of the layout
+that current.json alone names. A crash between the catalog's switch and current.json's leaves the previous
+manifest (still readable: its files are kept as above); `stale` tells the next writer
+(mirror.catalog.build.prepare_writer), which publishes the catalog's state again.
 """
 
 from __future__ import annotations
@@ -38,15 +46,22 @@ from pathlib import Path
 
 import duckdb
 
-from mirror.core.datadir import fsync_dir, write_json_atomic
+from mirror.core.datadir import (
+    CURRENT_NAME,
+    REF_PARQUET,
+    STAGING_PREFIX,
+    SUPERSEDED_NAME,
+    TRASH_PREFIX,
+    fsync_dir,
+    grace_elapsed,
+    write_json_atomic,
+)
 from mirror.core.errors import MirrorError
 from mirror.core.schema import BUSINESS_KEYS, DELTA_TABLES, HISTORY_OF, SIRET_INDEX, STOCK_FILES
 from mirror.core.sql import ident, literal
 
-CURRENT_NAME = "current.json"
 FORMAT = "sirene-mirror-current"
 VERSION = 1
-REF_PARQUET = "ref-parquet"
 DELTA_COLUMNS = ("_delta_day", "_delta_seq")
 TABLES = tuple(f.key for f in STOCK_FILES)
 
@@ -125,7 +140,7 @@ def _ref_tables(con: duckdb.DuckDBPyConnection, data_dir: Path, version: str) ->
     root = Path(data_dir) / REF_PARQUET
     folder = root / version
     if not folder.is_dir():
-        stage = root / f".staging-{version}-{os.getpid()}"
+        stage = root / f"{STAGING_PREFIX}{version}-{os.getpid()}"
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir(parents=True)
         for name in names:
@@ -212,7 +227,66 @@ def prepare(
 
 
 def publish(data_dir: Path, manifest: dict) -> Path:
-    """Replaces DATA_DIR/current.json by `manifest` in one step (call it right after the catalog's switch)."""
+    """Replaces DATA_DIR/current.json by `manifest` in one step (call it right after the catalog's switch),
+    then sweeps the reference versions it no longer names (`sweep`)."""
     path = current_path(data_dir)
     write_json_atomic(path, manifest)
+    sweep(data_dir, manifest)
     return path
+
+
+def _ref_versions(manifest: dict) -> set[str]:
+    """The ref-parquet/<version> folder names a manifest's reference files sit in."""
+    return {
+        Path(r["file"]).parent.name
+        for r in manifest.get("ref", {}).values()
+        if Path(r["file"]).parent.parent.name == REF_PARQUET
+    }
+
+
+def sweep(data_dir: Path, manifest: dict) -> list[str]:
+    """Deletes the ref-parquet/<version> folders `manifest` (the published one) does not name, once they
+    have been superseded for the grace period (datadir.grace_elapsed: marked superseded the first time a
+    sweep sees them unnamed, i.e. right after the switch that dropped them). A named folder loses a mark it
+    carried (a version that comes back is current again, its grace starts anew when it is dropped again).
+    Renamed out of sight before the deletion, so that a half-deleted folder is never taken for a complete
+    version (a leftover `.trash-*` goes with the next writer's datadir.clean_leftovers). Call it under the
+    writer lock. Returns the folders deleted, relative to DATA_DIR."""
+    root = Path(data_dir) / REF_PARQUET
+    if not root.is_dir():
+        return []
+    named = _ref_versions(manifest)
+    removed = []
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith((STAGING_PREFIX, TRASH_PREFIX)) or not folder.is_dir():
+            continue
+        if folder.name in named:
+            (folder / SUPERSEDED_NAME).unlink(missing_ok=True)
+            continue
+        if not grace_elapsed(folder):
+            continue
+        trash = root / f"{TRASH_PREFIX}{folder.name}-{os.getpid()}"
+        os.rename(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        removed.append(f"{REF_PARQUET}/{folder.name}")
+    if removed:
+        fsync_dir(root)
+    return removed
+
+
+def stale(data_dir: Path, built: dict | None) -> bool:
+    """Whether current.json does not describe the catalog whose build record is `built`
+    (mirror.catalog.build.built_from: its snapshot folder and merged delta version): it is missing,
+    unreadable, or a crash came between the catalog's switch and its own."""
+    if not built or not built.get("snapshot"):
+        return False
+    try:
+        manifest = read(data_dir)
+    except MirrorError:
+        return True
+    data_dir = Path(data_dir)
+    merged = manifest.get("merged")
+    snapshot = (data_dir / manifest.get("snapshot", "")).resolve()
+    return (Path(merged).name if merged else None) != built.get("merged") or str(snapshot) != str(
+        Path(built.get("snapshot") or "").resolve()
+    )

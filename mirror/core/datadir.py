@@ -10,6 +10,9 @@ Layout of DATA_DIR (absolute, see mirror.core.config.resolve_data_dir):
                                    of a month whose previous copy was still in use; see publish())
     snapshots/.building-<m>-<pid>/ a snapshot being built (deleted by the next writer if left over)
     state.json.pending             the state a publication is switching to (mirror.load.publish)
+    current.json                   the current state for any Parquet reader (mirror.catalog.current)
+    ref-parquet/<version>/         the reference tables as Parquet, one folder per reference version
+                                   (`.staging-*` being written, `.trash-*` being deleted: leftovers)
     <folder>/.superseded.json      when a snapshot folder or merged delta version stopped being current
 
 Only one writer at a time (`writer_lock`); readers never take a lock and never see a half-switched
@@ -31,9 +34,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mirror.core.errors import BadInput, MirrorError
+from mirror.core.faults import crash_point
 
 STATE_NAME = "state.json"
 PENDING_NAME = "state.json.pending"
+CURRENT_NAME = "current.json"
+REF_PARQUET = "ref-parquet"
+STAGING_PREFIX = ".staging-"  # a ref-parquet version being written
+TRASH_PREFIX = ".trash-"  # a folder renamed out of sight to be deleted
 LOCK_NAME = ".lock"
 SNAPSHOTS = "snapshots"
 BUILDING_PREFIX = ".building-"
@@ -83,6 +91,7 @@ def write_json_atomic(path: Path, value: dict) -> None:
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
+        crash_point(f"before-replace-{path.name}")
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -215,18 +224,19 @@ def writer_lock(data_dir: Path, command: str):
 
 def clean_leftovers(data_dir: Path) -> list[str]:
     """Deletes what an interrupted writer left (.building-* folders, lookup stores being built,
-    catalog/state temp files and their
-    DuckDB .wal, e.g. `sirene.duckdb.tmp-<pid>.wal` of a killed update).
+    catalog/state/current.json temp files and the catalog's DuckDB .wal, e.g. `sirene.duckdb.tmp-<pid>.wal`
+    of a killed update, ref-parquet versions being written or deleted).
 
     Call it only while holding the writer lock. Returns the names removed.
     """
     removed = []
-    snaps = snapshots_dir(data_dir)
-    if snaps.is_dir():
-        for p in snaps.iterdir():
-            if p.name.startswith(BUILDING_PREFIX):
-                shutil.rmtree(p, ignore_errors=True)
-                removed.append(f"{SNAPSHOTS}/{p.name}")
+    for folder, prefixes in ((SNAPSHOTS, (BUILDING_PREFIX,)), (REF_PARQUET, (STAGING_PREFIX, TRASH_PREFIX))):
+        root = data_dir / folder
+        if root.is_dir():
+            for p in root.iterdir():
+                if p.name.startswith(prefixes):
+                    shutil.rmtree(p, ignore_errors=True)
+                    removed.append(f"{folder}/{p.name}")
     if data_dir.is_dir():
         for p in data_dir.iterdir():
             if p.name.startswith(LOOKUP_BUILDING_PREFIX):
@@ -236,7 +246,7 @@ def clean_leftovers(data_dir: Path) -> list[str]:
                 continue
             stem = p.name.split(".tmp-")[0]
             if ".tmp-" in p.name and (
-                stem in ("sirene.duckdb", STATE_NAME, PENDING_NAME) or stem.startswith(".ref-")
+                stem in ("sirene.duckdb", STATE_NAME, PENDING_NAME, CURRENT_NAME) or stem.startswith(".ref-")
             ):
                 with contextlib.suppress(OSError):
                     p.unlink()

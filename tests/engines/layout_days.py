@@ -36,9 +36,10 @@ def write_day(data: Path, con, day: date, seq: int, i: int) -> None:
     deltas.write_day(data, day, seq, con, typed)
 
 
-def mirror_with_days(source: Path, data: Path, days: int) -> Path:
+def mirror_with_days(source: Path, data: Path, days: int, after_day=None) -> Path:
     """A private copy of the mirror `source` at `data` with `days` delta days applied as `mirror update`
-    applies them (write the day, compact, rebuild the catalog reusing it), each over the state before it."""
+    applies them (write the day, compact, rebuild the catalog reusing it), each over the state before it;
+    `after_day(i, data)`, when given, runs after the i-th day is published."""
     data = private_mirror(source, data)
     con = duckdb.connect()
     prepare_connection(con)
@@ -47,5 +48,7 @@ def mirror_with_days(source: Path, data: Path, days: int) -> Path:
         write_day(data, con, date(2026, 10, i), i, i)
         con.execute("DETACH c")
         catalog.rebuild(data, deltas.compact_for(data), reuse=True)
+        if after_day is not None:
+            after_day(i, data)
     con.close()
     return data

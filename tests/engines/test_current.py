@@ -1,7 +1,9 @@
 """DATA_DIR/current.json: the current state for any Parquet reader (mirror.catalog.current).
 
 A polars reader that applies the documented rule to the documented layout gets exactly the rows of the
-catalog's views, after every one of 30 applied days; the manifest is replaced in one step with the catalog."""
+catalog's views, for every table, over the plain snapshot and after 1, 10, 20 and 30 applied days; the
+manifest is replaced in one step with the catalog, a crash between the two switches is repaired by the next
+writer, and the reference versions no manifest names go after the grace."""
 
 from __future__ import annotations
 
@@ -12,18 +14,17 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import private_mirror, run_mirror
-from layout_days import write_day
+from layout_days import mirror_with_days, write_day
 
-from mirror.catalog import build as catalog
 from mirror.catalog import current
-from mirror.core.schema import DELTA_TABLES
+from mirror.core.schema import DELTA_TABLES, SIRET_INDEX
 from mirror.core.typed import prepare_connection
 from mirror.deltas import store as deltas
 
 pl = pytest.importorskip("polars")
 from polars.testing import assert_frame_equal  # noqa: E402
 
-TABLES = [*DELTA_TABLES, "doublons", "etablissements_departements"]
+TABLES = [*current.TABLES, SIRET_INDEX]  # every table of the layout
 
 
 def scan(data: Path, manifest: dict, table: str):
@@ -62,27 +63,36 @@ def same_rows(a, b) -> None:
     )
 
 
+def same_as_the_views(data: Path) -> dict:
+    """Every table current.json names, read by polars with the documented rule, has the rows of its DuckDB
+    view; every reference table's Parquet file has the rows of the catalog's ref_* table. Returns the
+    manifest read."""
+    manifest = current.read(data)
+    assert sorted(manifest["tables"]) == sorted(TABLES)
+    for table in manifest["tables"]:
+        same_rows(scan(data, manifest, table), view(data, table))
+    for name, ref in manifest["ref"].items():
+        same_rows(pl.read_parquet(data / ref["file"]), view(data, name))
+    return manifest
+
+
 @pytest.mark.slow
 def test_polars_on_the_layout_equals_the_views_after_30_applied_days(loaded_stock, tmp_path):
-    data = private_mirror(loaded_stock, tmp_path / "data")
-    manifest = current.read(data)
+    manifest = same_as_the_views(loaded_stock)  # the plain snapshot first
     assert manifest["merged"] is None and [len(e["layers"]) for e in manifest["tables"].values()] == [1] * 7
-    con = duckdb.connect()
-    prepare_connection(con)
-    con.execute(f"ATTACH '{data / 'sirene.duckdb'}' AS c (READ_ONLY)")
-    for table in TABLES:  # the plain snapshot first
-        same_rows(scan(data, manifest, table), view(data, table))
-    for i in range(1, 31):
-        con.execute("DETACH c")
-        con.execute(f"ATTACH '{data / 'sirene.duckdb'}' AS c (READ_ONLY)")  # the state before the day
-        write_day(data, con, date(2026, 10, i), i, i)
-        catalog.rebuild(data, deltas.compact_for(data), reuse=True)  # what `mirror update` does per day
-    con.close()
+    checked = []
+
+    def after_day(i: int, data: Path) -> None:  # the first day, then every tenth (30 checks cost ~1 min)
+        if i == 1 or i % 10 == 0:
+            assert same_as_the_views(data)["days"][-1] == f"2026-10-{i:02d}"
+            checked.append(i)
+
+    data = mirror_with_days(loaded_stock, tmp_path / "data", 30, after_day)
+    assert checked == [1, 10, 20, 30]
     manifest = current.read(data)
     assert manifest["merged"] == deltas.merged_versions(data)[-1].relative_to(data).as_posix()
     assert manifest["days"] == [f"2026-10-{d:02d}" for d in range(1, 31)]
-    for table in TABLES:
-        same_rows(scan(data, manifest, table), view(data, table))
+    assert {len(e["layers"]) for t, e in manifest["tables"].items() if t in DELTA_TABLES} == {3}
     # The days are really there (the rule is not the plain snapshot): the last day's names win.
     ul = scan(data, manifest, "unites_legales")
     assert ul.filter(pl.col("denominationUniteLegale") == "DAY 30").height > 10
@@ -123,3 +133,72 @@ def test_manifest_switches_with_the_catalog_and_names_only_existing_files(loaded
     assert named and all((data / f).is_file() for f in named)
     assert set(manifest["ref"]) >= {"ref_communes", "ref_naf_rev2", "ref_categories_juridiques"}
     assert manifest["tables"]["etablissements"]["layers"][0]["hive"]["columns"] == {"departement": "string"}
+
+
+@pytest.mark.slow
+def test_a_crash_at_the_publication_leaves_the_previous_manifest_and_the_next_writer_repairs(
+    loaded_stock, tmp_path
+):
+    """`mirror catalog` killed between the catalog's switch and current.json's (the temp manifest written,
+    not yet renamed): current.json is still the previous one and every file it names is there, so a reader
+    gets the previous state; the next writer (prepare_writer, what load/update/sync/catalog run first)
+    removes the temp file and publishes the catalog's state."""
+    from mirror.catalog.build import prepare_writer
+    from mirror.core.datadir import writer_lock
+
+    data = private_mirror(loaded_stock, tmp_path / "data")
+    before = current.read(data)
+    expected = {t: view(data, t) for t in TABLES}
+    con = duckdb.connect()
+    prepare_connection(con)
+    con.execute(f"ATTACH '{data / 'sirene.duckdb'}' AS c (READ_ONLY)")
+    write_day(data, con, date(2026, 10, 1), 1, 1)
+    con.close()
+    deltas.compact_for(data)
+    crashed = run_mirror("catalog", data_dir=data, env={"MIRROR_CRASH_AT": "before-replace-current.json"})
+    assert crashed.returncode == 86, crashed.stderr
+    assert [p.name for p in data.glob(f"{current.CURRENT_NAME}.tmp-*")], "the crash left its temp manifest"
+    assert current.read(data) == before
+    assert view(data, "unites_legales").filter(pl.col("denominationUniteLegale") == "DAY 1").height > 0
+    for table in TABLES:  # the previous state, whole, from the previous manifest
+        same_rows(scan(data, before, table), expected[table])
+    with writer_lock(data, "test"):
+        notes = prepare_writer(data)
+    assert any(n.startswith(f"removed leftover {current.CURRENT_NAME}.tmp-") for n in notes), notes
+    assert any("published current.json again" in n for n in notes), notes
+    assert not list(data.glob(f"{current.CURRENT_NAME}.tmp-*"))
+    manifest = current.read(data)
+    assert manifest["merged"] == deltas.merged_versions(data)[-1].relative_to(data).as_posix()
+    for table in TABLES:
+        same_rows(scan(data, manifest, table), view(data, table))
+    with writer_lock(data, "test"):  # once repaired, nothing more to do
+        assert prepare_writer(data) == []
+
+
+@pytest.mark.slow
+def test_reference_versions_no_manifest_names_go_after_the_grace_and_leftovers_with_the_next_writer(
+    loaded_stock, tmp_path
+):
+    """ref-parquet/<version> folders that current.json no longer names are marked superseded at the first
+    switch without them and deleted only once MIRROR_GRACE_SECONDS has passed since; the named version is
+    never deleted (and loses a stale mark); a crashed writer's staging or half-deleted folders go with the
+    next writer."""
+    data = private_mirror(loaded_stock, tmp_path / "data")
+    root = data / "ref-parquet"
+    (named,) = {Path(r["file"]).parent.name for r in current.read(data)["ref"].values()}
+    old, staging, trash = root / "0123456789abcdef", root / f".staging-{named}-999", root / ".trash-x-999"
+    for folder in (old, staging, trash):
+        folder.mkdir()
+        (folder / "ref_naf_rev2.parquet").write_bytes(b"PAR1")
+    (root / named / ".superseded.json").write_text('{"wall": 0, "monotonic": 0, "boot_id": null}')
+    result = run_mirror("catalog", data_dir=data)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in root.iterdir()) == sorted([named, old.name])
+    assert (old / ".superseded.json").is_file() and not (root / named / ".superseded.json").exists()
+    result = run_mirror("catalog", data_dir=data, env={"MIRROR_GRACE_SECONDS": "0"})
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in root.iterdir()] == [named]
+    manifest = current.read(data)
+    assert all((data / r["file"]).is_file() for r in manifest["ref"].values())
+    ref = manifest["ref"]["ref_naf_rev2"]
+    assert pl.read_parquet(data / ref["file"]).height > 700

@@ -1,7 +1,9 @@
 """mirror.engines.spark.register on Apache Spark in local mode (pyspark from PyPI, the machine's Java).
 
-One SparkSession for the whole test session; one mirror with three applied delta days, so every base view
-merges a snapshot, a merged and a recent layer. Skipped, with the reason, when pyspark or Java is missing."""
+One SparkSession for the whole test session (a JVM start costs ~20 s and 1 GB): the `spark` fixture is
+session-scoped and `make test` sends this file's tests to one xdist worker (tests/conftest.py,
+ONE_WORKER_FILES), so they all run with one session. One mirror with three applied delta days, so every
+base view merges a snapshot, a merged and a recent layer. Skipped, with the reason, when pyspark or Java is missing."""
 
 from __future__ import annotations
 
