@@ -337,10 +337,18 @@ def update_command(since, until, dry_run, insee_url, rate, max_wait, quiet, data
     show_default=True,
     help="Stock file format to download (auto prefers Parquet).",
 )
+@click.option(
+    "--geolocalisation",
+    "geolocation",
+    is_flag=True,
+    envvar="MIRROR_GEOLOCALISATION",
+    help="Load each new monthly stock with INSEE's geolocation file (as `download --geolocalisation`: "
+    "coordinates, qualiteXY, IRIS, QPV); env MIRROR_GEOLOCALISATION=1. Fetched with a new stock only.",
+)
 @_max_wait_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars (retries are still printed).")
 @data_dir_option
-def sync_command(datagouv_url, insee_url, rate, fmt, max_wait, quiet, data_dir):
+def sync_command(datagouv_url, insee_url, rate, fmt, geolocation, max_wait, quiet, data_dir):
     """Bring the mirror up to date: the main job, safe to run from cron at any hour.
 
     If data.gouv.fr publishes a newer monthly stock than the mirror's, download and load it; then apply
@@ -370,6 +378,7 @@ def sync_command(datagouv_url, insee_url, rate, fmt, max_wait, quiet, data_dir):
             fmt=fmt,
             progress=False if quiet else None,
             max_wait=max_wait,
+            geolocation=geolocation,
         )
     except MirrorError as exc:
         # A newer stock that failed: the daily updates were still applied; show them, then the failure.

@@ -36,12 +36,12 @@ VIEWS = (
 @pytest.fixture(scope="module")
 def upstream_data(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("upstream")
-    server.prepare_stock(data, MONTH, SCALE, SEED)
+    server.prepare_stock(data, MONTH, SCALE, SEED, geolocation=True)  # the same six files, and the geo file
     return data
 
 
 def start(upstream_data: Path, today: date, **options) -> server.Upstream:
-    return server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=today, **options)
+    return server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=today, geolocation=True, **options)
 
 
 def sync(data_dir: Path, up: server.Upstream, *extra: str, env: dict | None = None):
@@ -312,3 +312,32 @@ def test_sync_with_data_gouv_unreachable_is_partly_done_exit_4(upstream_data, tm
         assert again.returncode == 0, again.stderr
     finally:
         up.close()
+
+
+@pytest.mark.slow
+def test_sync_geolocalisation_loads_the_geolocation_file_with_the_stock(upstream_data, tmp_path):
+    """`mirror sync --geolocalisation` (or MIRROR_GEOLOCALISATION=1) fetches INSEE's geolocation file from
+    its data.gouv.fr dataset with the stock and loads it (qualiteXY, iris, qpv); without it, as before.
+    Before: sync never fetched it (only `mirror download --geolocalisation` did)."""
+    help_text = run_mirror("sync", "--help").stdout
+    assert "--geolocalisation" in help_text and "MIRROR_GEOLOCALISATION" in help_text
+    up = start(upstream_data, today=date(2026, 10, 3))
+    try:
+        flagged, env_set = tmp_path / "flag", tmp_path / "env"
+        first = sync(flagged, up, "--geolocalisation")
+        second = sync(env_set, up, env={"MIRROR_GEOLOCALISATION": "1"})
+    finally:
+        up.close()
+    geo = "GeolocalisationEtablissement_Sirene_pour_etudes_statistiques_utf8.zip"
+    for mirror, result in ((flagged, first), (env_set, second)):
+        assert result.returncode == 0, result.stderr
+        assert f"downloaded  {geo.split('_utf8')[0]}" in result.stdout, result.stdout
+        assert (mirror / "downloads" / MONTH / geo).read_bytes() == (upstream_data / MONTH / geo).read_bytes()
+        con = duckdb.connect(str(mirror / "sirene.duckdb"), read_only=True)
+        try:
+            (located,) = con.execute("SELECT count(*) FROM etablissements WHERE iris IS NOT NULL").fetchone()
+        finally:
+            con.close()
+        assert located > 0
+        count = run_mirror("export", "--qpv", "any", "--count", data_dir=mirror)
+        assert count.returncode == 0, count.stderr
