@@ -278,9 +278,12 @@ def test_zones_of_partially_diffusible_etablissements_are_masked(geo_mirror, geo
     zones = "siret,latitude,qualiteXY,iris,qpv,coordonneesMasquees"
     rows = {r["siret"]: r for r in _export(data, tmp_path / "all.csv", "--all", "--columns", zones)}
     for siret in hidden:
-        assert (rows[siret]["latitude"], rows[siret]["qualiteXY"], rows[siret]["iris"], rows[siret]["qpv"]) == (
-            "", "", "", ""
-        ), siret
+        assert (
+            rows[siret]["latitude"],
+            rows[siret]["qualiteXY"],
+            rows[siret]["iris"],
+            rows[siret]["qpv"],
+        ) == ("", "", "", ""), siret
         assert rows[siret]["coordonneesMasquees"] == "true"
     shown = [s for s in geo if s not in hidden]
     assert all(rows[s]["iris"] == geo[s]["plg_code_commune"] + geo[s]["plg_iris"] for s in shown)
