@@ -18,7 +18,7 @@ import click
 
 from mirror import __version__
 from mirror.core.config import DATA_DIR_ENV, duckdb_memory_limit, duckdb_threads, resolve_data_dir
-from mirror.core.errors import BadInput, MirrorError
+from mirror.core.errors import BadInput, MirrorError, OutputClosed
 
 
 def data_dir_option(func):
@@ -98,6 +98,19 @@ def _quiet_teardown(debug: bool) -> None:
         sys.unraisablehook = lambda unraisable: None
 
 
+def _output_closed(debug: bool) -> None:
+    """The reader of standard output (or of the output pipe) went away, as `head -1` does: end quietly
+    like a standard tool killed by SIGPIPE (no message, exit 141; core.errors.OutputClosed). Standard
+    output is pointed at /dev/null so that Python's own last flush at exit cannot complain again."""
+    _quiet_teardown(debug)
+    if debug:
+        traceback.print_exc()
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(OutputClosed.exit_code)
+
+
 def _is_duckdb_error(exc: BaseException) -> bool:
     """Whether exc is a DuckDB error, without importing DuckDB for commands that never loaded it."""
     duckdb = sys.modules.get("duckdb")
@@ -118,7 +131,9 @@ class MirrorGroup(click.Group):
         debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
         try:
             _check_environment()
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a reader gone before the last bytes: here, not at interpreter exit
+            return result
         except click.BadParameter as exc:
             param, sub = exc.param, exc.ctx
             envvar = getattr(param, "envvar", None)
@@ -136,6 +151,8 @@ class MirrorGroup(click.Group):
             sys.exit(2)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except (OutputClosed, BrokenPipeError):
+            _output_closed(debug)
         except MirrorError as exc:
             _quiet_teardown(debug)
             if debug:
