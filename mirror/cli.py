@@ -111,6 +111,15 @@ def _output_closed(debug: bool) -> None:
     sys.exit(OutputClosed.exit_code)
 
 
+def _flush_stdout(debug: bool) -> None:
+    """Flushes standard output inside the CLI's guard: a reader gone before the last bytes is then met
+    here (a quiet end, _output_closed), not in Python's own flush at exit (a message, exit 120)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _output_closed(debug)
+
+
 def _is_duckdb_error(exc: BaseException) -> bool:
     """Whether exc is a DuckDB error, without importing DuckDB for commands that never loaded it."""
     duckdb = sys.modules.get("duckdb")
@@ -132,7 +141,7 @@ class MirrorGroup(click.Group):
         try:
             _check_environment()
             result = super().invoke(ctx)
-            sys.stdout.flush()  # a reader gone before the last bytes: here, not at interpreter exit
+            _flush_stdout(debug)
             return result
         except click.BadParameter as exc:
             param, sub = exc.param, exc.ctx
@@ -149,7 +158,8 @@ class MirrorGroup(click.Group):
                 f"Error: {envvar}: {_first_line(click.ClickException(exc.format_message()))}", err=True
             )
             sys.exit(2)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            _flush_stdout(debug)  # an answer printed before its exit code (`get` of a 404) is flushed too
             raise
         except (OutputClosed, BrokenPipeError):
             _output_closed(debug)
