@@ -18,7 +18,7 @@ import click
 
 from mirror import __version__
 from mirror.core.config import DATA_DIR_ENV, duckdb_memory_limit, duckdb_threads, resolve_data_dir
-from mirror.core.errors import BadInput, MirrorError
+from mirror.core.errors import BadInput, MirrorError, OutputClosed
 
 
 def data_dir_option(func):
@@ -98,6 +98,28 @@ def _quiet_teardown(debug: bool) -> None:
         sys.unraisablehook = lambda unraisable: None
 
 
+def _output_closed(debug: bool) -> None:
+    """The reader of standard output (or of the output pipe) went away, as `head -1` does: end quietly
+    like a standard tool killed by SIGPIPE (no message, exit 141; core.errors.OutputClosed). Standard
+    output is pointed at /dev/null so that Python's own last flush at exit cannot complain again."""
+    _quiet_teardown(debug)
+    if debug:
+        traceback.print_exc()
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(OutputClosed.exit_code)
+
+
+def _flush_stdout(debug: bool) -> None:
+    """Flushes standard output inside the CLI's guard: a reader gone before the last bytes is then met
+    here (a quiet end, _output_closed), not in Python's own flush at exit (a message, exit 120)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _output_closed(debug)
+
+
 def _is_duckdb_error(exc: BaseException) -> bool:
     """Whether exc is a DuckDB error, without importing DuckDB for commands that never loaded it."""
     duckdb = sys.modules.get("duckdb")
@@ -118,7 +140,9 @@ class MirrorGroup(click.Group):
         debug = os.environ.get(DEBUG_ENV, "") not in ("", "0")
         try:
             _check_environment()
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            _flush_stdout(debug)
+            return result
         except click.BadParameter as exc:
             param, sub = exc.param, exc.ctx
             envvar = getattr(param, "envvar", None)
@@ -134,8 +158,11 @@ class MirrorGroup(click.Group):
                 f"Error: {envvar}: {_first_line(click.ClickException(exc.format_message()))}", err=True
             )
             sys.exit(2)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            _flush_stdout(debug)  # an answer printed before its exit code (`get` of a 404) is flushed too
             raise
+        except (OutputClosed, BrokenPipeError):
+            _output_closed(debug)
         except MirrorError as exc:
             _quiet_teardown(debug)
             if debug:
@@ -337,10 +364,18 @@ def update_command(since, until, dry_run, insee_url, rate, max_wait, quiet, data
     show_default=True,
     help="Stock file format to download (auto prefers Parquet).",
 )
+@click.option(
+    "--geolocalisation",
+    "geolocation",
+    is_flag=True,
+    envvar="MIRROR_GEOLOCALISATION",
+    help="Load each new monthly stock with INSEE's geolocation file (as `download --geolocalisation`: "
+    "coordinates, qualiteXY, IRIS, QPV); env MIRROR_GEOLOCALISATION=1. Fetched with a new stock only.",
+)
 @_max_wait_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars (retries are still printed).")
 @data_dir_option
-def sync_command(datagouv_url, insee_url, rate, fmt, max_wait, quiet, data_dir):
+def sync_command(datagouv_url, insee_url, rate, fmt, geolocation, max_wait, quiet, data_dir):
     """Bring the mirror up to date: the main job, safe to run from cron at any hour.
 
     If data.gouv.fr publishes a newer monthly stock than the mirror's, download and load it; then apply
@@ -370,6 +405,7 @@ def sync_command(datagouv_url, insee_url, rate, fmt, max_wait, quiet, data_dir):
             fmt=fmt,
             progress=False if quiet else None,
             max_wait=max_wait,
+            geolocation=geolocation,
         )
     except MirrorError as exc:
         # A newer stock that failed: the daily updates were still applied; show them, then the failure.

@@ -80,8 +80,9 @@ def newer_stock(state: dict, month: str, last_modified: str) -> bool:
     return synced.get("month") == month and last_modified > (synced.get("last_modified") or "")
 
 
-def _refresh_stock(data_dir, state, picked, current, datagouv_url, fmt, show, report) -> None:
-    """Downloads and loads the published stock when it is newer than the mirror's."""
+def _refresh_stock(data_dir, state, picked, current, datagouv_url, fmt, show, report, geolocation) -> None:
+    """Downloads and loads the published stock when it is newer than the mirror's; `geolocation`: with
+    INSEE's geolocation file (the one published then, loaded with the stock; not published: a warning)."""
     from mirror.core import datadir as snapshot
     from mirror.download import datagouv as download
     from mirror.load import stock as load
@@ -91,7 +92,12 @@ def _refresh_stock(data_dir, state, picked, current, datagouv_url, fmt, show, re
     if newer_stock(state, month, stamp):
         try:
             paths = download.download_stock(
-                data_dir, datagouv_url, fmt, progress=show, report=report.notes.append
+                data_dir,
+                datagouv_url,
+                fmt,
+                progress=show,
+                report=report.notes.append,
+                geolocation=geolocation,
             )
             summary = load.load_snapshot(data_dir, paths, month=month, progress=show)
         except MirrorError as exc:
@@ -125,8 +131,13 @@ def run_sync(
     fmt: str = "auto",
     progress: bool | None = None,
     max_wait: float | None = None,
+    geolocation: bool = False,
 ) -> SyncReport:
     """Loads a newer monthly stock if data.gouv.fr has one, then applies every published day of changes.
+
+    `geolocation`: a newer stock comes with INSEE's geolocation file (mirror download --geolocalisation).
+    The file is fetched only with a newer stock: one published alone (around the 21st) waits for the next
+    stock, since loading it means reloading the month (`mirror download --geolocalisation` + `mirror load`).
 
     PartlyDone (exit 4, with `.report`) when the days were applied but the stock step failed; `max_wait`
     bounds the INSEE retry waits (mirror.update.run.run_update)."""
@@ -156,7 +167,7 @@ def run_sync(
             report.stock_error = exc
             picked = []
         if picked:
-            _refresh_stock(data_dir, state, picked, current, datagouv_url, fmt, show, report)
+            _refresh_stock(data_dir, state, picked, current, datagouv_url, fmt, show, report, geolocation)
         report.update = update.run_update(
             data_dir, insee_url=insee_url, rate=rate, progress=progress, locked=True, max_wait=max_wait
         )

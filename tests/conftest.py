@@ -68,6 +68,16 @@ def pytest_xdist_make_scheduler(config, log):
     return FileGroups(config, log)
 
 
+def mirror_env(data_dir: Path | None = None, env: dict | None = None) -> dict:
+    """The environment of a CLI run of the tests (run_mirror): no MIRROR_* or key of the caller's."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") and k != "INSEE_API_KEY"}
+    full_env[LOOKUP_STORE_ENV] = os.environ.get(LOOKUP_STORE_ENV, "off")  # see lookup_store_off
+    if data_dir is not None:
+        full_env["MIRROR_DATA_DIR"] = str(data_dir)
+    full_env.update(env or {})
+    return full_env
+
+
 def run_mirror(
     *args: str,
     data_dir: Path | None = None,
@@ -77,16 +87,11 @@ def run_mirror(
     input: str | None = None,
 ) -> subprocess.CompletedProcess:
     """Runs the real `mirror` CLI in a subprocess (python -m mirror) and returns the completed process."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") and k != "INSEE_API_KEY"}
-    full_env[LOOKUP_STORE_ENV] = os.environ.get(LOOKUP_STORE_ENV, "off")  # see lookup_store_off
-    if data_dir is not None:
-        full_env["MIRROR_DATA_DIR"] = str(data_dir)
-    full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "mirror", *args],
         capture_output=True,
         text=True,
-        env=full_env,
+        env=mirror_env(data_dir, env),
         cwd=cwd or REPO,
         timeout=timeout,
         input=input,

@@ -6,7 +6,10 @@ stream writes (mirror.synthetic.upstream.changes.write_next_month_stock), loaded
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import zipfile
 from datetime import date
 from pathlib import Path
 
@@ -36,12 +39,14 @@ VIEWS = (
 @pytest.fixture(scope="module")
 def upstream_data(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("upstream")
-    server.prepare_stock(data, MONTH, SCALE, SEED)
+    server.prepare_stock(data, MONTH, SCALE, SEED, geolocation=True)  # the same six files, and the geo file
     return data
 
 
 def start(upstream_data: Path, today: date, **options) -> server.Upstream:
-    return server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=today, **options)
+    return server.start(
+        upstream_data, MONTH, scale=SCALE, seed=SEED, today=today, geolocation=True, **options
+    )
 
 
 def sync(data_dir: Path, up: server.Upstream, *extra: str, env: dict | None = None):
@@ -312,3 +317,73 @@ def test_sync_with_data_gouv_unreachable_is_partly_done_exit_4(upstream_data, tm
         assert again.returncode == 0, again.stderr
     finally:
         up.close()
+
+
+@pytest.mark.slow
+def test_sync_geolocalisation_loads_the_geolocation_file_with_the_stock(upstream_data, tmp_path):
+    """`mirror sync --geolocalisation` (or MIRROR_GEOLOCALISATION=1) fetches INSEE's geolocation file from
+    its data.gouv.fr dataset with the stock and loads it (qualiteXY, iris, qpv); without it, as before.
+    Before: sync never fetched it (only `mirror download --geolocalisation` did)."""
+    help_text = run_mirror("sync", "--help").stdout
+    assert "--geolocalisation" in help_text and "MIRROR_GEOLOCALISATION" in help_text
+    up = start(upstream_data, today=date(2026, 10, 3))
+    try:
+        flagged, env_set = tmp_path / "flag", tmp_path / "env"
+        first = sync(flagged, up, "--geolocalisation")
+        second = sync(env_set, up, env={"MIRROR_GEOLOCALISATION": "1"})
+        days = [up.changes.changes_for(date(2026, 10, d)) for d in (1, 2)]
+    finally:
+        up.close()
+    geo = "GeolocalisationEtablissement_Sirene_pour_etudes_statistiques_utf8.zip"
+    for mirror, result in ((flagged, first), (env_set, second)):
+        assert result.returncode == 0, result.stderr
+        assert f"downloaded  {geo.split('_utf8')[0]}" in result.stdout, result.stdout
+        assert (mirror / "downloads" / MONTH / geo).read_bytes() == (upstream_data / MONTH / geo).read_bytes()
+        con = duckdb.connect(str(mirror / "sirene.duckdb"), read_only=True)
+        try:
+            (located,) = con.execute("SELECT count(*) FROM etablissements WHERE iris IS NOT NULL").fetchone()
+        finally:
+            con.close()
+        assert located > 0
+        count = run_mirror("export", "--qpv", "any", "--count", data_dir=mirror)
+        assert count.returncode == 0, count.stderr
+
+    # The days touched établissements of the stock: those whose geocoded address is the stock's keep the
+    # file's zones and point; the others (here: turned P, the API masks their address) have none.
+    # Before: every établissement changed by a day lost qualiteXY, iris, qpv and the file's point.
+    assert state(flagged)["deltas"] == ["2026-10-01", "2026-10-02"]
+
+    def read(name: str, delimiter: str = ",") -> dict[str, dict]:
+        with zipfile.ZipFile(upstream_data / MONTH / name) as zf:
+            text = zf.read(zf.namelist()[0]).decode("utf-8")
+        return {r["siret"]: r for r in csv.DictReader(io.StringIO(text), delimiter=delimiter)}
+
+    zones, stock = read(geo, ";"), read("StockEtablissement_utf8.zip")
+    address = (
+        "codeCommuneEtablissement,codePostalEtablissement,numeroVoieEtablissement,indiceRepetitionEtablissement,"
+        "typeVoieEtablissement,libelleVoieEtablissement,codePaysEtrangerEtablissement"
+    ).split(",")
+    last = {r["siret"]: r for d in days for r in d.etablissements}  # the latest version of each siret
+    touched = last.keys() & zones.keys()
+    same = {s for s in touched if all((last[s][c] or "") == stock[s][c] for c in address)}
+    assert len(same) >= 5 and touched - same
+    con = duckdb.connect(str(flagged / "sirene.duckdb"), read_only=True)
+    try:
+        got = dict(
+            con.execute(
+                "SELECT siret, [qualiteXY, iris, qpv, CAST(latitude AS VARCHAR)] FROM etablissements "
+                "WHERE siret IN (SELECT unnest(?))",
+                [sorted(touched)],
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    for siret in same:
+        z = zones[siret]
+        qualite, iris, qpv, latitude = got[siret]
+        assert (qualite, iris) == (z["qualite_xy"], z["plg_code_commune"] + z["plg_iris"]), siret
+        assert qpv == (None if z["plg_qp24"] in ("HZ", "CSZ") else z["plg_qp24"]), siret
+        if z["y_latitude"] != "[ND]":
+            assert float(latitude) == pytest.approx(float(z["y_latitude"]), abs=1e-9), siret
+    for siret in touched - same:
+        assert got[siret][:3] == [None, None, None], siret

@@ -126,6 +126,28 @@ def test_make_demo_then_the_readme_examples(tmp_path):
             assert (work / written.group(1)).stat().st_size > 0, command
         assert result.stdout.strip() or written, f"{command}: no output"
 
+    # Every curl example of the README, run by bash as written against `mirror serve` on the demo mirror
+    # (port 8000 replaced by a free one): HTTP 2xx with a body (`curl -f` fails on 4xx/5xx), so every
+    # identifier they name exists in the demo. Before: the API Entreprise example named 41816609600051.
+    curls = [li for block in sh_blocks(readme) for li in block if li.startswith("curl ")]
+    assert len(curls) >= 8 and any("/etablissements/" in li for li in curls)
+    port = demo._free_port()
+    serve_env = {**env, "MIRROR_DATA_DIR": str(work / "data/demo/mirror")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mirror", "serve", "--port", str(port), "--no-access-log"],
+        cwd=work, env=serve_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        health = f"curl -sf --retry 30 --retry-connrefused --retry-delay 1 http://127.0.0.1:{port}/health"
+        assert subprocess.run(["bash", "-c", health], capture_output=True, timeout=90).returncode == 0
+        for line in curls:
+            command = line.replace("curl ", "curl -sf ", 1).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+            got = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60)
+            assert got.returncode == 0 and got.stdout.strip(), f"{line}: curl exit {got.returncode}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
     # Fresh on today's date: status is not stale, the last 30 days hold closures.
     status = subprocess.run(
         ["bash", "-c", script_head + "mirror status --json"],

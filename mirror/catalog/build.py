@@ -29,7 +29,7 @@ from mirror.catalog import current
 from mirror.core import datadir as snap
 from mirror.core.config import catalog_path
 from mirror.core.errors import MirrorError
-from mirror.core.schema import SIRET_INDEX, STOCK_FILES
+from mirror.core.schema import GEOLOCATION_COLUMNS, SIRET_INDEX, STOCK_FILES
 from mirror.core.sql import REF_DIR, SQL_DIR, escape, ident, idents, literal, render
 from mirror.core.typed import base_columns
 from mirror.deltas import store as deltas
@@ -217,6 +217,25 @@ def _ref_template(data_dir: Path) -> Path:
     return path
 
 
+def views_sql(etablissements_columns) -> list[tuple[Path, str]]:
+    """(path, SQL) of every sql/views/*.sql in file-name order, rendered for a base view `etablissements`
+    with the columns `etablissements_columns`: the geolocation file's columns it has (GEOLOCATION_COLUMNS,
+    present only when the file was loaded) are masked with the coordinates (sql/views/20_diffusibles.sql).
+    Every reader of sql/views (the catalog, a restricted catalog, the other dialects) goes through here."""
+    present = set(etablissements_columns)
+    masks = "".join(
+        ",\n    " + render("catalog/masked_geolocation_column.sql", column=ident(c))
+        for c in GEOLOCATION_COLUMNS
+        if c in present
+    )
+    files = sorted(VIEWS_SQL.glob("*.sql")) if VIEWS_SQL.is_dir() else []
+    return [(p, render(f"views/{p.name}", geolocation_masks=masks)) for p in files]
+
+
+def _etablissements_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return con.sql("SELECT * FROM etablissements LIMIT 0").columns
+
+
 def view_columns(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, table: str) -> list[str]:
     """Columns of a snapshot table in view order: INSEE columns (current layout), derived, unknown extras."""
     pattern = snapshot_dir / table / ("*/*.parquet" if table == "etablissements" else "*.parquet")
@@ -289,8 +308,8 @@ def restricted(data_dir: Path, units, sirets=None) -> duckdb.DuckDBPyConnection:
                 con.execute(
                     render("catalog/create_view.sql", name=ident(name), select=f"SELECT * FROM {source}")
                 )
-        for view_file in sorted(VIEWS_SQL.glob("*.sql")):
-            con.execute(view_file.read_text(encoding="utf-8"))
+        for _path, sql in views_sql(_etablissements_columns(con)):
+            con.execute(sql)
     except BaseException:
         con.close()
         raise
@@ -397,9 +416,9 @@ def rebuild(
         try:
             _base_views(con, snapshot_dir.resolve(), data_dir.resolve(), merged and merged.resolve())
             if not reused:
-                for view_file in sorted(VIEWS_SQL.glob("*.sql")) if VIEWS_SQL.is_dir() else []:
+                for view_file, sql in views_sql(_etablissements_columns(con)):
                     try:
-                        con.execute(view_file.read_text(encoding="utf-8"))
+                        con.execute(sql)
                     except duckdb.Error as exc:
                         raise MirrorError(f"sql/views/{view_file.name}: {str(exc).splitlines()[0]}") from exc
             con.execute(

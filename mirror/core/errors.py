@@ -6,7 +6,8 @@ traceback) and exits with their `exit_code`.
     ├── NotFound            what was asked for is not in the mirror (exit 3)
     ├── UpstreamUnavailable data.gouv.fr or the INSEE API cannot be reached, refuses or keeps failing (exit 1)
     ├── IntegrityError      data that fails validation: a stock refused, a malformed upstream answer (exit 1)
-    └── MassUpdate          INSEE reprocessed the register in bulk: reload a stock instead of paging (exit 3)
+    ├── MassUpdate          INSEE reprocessed the register in bulk: reload a stock instead of paging (exit 3)
+    └── OutputClosed        the reader of the output went away (`| head`): no message, exit 141
 """
 
 
@@ -45,3 +46,11 @@ class MassUpdate(MirrorError):
     """INSEE ran a mass update after the last sync: the mirror waits for the next monthly stock."""
 
     exit_code = 3
+
+
+class OutputClosed(MirrorError):
+    """The reader of the output (standard output piped to `head`, a named pipe) closed it. The CLI stops
+    quietly, as a standard Unix tool killed by SIGPIPE: no message, exit 141 (128 + SIGPIPE, what a shell
+    reports for `cat big | head -1`). What was written before stays written; nothing is left behind."""
+
+    exit_code = 141

@@ -197,6 +197,20 @@ GEOLOCALISATION = StockFile(
 #   qpv: the quartier prioritaire de la politique de la ville (2024 list, plg_qp24; older files plg_qp),
 #     NULL outside any QPV ("HZ", hors zone; "CSZ", commune sans zonage).
 GEOLOCATION_COLUMNS: dict[str, str] = {"qualiteXY": "VARCHAR", "iris": "VARCHAR", "qpv": "VARCHAR"}
+# The daily changes of the INSEE API carry none of them, and the file is monthly. The rule for an
+# établissement changed by a day (sql/deltas/carry_geolocation.sql, mirror.update.run): while its geocoded
+# address (these columns) is the snapshot's, it keeps the snapshot's geolocation (qualiteXY, iris, qpv and,
+# when the snapshot has one, its point, as the load would give it); once the address differs, the old
+# zones would place it wrongly: no zones, and the point the API gives (Lambert), until the next load.
+GEOCODED_ADDRESS_COLUMNS = (
+    "codeCommuneEtablissement",
+    "codePostalEtablissement",
+    "numeroVoieEtablissement",
+    "indiceRepetitionEtablissement",
+    "typeVoieEtablissement",
+    "libelleVoieEtablissement",
+    "codePaysEtrangerEtablissement",
+)
 # The values of qualite_xy (INSEE, documentation of the geolocation file).
 QUALITES_XY = {
     "11": "voie sûre, numéro trouvé",

@@ -52,12 +52,14 @@ from mirror.core.faults import crash_point
 from mirror.core.schema import (
     BUSINESS_KEYS,
     DELTA_TABLES,
+    GEOCODED_ADDRESS_COLUMNS,
+    GEOLOCATION_COLUMNS,
     HISTORY_OF,
     LAST_PROCESSED,
     STATE_COLUMNS,
     STOCK_FILES_BY_KEY,
 )
-from mirror.core.sql import escape, literal, render
+from mirror.core.sql import escape, ident, literal, render
 from mirror.core.typed import prepare_connection, typed_select_sql
 
 _DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -670,6 +672,27 @@ def compact_for(data_dir: Path, snapshot_dir: Path | None = None) -> Path | None
         if snapshot_dir is None:
             return None
     return compact(data_dir, coverage_for(data_dir, snapshot_dir))
+
+
+def has_geolocation(con: duckdb.DuckDBPyConnection, snapshot_select: str) -> bool:
+    """Whether the établissements' snapshot SELECT has the geolocation file's columns."""
+    columns = con.sql(f"SELECT * FROM ({snapshot_select}) LIMIT 0").columns
+    return set(GEOLOCATION_COLUMNS) <= set(columns)
+
+
+def carry_geolocation_sql(day_table: str, snapshot_select: str) -> str:
+    """The SELECT of the day's typed établissements `day_table` with the snapshot's geolocation carried
+    over where their geocoded address is the snapshot's (sql/deltas/carry_geolocation.sql; the rule:
+    mirror.core.schema.GEOCODED_ADDRESS_COLUMNS). For a snapshot loaded with the geolocation file."""
+    return render(
+        "deltas/carry_geolocation.sql",
+        day=day_table,
+        snapshot=f"({snapshot_select})",
+        address=", ".join(f"s.{ident(c)}" for c in GEOCODED_ADDRESS_COLUMNS),
+        same_address=" AND ".join(
+            f"s.{ident(c)} IS NOT DISTINCT FROM d.{ident(c)}" for c in GEOCODED_ADDRESS_COLUMNS
+        ),
+    )
 
 
 def previous_state_sql(

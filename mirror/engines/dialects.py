@@ -30,12 +30,12 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
 
 from mirror.catalog import current
+from mirror.catalog.build import views_sql
 from mirror.core.errors import BadInput, MirrorError
 from mirror.core.schema import HISTORY_OF, KEY_COLUMNS
-from mirror.core.sql import SQL_DIR, ident, render
+from mirror.core.sql import ident, render
 
 DIALECTS = ("duckdb", "spark", "trino", "postgres", "bigquery")
-VIEWS_SQL = SQL_DIR / "views"
 # Views whose JSON columns are API documents (text JSON in every engine); other views' json_object
 # columns are building blocks, kept as structs in Spark until a document nests them.
 _DOCUMENT_PREFIX = "documents_"
@@ -218,8 +218,8 @@ def view_statements(manifest: dict, dialect: str) -> list[tuple[str, str]]:
     for name, ref in manifest["ref"].items():
         schema[name] = {c: "VARCHAR" for c in ref["columns"]}
     spelling = {n.lower(): n for cols in schema.values() for n in cols}
-    for path in sorted(VIEWS_SQL.glob("*.sql")):
-        for statement in sqlglot.parse(path.read_text(encoding="utf-8"), read="duckdb"):
+    for path, sql in views_sql(schema.get("etablissements", ())):
+        for statement in sqlglot.parse(sql, read="duckdb"):
             if not isinstance(statement, exp.Create) or statement.kind != "VIEW":
                 raise MirrorError(f"sql/views/{path.name}: only CREATE VIEW statements can be transpiled")
             name = statement.this.name

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import duckdb
 
-from mirror.core.errors import BadInput, MirrorError
+from mirror.core.errors import BadInput, MirrorError, OutputClosed
 from mirror.export.formats import is_stdout
 
 COPY_CHUNK = 1 << 20
@@ -192,11 +192,15 @@ def write_error(exc: BaseException, path: Path | str) -> MirrorError:
     for _ in range(8):  # xlsxwriter's FileCreateError wraps the OSError
         if cause is None:
             break
+        if isinstance(cause, OSError) and cause.errno == errno.EPIPE:
+            return OutputClosed(f"cannot write {path}: {_REASONS[errno.EPIPE]}")
         if isinstance(cause, OSError) and cause.errno in _REASONS:
             return MirrorError(f"cannot write {path}: {_REASONS[cause.errno]}")
         wrapped = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
         cause = cause.__cause__ or cause.__context__ or wrapped
     text = str(exc).lower()
+    if "broken pipe" in text:  # DuckDB's IOException of a COPY to a closed pipe
+        return OutputClosed(f"cannot write {path}: {_REASONS[errno.EPIPE]}")
     for needle, reason in _MESSAGES:
         if needle in text:
             return MirrorError(f"cannot write {path}: {reason}")

@@ -341,6 +341,7 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress, max_wa
     try:
         prepare_connection(con)  # the loader's typing UDF and lookup tables, used for every day
         snapshot_selects = {t: catalog.snapshot_select(con, data_dir, t) for t in KINDS}
+        geolocated = deltas.has_geolocation(con, snapshot_selects["etablissements"])
         bar = None
         if show:
             from tqdm import tqdm
@@ -348,7 +349,9 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress, max_wa
             bar = tqdm(total=len(days), desc="days", unit="day")
         for day in days:
             try:
-                summary = _apply_day(con, client, data_dir, day, state, dry_run, coverage, snapshot_selects)
+                summary = _apply_day(
+                    con, client, data_dir, day, state, dry_run, coverage, snapshot_selects, geolocated
+                )
             except IntegrityError as exc:
                 kept = "the days before it are kept, " if report.days and not dry_run else ""
                 raise IntegrityError(
@@ -445,9 +448,18 @@ def _fetch(client, kind: str, day: date) -> list[dict]:
 
 
 def _apply_day(
-    con, client, data_dir: Path, day: date, state: dict, dry_run: bool, coverage: datetime, snapshot_selects
+    con,
+    client,
+    data_dir: Path,
+    day: date,
+    state: dict,
+    dry_run: bool,
+    coverage: datetime,
+    snapshot_selects,
+    geolocated: bool = False,
 ) -> DaySummary:
-    """Fetches one day, types it, counts new/changed/closed against the mirror, and writes it."""
+    """Fetches one day, types it, counts new/changed/closed against the mirror, and writes it;
+    `geolocated`: the snapshot was loaded with the geolocation file (deltas.carry_geolocation_sql)."""
     t0 = time.monotonic()
     req0 = client.requests_made
     rows: dict[str, list[dict]] = {t: [] for t in deltas.DELTA_TABLES}
@@ -468,6 +480,10 @@ def _apply_day(
         name = f"day_{table}"
         deltas.write_typed_rows(con, table, rows[table], name, prepare=False)
         typed[table] = name
+    if geolocated:  # the snapshot's geolocation, kept while the address is its own
+        select = deltas.carry_geolocation_sql("day_etablissements", snapshot_selects["etablissements"])
+        con.execute(f"CREATE OR REPLACE TABLE day_etablissements_geo AS {select}")
+        typed["etablissements"] = "day_etablissements_geo"
     merged = deltas.merged_version(data_dir, coverage)  # what the catalog reads before this day
     counts = {t: _count(con, f"day_{t}", t, snapshot_selects[t], merged) for t in KINDS}
     if not dry_run:

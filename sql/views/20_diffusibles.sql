@@ -12,6 +12,11 @@
 -- Établissement (statutDiffusionEtablissement = 'P', independent of the unit's status):
 --   * the street part of the address, postcode, cedex, address id (MASKED_ETABLISSEMENT_COLUMNS) -> '[ND]';
 --     Lambert coordinates, latitude and longitude -> NULL, coordonneesMasquees -> true;
+--     the geolocation file's columns (mirror.schema.GEOLOCATION_COLUMNS: qualiteXY, iris, qpv), when the
+--     snapshot has them, -> NULL with the coordinates (an IRIS is finer than the commune: it would locate
+--     the masked address). ${geolocation_masks} is one sql/catalog/masked_geolocation_column.sql per column
+--     (mirror.catalog.build.views_sql); filters on the view (--iris, --qpv, a radius) thus never find a
+--     P établissement by a masked value;
 --   * the secondary address's street part -> '[ND]' when present (conservative, not in INSEE's list);
 --   * for a natural person's établissement: enseignes and dénomination usuelle -> '[ND]'.
 -- The commune, pays, activity, effectifs, état administratif, dates and identifiers stay public.
@@ -88,7 +93,7 @@ SELECT * EXCLUDE (nd) REPLACE (
          ELSE libelleCedex2Etablissement END AS libelleCedex2Etablissement,
     CASE WHEN nd THEN NULL ELSE latitude END AS latitude,
     CASE WHEN nd THEN NULL ELSE longitude END AS longitude,
-    CASE WHEN nd THEN true ELSE coordonneesMasquees END AS coordonneesMasquees
+    CASE WHEN nd THEN true ELSE coordonneesMasquees END AS coordonneesMasquees${geolocation_masks}
 )
 FROM (
     SELECT *, coalesce(statutDiffusionEtablissement = 'P', false) AS nd

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, run_mirror
+from conftest import REPO, mirror_env, run_mirror
 
 from mirror.catalog.build import connect
 
@@ -334,3 +334,54 @@ def test_jsonl_to_stdout_is_one_document_per_line(loaded_stock, mirror_facts):
     assert proc.returncode == 0, proc.stderr
     sirets = [json.loads(line)["data"]["siret"] for line in proc.stdout.splitlines()]
     assert sirets == sorted(sirets) and len(sirets) >= 1
+
+
+# --- a reader that goes away (`| head -1`) -------------------------------------------------------------
+
+
+def test_export_to_head_ends_quietly_like_a_sigpiped_tool(loaded_stock):
+    """`mirror export -o - | head -1` in a real shell pipeline: the header line, nothing on stderr, and the
+    exit status of a tool killed by SIGPIPE (141, core.errors.OutputClosed). Before: "Error: cannot write
+    standard output: the reader closed the pipe", exit 1."""
+    script = f'{sys.executable} -m mirror export --all -o - -q | head -1; echo "status ${{PIPESTATUS[0]}}"'
+    proc = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        env=mirror_env(loaded_stock),
+        cwd=REPO,
+        timeout=120,
+    )
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("siren,nic,siret,") and lines[1:] == ["status 141"], proc.stdout
+    assert proc.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("batch", "{ids}", "--level", "etablissement", "-o", "-", "-q"),
+        ("batch", "{ids}", "-o", "-", "--format", "jsonl", "-q"),
+        ("search", "a", "--format", "json"),
+        ("get", "{siren}"),
+        ("export", "--all", "-o", "-", "--format", "xml", "-q"),
+    ],
+    ids=["batch-csv", "batch-jsonl", "search", "get", "export-xml"],
+)
+def test_closed_standard_output_ends_quietly(loaded_stock, mirror_facts, tmp_path, args):
+    """Standard output closed before the command writes (a real pipe whose reader is gone): no message, no
+    traceback, exit 141, whatever the command."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(mirror_facts["sirens"]) + "\n")
+    argv = [a.format(ids=ids, siren=mirror_facts["sirens"][0]) for a in args]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mirror", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=mirror_env(loaded_stock),
+        cwd=REPO,
+    )
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert err == ""

@@ -247,6 +247,7 @@ def test_qpv_and_iris_filters(geo_mirror, geo_stock):
     geo = [
         r for r in _rows(geo_stock / GEOLOCALISATION.zip_name, ";")
         if etabs[r["siret"]]["etatAdministratifEtablissement"] == "A"
+        and etabs[r["siret"]]["statutDiffusionEtablissement"] == "O"  # P: zones masked (next test)
     ]  # fmt: skip
     in_qpv = [r for r in geo if r["plg_qp24"] not in ("HZ", "CSZ")]
     assert in_qpv
@@ -262,6 +263,50 @@ def test_qpv_and_iris_filters(geo_mirror, geo_stock):
     for option, bad in (("--qpv", "X1"), ("--iris", "69383"), ("--qpv", "")):
         proc = run_mirror("export", option, bad, "--count", data_dir=data)
         assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, (option, bad, proc.stderr)
+
+
+def test_zones_of_partially_diffusible_etablissements_are_masked(geo_mirror, geo_stock, tmp_path):
+    """qualiteXY, iris and qpv are masked (empty) wherever the coordinates are, i.e. for a P établissement,
+    in export and batch; --iris / --qpv find no P établissement by its masked zone (as a radius search finds
+    none by its masked point); --include-non-diffusible shows and finds them. Before: the IRIS (finer than
+    the commune) of a P établissement was exported and filterable."""
+    data = geo_mirror["data"]
+    etabs = {r["siret"]: r for r in _rows(geo_stock / "StockEtablissement_utf8.zip")}
+    geo = {r["siret"]: r for r in _rows(geo_stock / GEOLOCALISATION.zip_name, ";")}
+    hidden = {s: g for s, g in geo.items() if etabs[s]["statutDiffusionEtablissement"] == "P"}
+    assert hidden  # the generator's P établissements are in the file, with their zones but no point
+    zones = "siret,latitude,qualiteXY,iris,qpv,coordonneesMasquees"
+    rows = {r["siret"]: r for r in _export(data, tmp_path / "all.csv", "--all", "--columns", zones)}
+    for siret in hidden:
+        assert (
+            rows[siret]["latitude"],
+            rows[siret]["qualiteXY"],
+            rows[siret]["iris"],
+            rows[siret]["qpv"],
+        ) == ("", "", "", ""), siret
+        assert rows[siret]["coordonneesMasquees"] == "true"
+    shown = [s for s in geo if s not in hidden]
+    assert all(rows[s]["iris"] == geo[s]["plg_code_commune"] + geo[s]["plg_iris"] for s in shown)
+
+    # The filters: a P établissement's IRIS and QPV find it only with --include-non-diffusible.
+    siret, g = next((s, g) for s, g in hidden.items() if g["plg_qp24"] not in ("HZ", "CSZ"))
+    iris = g["plg_code_commune"] + g["plg_iris"]
+    for option, value in (("--iris", iris), ("--qpv", g["plg_qp24"]), ("--qpv", "any")):
+        args = ("--all", option, value, "--columns", "siret")
+        found = {r["siret"] for r in _export(data, tmp_path / "f.csv", *args)}
+        assert siret not in found and not found & set(hidden), option
+        raw = {r["siret"] for r in _export(data, tmp_path / "r.csv", *args, "--include-non-diffusible")}
+        assert siret in raw and raw - found <= set(hidden), option
+
+    # Batch: the same masks, from the same views.
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{siret}\n{shown[0]}\n")
+    out = tmp_path / "batch.csv"
+    _ok(run_mirror("batch", str(ids), "--level", "etablissement", "--columns", zones, "-o", str(out), "-q",
+                   data_dir=data))  # fmt: skip
+    got = {r["siret"]: r for r in _csv(out)}
+    assert (got[siret]["qualiteXY"], got[siret]["iris"], got[siret]["qpv"]) == ("", "", "")
+    assert got[shown[0]]["iris"] == geo[shown[0]]["plg_code_commune"] + geo[shown[0]]["plg_iris"]
 
 
 def test_radius_search_around_lyon_centre_returns_lyon(geo_mirror, tmp_path):
