@@ -44,16 +44,15 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from mirror.core.cache import Lru
 from mirror.core.config import INSEE_KEY_HEADER, catalog_path
 from mirror.core.datadir import read_state
 from mirror.core.errors import MirrorError
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
 from mirror.core.schema import LIENS_SUCCESSION_COLUMNS, ND, STOCK_FILES_BY_KEY, typed_column_type
 from mirror.core.sql import ident, render_cached
-from mirror.http.entreprise import _last
 from mirror.http.insee_query import COLLECTIONS, QueryError, translate
-from mirror.http.recherche import _Lru
-from mirror.serve.documents import _lookup_planning
+from mirror.http.params import last
 from mirror.update import records as R
 
 PREFIX = "/api-sirene/3.11"
@@ -178,7 +177,7 @@ def _fields(kind: str) -> dict[str, str]:
 # ------------------------------------------------------------------------------------------------
 
 _local = threading.local()
-TOTALS = _Lru(TOTALS_CACHE)
+TOTALS = Lru(TOTALS_CACHE)
 
 
 def _catalog_token(data_dir: Path) -> tuple:
@@ -229,7 +228,7 @@ class BadRequest(Exception):
 
 
 def _int(params, name: str, default: int, hi: int, clamp: bool = False) -> int:
-    raw = _last(params, name)
+    raw = last(params, name)
     if raw is None or raw == "":
         return default
     if not re.fullmatch(r"\d{1,9}", raw.strip()):
@@ -243,7 +242,7 @@ def _int(params, name: str, default: int, hi: int, clamp: bool = False) -> int:
 
 
 def _date_param(params) -> date | None:
-    raw = _last(params, "date")
+    raw = last(params, "date")
     if raw is None or raw == "":
         return None
     try:
@@ -253,14 +252,14 @@ def _date_param(params) -> date | None:
 
 
 def _bool_param(params, name: str) -> bool:
-    raw = (_last(params, name) or "false").strip().lower()
+    raw = (last(params, name) or "false").strip().lower()
     if raw not in ("true", "false"):
         raise BadRequest(f"Le paramètre {name} vaut true ou false : {raw[:20]}")
     return raw == "true"
 
 
 def _list_param(params, name: str) -> list[str]:
-    raw = _last(params, name)
+    raw = last(params, name)
     return [p.strip() for p in (raw or "").split(",") if p.strip()]
 
 
@@ -340,8 +339,10 @@ def _records(con, kind: str, keys: list[str], day: date | None) -> dict[str, str
             "insee/etablissements.sql", partitions=partitions, keys_filter=keys_filter, units_filter=units_filter,
             **_fields("siret"),
         )  # fmt: skip
+    from mirror.catalog.build import lookup_planning
+
     args["date"] = day
-    with _lookup_planning(con):  # one key needs no join reordering nor statistics over every row group
+    with lookup_planning(con):  # one key needs no join reordering nor statistics over every row group
         return dict(con.execute(sql, args).fetchall())
 
 
@@ -491,7 +492,7 @@ def _sort(kind: str, params) -> list[tuple[str, str]]:
     coll = COLLECTIONS[kind]
     table = coll.table
     if kind == "liensSuccession":
-        tri = _last(params, "tri")
+        tri = last(params, "tri")
         if tri not in (None, "", "successeur"):
             raise BadRequest("Le paramètre tri vaut successeur ou est absent")
         first = ["siretEtablissementSuccesseur"] if tri == "successeur" else []
@@ -551,7 +552,7 @@ def search(
             return error(406)
         nombre = _int(params, "nombre", DEFAULT_NOMBRE, MAX_NOMBRE, clamp=True)
         debut = _int(params, "debut", 0, MAX_DEBUT)
-        cursor = _last(params, "curseur")
+        cursor = last(params, "curseur")
         if cursor is not None and debut:
             raise BadRequest("Les paramètres curseur et debut ne peuvent pas être utilisés ensemble")
         order = _sort(kind, params)
@@ -563,7 +564,7 @@ def search(
             if f not in coll.direct:
                 raise BadRequest(f"Facette impossible sur le champ {f[:60]}")
         after = _decode_cursor(cursor, len(order)) if cursor not in (None, "", "*") else None
-        predicate = translate(_last(params, "q"), kind)
+        predicate = translate(last(params, "q"), kind)
     except (BadRequest, QueryError) as exc:
         return error(400, str(exc))
 
@@ -694,7 +695,7 @@ def _csv(kind: str, texts: list[str], champs: set[str] | None) -> bytes:
 # /informations
 # ------------------------------------------------------------------------------------------------
 
-INFORMATIONS = _Lru(8)
+INFORMATIONS = Lru(8)
 
 
 def _ms(ts: datetime | None) -> str | None:

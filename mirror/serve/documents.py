@@ -487,25 +487,6 @@ def _answer(src, ident, kind, fmt, diffusibles, non_diffusables, siege, follow_d
     return 200, json.loads(document)
 
 
-# Optimizers a single-row lookup does without: their planning work (per-column statistics merged over every
-# row group of the big files, join enumeration over the ~20 joins of a document view) costs more than the
-# query itself at national scale, and one row needs no join reordering (measured: v3 SIREN 48 -> 27 ms).
-_LOOKUP_DISABLED_OPTIMIZERS = ("statistics_propagation", "join_order")
-
-
-@contextlib.contextmanager
-def _lookup_planning(con: duckdb.DuckDBPyConnection):
-    """Disables _LOOKUP_DISABLED_OPTIMIZERS on `con` for one lookup, then restores the caller's setting."""
-    (before,) = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()
-    current = [o.strip() for o in (before or "").split(",") if o.strip()]
-    wanted = current + [o for o in _LOOKUP_DISABLED_OPTIMIZERS if o not in current]
-    con.execute(f"SET disabled_optimizers = '{','.join(wanted)}'")
-    try:
-        yield
-    finally:
-        con.execute(f"SET disabled_optimizers = '{','.join(current)}'")
-
-
 def _partition_hint(con: duckdb.DuckDBPyConnection, siret: str) -> tuple[str, list] | None:
     """An extra WHERE naming the département(s) of `siret` (read from the small etablissements_departements
     index), so that DuckDB opens that partition only instead of every partition file; None when the
@@ -540,7 +521,9 @@ def _document_row(
     hint = _partition_hint(con, ident) if kind == "siret" else ("", [])
     if hint is None:
         return None
-    with _lookup_planning(con):
+    from mirror.catalog.build import lookup_planning
+
+    with lookup_planning(con):
         return con.execute(
             f"SELECT statut_diffusion, {statut_ul}, {column} FROM {view} WHERE {kind} = ?{hint[0]}{where}",
             [ident, *hint[1], *args],
