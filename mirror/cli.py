@@ -1334,7 +1334,8 @@ def store_command(rebuild, data_dir):
               help="Worker processes (uvicorn); each reads the mirror on its own.")  # fmt: skip
 @click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False, path_type=Path),
               help="File of accepted tokens, one per line (>= 16 characters; # comments). When given, API "
-                   "routes require `Authorization: Bearer <token>` (v2 routes also take ?token=).")  # fmt: skip
+                   "routes require `Authorization: Bearer <token>` (v2 routes also take ?token=; "
+                   "/api-sirene/3.11 routes X-INSEE-Api-Key-Integration: <token>).")  # fmt: skip
 @click.option("--cors", multiple=True, metavar="ORIGIN",
               help="Allow browser calls from ORIGIN (repeatable; `*` for any). Off by default.")  # fmt: skip
 @click.option("--require-context/--no-require-context", default=True, show_default=True,
@@ -1356,11 +1357,15 @@ def store_command(rebuild, data_dir):
 @data_dir_option
 def serve_command(host, port, workers, tokens_file, cors, require_context, root_path, forwarded_allow_ips,
                   timeout, log_level, access_log, data_dir):  # fmt: skip
-    """Serve the mirror over HTTP: the API Entreprise INSEE routes (v2, v3, v4) and recherche-entreprises'
-    /search and /near_point, with the same paths, bodies and errors as the real APIs and no quota.
+    """Serve the mirror over HTTP: the API Entreprise INSEE routes (v2, v3, v4), recherche-entreprises'
+    /search and /near_point, and the INSEE API Sirene 3.11 under /api-sirene/3.11 (/siren, /siret,
+    /siret/liensSuccession, /informations), with the same paths, bodies and errors as the real APIs and no
+    quota.
 
     Point a client at it by swapping its base URL (https://entreprise.api.gouv.fr ->
-    http://127.0.0.1:8000). Also /health, /openapi.json and /docs. Each request reads the mirror's current
+    http://127.0.0.1:8000; https://api.insee.fr/api-sirene/3.11 ->
+    http://127.0.0.1:8000/api-sirene/3.11, the key header X-INSEE-Api-Key-Integration is accepted and,
+    with --tokens, checked as a token). Also /health, /openapi.json and /docs. Each request reads the mirror's current
     state, so `mirror sync` can run beside the server: a new day or snapshot is served from the next
     request on, without a restart. Stops gracefully on SIGTERM / Ctrl-C.
 
@@ -1381,6 +1386,7 @@ def serve_command(host, port, workers, tokens_file, cors, require_context, root_
     Example:
       mirror serve --port 8000 &
       curl 'http://127.0.0.1:8000/v3/insee/sirene/unites_legales/356000000?context=test&object=test&recipient=13002526500013'
+      curl 'http://127.0.0.1:8000/api-sirene/3.11/siren/356000000?date=2020-01-01'
     """
     from mirror.core.config import catalog_path
     from mirror.http.app import ServeConfig

@@ -444,22 +444,7 @@ def get_document_from_store(
 def _answer_from_store(store, args) -> tuple[int, dict] | None:
     """The store's answer, or None when it cannot give one now (not current; still locked by a writer's
     commit after READ_BUSY_MS; a damaged row): the views answer then, with the same documents."""
-    import sqlite3
-
-    import zstandard
-
-    try:
-        if not store.begin():
-            return None
-    except sqlite3.Error:
-        return None
-    try:
-        return _answer(_StoreSource(store), *args)
-    except (sqlite3.Error, zstandard.ZstdError, UnicodeDecodeError):
-        return None
-    finally:
-        with contextlib.suppress(sqlite3.Error):
-            store.end()
+    return store.read(lambda s: _answer(_StoreSource(s), *args))
 
 
 def _answer(src, ident, kind, fmt, diffusibles, non_diffusables, siege, follow_doublons) -> tuple[int, dict]:
