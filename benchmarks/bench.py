@@ -408,7 +408,7 @@ def _as_csv_strings(table: str, alias: str = "t") -> str:
 def day_records(con, day: dt.date, seed: int) -> dict[str, list[dict]]:
     """INSEE API records of ~DAY_UL units and ~DAY_ETAB établissements changed on `day`: rows of the
     mirror (siren ranges picked at random), stamped with the day, a tenth with a new NAF code."""
-    from mirror.update.records import etablissement_record, unite_legale_record
+    from mirror.core.insee_records import etablissement_record, unite_legale_record
 
     rng = random.Random(seed)
     lo_s, hi_s, n_ul, n_et = con.execute(

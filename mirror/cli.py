@@ -1326,7 +1326,8 @@ def watch_show_command(name, since, data_dir):
 @data_dir_option
 def store_command(rebuild, data_dir):
     """Bring DATA_DIR/lookup.sqlite up to date: the keyed v3/v4 documents `mirror get` and the Python
-    API answer from in well under a millisecond, and the search index.
+    API answer from in well under a millisecond, the INSEE API Sirene 3.11 records `mirror serve`'s
+    /api-sirene/3.11 lookups answer from, and the search index.
 
     `mirror load`, `mirror update` and `mirror sync` keep it current themselves (unless
     MIRROR_LOOKUP_STORE=off); this command repairs or rebuilds it. Until it is current, lookups answer
@@ -1370,7 +1371,8 @@ def store_command(rebuild, data_dir):
               help="Worker processes (uvicorn); each reads the mirror on its own.")  # fmt: skip
 @click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False, path_type=Path),
               help="File of accepted tokens, one per line (>= 16 characters; # comments). When given, API "
-                   "routes require `Authorization: Bearer <token>` (v2 routes also take ?token=).")  # fmt: skip
+                   "routes require `Authorization: Bearer <token>` (v2 routes also take ?token=; "
+                   "/api-sirene/3.11 routes X-INSEE-Api-Key-Integration: <token>).")  # fmt: skip
 @click.option("--cors", multiple=True, metavar="ORIGIN",
               help="Allow browser calls from ORIGIN (repeatable; `*` for any). Off by default.")  # fmt: skip
 @click.option("--require-context/--no-require-context", default=True, show_default=True,
@@ -1392,11 +1394,15 @@ def store_command(rebuild, data_dir):
 @data_dir_option
 def serve_command(host, port, workers, tokens_file, cors, require_context, root_path, forwarded_allow_ips,
                   timeout, log_level, access_log, data_dir):  # fmt: skip
-    """Serve the mirror over HTTP: the API Entreprise INSEE routes (v2, v3, v4) and recherche-entreprises'
-    /search and /near_point, with the same paths, bodies and errors as the real APIs and no quota.
+    """Serve the mirror over HTTP: the API Entreprise INSEE routes (v2, v3, v4), recherche-entreprises'
+    /search and /near_point, and the INSEE API Sirene 3.11 under /api-sirene/3.11 (/siren, /siret,
+    /siret/liensSuccession, /informations), with the same paths, bodies and errors as the real APIs and no
+    quota.
 
     Point a client at it by swapping its base URL (https://entreprise.api.gouv.fr ->
-    http://127.0.0.1:8000). Also /health, /openapi.json and /docs. Each request reads the mirror's current
+    http://127.0.0.1:8000; https://api.insee.fr/api-sirene/3.11 ->
+    http://127.0.0.1:8000/api-sirene/3.11, the key header X-INSEE-Api-Key-Integration is accepted and,
+    with --tokens, checked as a token). Also /health, /openapi.json and /docs. Each request reads the mirror's current
     state, so `mirror sync` can run beside the server: a new day or snapshot is served from the next
     request on, without a restart. Stops gracefully on SIGTERM / Ctrl-C.
 
@@ -1417,6 +1423,7 @@ def serve_command(host, port, workers, tokens_file, cors, require_context, root_
     Example:
       mirror serve --port 8000 &
       curl 'http://127.0.0.1:8000/v3/insee/sirene/unites_legales/356000000?context=test&object=test&recipient=13002526500013'
+      curl 'http://127.0.0.1:8000/api-sirene/3.11/siren/356000000?date=2020-01-01'
     """
     from mirror.core.config import catalog_path
     from mirror.http.app import ServeConfig

@@ -114,3 +114,18 @@ def test_the_checker_sees_function_level_and_relative_imports(tmp_path):
     path.write_text("def f():\n    from mirror.core import schema\nfrom ..core import sql\n")
     found = _imports("mirror.export.m", path, {"mirror.core.schema", "mirror.core.sql", "mirror.core"})
     assert found == {"mirror.core.schema", "mirror.core.sql"}
+
+
+def test_no_private_name_is_imported_from_another_module():
+    """A helper two modules need is public in the lowest module that fits (`from mirror.x import _helper`
+    reaches into another module's internals)."""
+    wrong = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("mirror")):
+                wrong += [
+                    f"{name}: from {node.module} import {a.name}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    assert not wrong, "private names imported across modules:\n" + "\n".join(sorted(wrong))

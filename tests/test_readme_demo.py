@@ -103,7 +103,13 @@ def test_make_demo_then_the_readme_examples(tmp_path):
     for line in demo.explore_lines(work / "data/demo/mirror", Path("data/demo")):
         assert f"  {line}\n" in out
         assert line in setup or line in commands, f"{line!r} is printed by the demo, not in the README"
-    for path in ("/v3/insee/sirene/unites_legales/356000000?context=demo", "/search?q=la+poste&per_page=2"):
+    for path in (
+        "/v3/insee/sirene/unites_legales/356000000?context=demo",
+        "/search?q=la+poste&per_page=2",
+        "/api-sirene/3.11/siren/356000000",  # the README's INSEE base-URL swap, on the demo's identifiers
+        "/api-sirene/3.11/siren/356000000?date=2020-01-01&champs=siren,denominationUniteLegale,dateDebut",
+        "/api-sirene/3.11/siret?q=siren:356000000%20AND%20periode(etatAdministratifEtablissement:A)&nombre=2",
+    ):
         assert re.search(rf"^\$ curl 'http://127\.0\.0\.1:\d+{re.escape(path)}", out, re.M), out[-3000:]
         assert f"curl 'http://127.0.0.1:8000{path}" in readme
     assert "mirror serve stopped (SIGTERM, exit 0)" in out

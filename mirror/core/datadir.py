@@ -161,6 +161,19 @@ def lock_holder_alive(data_dir: Path, pid: int, since: str) -> bool:
     return True
 
 
+def writer_at_work(data_dir: Path) -> bool:
+    """Whether a live writer holds DATA_DIR/.lock now (the record it wrote there names a process that
+    exists): a reader that combines two sources published one after the other (the catalog, then the lookup
+    store) checks this before and after reading, so that no publication falls in between."""
+    try:
+        holder = json.loads((Path(data_dir) / LOCK_NAME).read_bytes() or b"{}")
+    except (OSError, ValueError):
+        return False
+    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int):
+        return False
+    return lock_holder_alive(data_dir, holder["pid"], holder.get("since"))
+
+
 @contextlib.contextmanager
 def writer_lock(data_dir: Path, command: str):
     """One writer at a time on DATA_DIR (fcntl.flock on DATA_DIR/.lock, never blocks: fails at once).

@@ -41,14 +41,14 @@ from mirror.core.identifiers import LA_POSTE_SIREN
 from mirror.core.sql import render
 from mirror.export.exporter import (
     Query,
-    _export_error,
-    _progress_bar,
     add_libelles,
     build_source,
     check_columns,
     check_delimiter,
     delimiter_for,
+    export_error,
     format_for,
+    progress_bar,
     write_output,
     writing,
 )
@@ -401,7 +401,7 @@ def _batch_documents(
     cleaned = [v.translate(_BLANKS) for v in values]
     with writing(con, out, inputs=(Path(input_path),)) as (plan, sb):
         try:
-            with open(plan.part, "w", encoding="utf-8") as fh, _progress_bar(len(values), progress) as bar:
+            with open(plan.part, "w", encoding="utf-8") as fh, progress_bar(len(values), progress) as bar:
                 docs = iter_documents(
                     sb,
                     cleaned,
@@ -427,7 +427,7 @@ def _batch_documents(
             raise
         except Exception as exc:
             if isinstance(exc, duckdb.Error) or is_write_error(exc):
-                raise _export_error(exc, plan) from None
+                raise export_error(exc, plan) from None
             raise
     return {
         "path": plan.shown,

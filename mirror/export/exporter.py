@@ -334,7 +334,7 @@ def count_rows(con, query: Query) -> int:
 # ------------------------------------------------------------------------------------------
 
 
-def _progress_bar(total: int | None, progress: bool, unit: str = "rows"):
+def progress_bar(total: int | None, progress: bool, unit: str = "rows"):
     from tqdm import tqdm
 
     disable = not progress or not sys.stderr.isatty()
@@ -376,7 +376,7 @@ def _write_copy(con, query: Query, job: _Job) -> int:
     # DuckDB numbers the target's "?" first, then the query's, then the options'. USE_TMP_FILE false:
     # the file is already our own `.part`, and the sandbox allows writing that one path only.
     sql = f"COPY ({query.sql}) TO ? ({options}, USE_TMP_FILE false)"
-    bar = _progress_bar(100, progress, unit="%")
+    bar = progress_bar(100, progress, unit="%")
     done = threading.Event()
 
     def poll():
@@ -416,7 +416,7 @@ def _write_geojson(con, query: Query, job: _Job) -> int:
     """FeatureCollection of points; rows without coordinates are skipped and counted (`job.skipped`)."""
     props = [c for c in query.columns if c not in ("latitude", "longitude")]
     written = skipped = 0
-    with open(job.plan.part, "w", encoding="utf-8") as fh, _progress_bar(job.total, job.progress) as bar:
+    with open(job.plan.part, "w", encoding="utf-8") as fh, progress_bar(job.total, job.progress) as bar:
         fh.write('{"type": "FeatureCollection", "features": [\n')
         for batch in _batches(con, query):
             data = batch.to_pydict()
@@ -497,7 +497,7 @@ def _write_xml(con, query: Query, job: _Job) -> int:
     root, row = XML_ELEMENTS.get(job.level, ("rows", "row"))
     tags = [_xml_tags(c) for c in query.columns]
     written = 0
-    with open(job.plan.part, "w", encoding="utf-8") as fh, _progress_bar(job.total, job.progress) as bar:
+    with open(job.plan.part, "w", encoding="utf-8") as fh, progress_bar(job.total, job.progress) as bar:
         fh.write(f'<?xml version="1.0" encoding="UTF-8"?>\n<{root}>\n')
         for batch in _batches(con, query):
             for first in range(0, batch.num_rows, XML_SLICE_ROWS):  # slices: small intermediate arrays
@@ -580,7 +580,7 @@ def _write_xlsx(con, query: Query, job: _Job) -> int:
     written = 0
     try:
         new_sheet()
-        with _progress_bar(total, progress) as bar:
+        with progress_bar(total, progress) as bar:
             for batch in _batches(con, query):
                 cols = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
                 for i in range(batch.num_rows):
@@ -634,7 +634,7 @@ def _write_jsonl(con, query: Query, job: _Job) -> int:
         raise MirrorError("JSON Lines needs mirror.serve.documents, which this installation lacks") from None
     ids = con.sql(f'SELECT "{source.key}" AS id FROM ({query.sql}) AS q', params=query.params)
     written = 0
-    with open(job.plan.part, "w", encoding="utf-8") as fh, _progress_bar(job.total, job.progress) as bar:
+    with open(job.plan.part, "w", encoding="utf-8") as fh, progress_bar(job.total, job.progress) as bar:
         docs = iter_documents(
             con, ids, fmt=document, diffusibles=diffusibles, non_diffusables=not diffusibles, as_text=True
         )
@@ -684,7 +684,7 @@ def writing(
         discard(plan)
 
 
-def _export_error(exc: BaseException, plan: Output) -> MirrorError:
+def export_error(exc: BaseException, plan: Output) -> MirrorError:
     """One line for a writer's failure: the output's I/O error, or the query's."""
     text = str(exc)
     about_output = str(plan.part) in text or str(plan.target) in text
@@ -736,7 +736,7 @@ def write_output(
         raise
     except Exception as exc:
         if isinstance(exc, duckdb.Error) or is_write_error(exc):
-            raise _export_error(exc, plan) from None
+            raise export_error(exc, plan) from None
         raise
     return {
         "path": plan.shown,

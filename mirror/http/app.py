@@ -361,8 +361,8 @@ def create_app(config: ServeConfig) -> Starlette:
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(config.cors),
-                allow_methods=["GET", "HEAD"],
-                allow_headers=["Authorization"],
+                allow_methods=list(security.CORS_METHODS),
+                allow_headers=list(security.CORS_HEADERS),
             )
         )
     app = Starlette(

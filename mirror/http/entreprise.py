@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from mirror.core.identifiers import is_valid_siret
+from mirror.http.params import last
 from mirror.serve.documents import (
     error_document,
     get_document,
@@ -143,14 +144,6 @@ def bad_request(version: str, detail: str, parameter: str | None = None) -> dict
 # ------------------------------------------------------------------------------------------------
 
 
-def _last(params: list[tuple[str, str]], name: str) -> str | None:
-    value = None
-    for k, v in params:
-        if k == name:
-            value = v
-    return value
-
-
 def check_parameters(route: Route, params: list[tuple[str, str]], require_context: bool) -> Answer | None:
     """The 400 / 422 of the query parameters, None when they are fine.
 
@@ -160,7 +153,7 @@ def check_parameters(route: Route, params: list[tuple[str, str]], require_contex
     --no-require-context) accepts calls without them; values that are given are still checked."""
     missing = []
     for name, code in MANDATORY:
-        value = _last(params, name)
+        value = last(params, name)
         if value is not None and len(value) > MAX_PARAMETER_LENGTH:
             return Answer(
                 400, bad_request(route.version, f"Le paramètre {name} est trop long", name), {}
@@ -169,14 +162,14 @@ def check_parameters(route: Route, params: list[tuple[str, str]], require_contex
             missing.append((name, code))
     if missing:
         return Answer(422, _missing_parameters(route.version, missing), {})
-    recipient = _last(params, "recipient")
+    recipient = last(params, "recipient")
     if recipient and not (len(recipient) == 14 and recipient.isdigit() and is_valid_siret(recipient)):
         detail = "Le paramètre recipient n'est pas un siret valide"
         return Answer(
             422, error_body(route.version, "00210", "Entité non traitable", detail, "recipient"), {}
         )
     if route.version == "v2":
-        value = _last(params, "non_diffusables")
+        value = last(params, "non_diffusables")
         if value is not None and value not in ("true", "false"):
             detail = "Le paramètre non_diffusables doit valoir true ou false"
             return Answer(400, bad_request("v2", detail, "non_diffusables"), {})
@@ -184,7 +177,7 @@ def check_parameters(route: Route, params: list[tuple[str, str]], require_contex
 
 
 def _non_diffusables(params: list[tuple[str, str]]) -> bool:
-    return _last(params, "non_diffusables") == "true"
+    return last(params, "non_diffusables") == "true"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -19,13 +19,17 @@ names and order, status codes and error bodies (`{"header": {"statut": ..., "mes
   `dateDernierTraitementDeMasse` the coverage of the loaded monthly stock (a mirror on an older stock is told
   to reload one, as after a mass update).
 
-The records are built by SQL (sql/insee/*.sql) from the mirror's base views and history, the inverse of
-mirror.update.records (the INSEE JSON -> stock rows conversion of `mirror update`), so `mirror update
---insee-url http://HOST:PORT/api-sirene/3.11` can feed a second mirror from this one. The search keys
-come from the validated `q` (bound values only). The requests run in the server's thread pool; each
-thread has a cursor on the process's read-only DuckDB connection to the published catalog (a new catalog,
-after a load or an update day, gets a new connection), and each process caches the totals of the latest searches per
-catalog, so the pages of a cursor count their matches once.
+The records are built by SQL (sql/insee/*.sql, rendered by mirror.lookup.insee) from the mirror's base views
+and history, the inverse of mirror.core.insee_records (the INSEE JSON -> stock rows conversion of `mirror
+update`), so `mirror update --insee-url http://HOST:PORT/api-sirene/3.11` can feed a second mirror from this
+one. Lookups answer from the lookup store (DATA_DIR/lookup.sqlite keeps those records, every period, built
+and refreshed by the writers with the same SQL) when its token matches state.json, on the event loop like
+API Entreprise's routes; `date=`, `champs` and `masquerValeursNulles` are then applied in Python
+(mirror.lookup.insee.at_date is the files' period rule). Otherwise, and for searches, the views answer in
+the server's thread pool: each thread has a cursor on the process's read-only DuckDB connection to the
+published catalog (a new catalog, after a load or an update day, gets a new connection), and each process
+caches the totals of the latest searches per catalog, so the pages of a cursor count their matches once.
+The search keys come from the validated `q` (bound values only).
 
 The `X-INSEE-Api-Key-Integration` header is accepted, and required (or `Authorization: Bearer`) when
 `mirror serve` has tokens. The real API's 30 requests per minute is not imitated.
@@ -44,17 +48,19 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from mirror.core import insee_records as R
+from mirror.core.cache import Lru
 from mirror.core.config import INSEE_KEY_HEADER, catalog_path
-from mirror.core.datadir import read_state
+from mirror.core.datadir import read_state, writer_at_work
 from mirror.core.errors import MirrorError
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
-from mirror.core.schema import LIENS_SUCCESSION_COLUMNS, ND, STOCK_FILES_BY_KEY, typed_column_type
+from mirror.core.schema import LIENS_SUCCESSION_COLUMNS, typed_column_type
 from mirror.core.sql import ident, render_cached
-from mirror.http.entreprise import _last
+from mirror.http.entreprise import LOOP_BUSY_MS
 from mirror.http.insee_query import COLLECTIONS, QueryError, translate
-from mirror.http.recherche import _Lru
-from mirror.serve.documents import _lookup_planning
-from mirror.update import records as R
+from mirror.http.params import last
+from mirror.lookup import insee as lookup_insee
+from mirror.lookup.store import READ_BUSY_MS, open_store
 
 PREFIX = "/api-sirene/3.11"
 JSON_TYPE = "application/json;charset=utf-8"
@@ -114,71 +120,11 @@ def _dumps(value) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------------
-# JSON field expressions (the ${...} lists of sql/insee/*.sql), generated once from mirror.update.records'
-# field lists and mirror.core.schema's types
-# ------------------------------------------------------------------------------------------------
-
-
-def _value(alias: str, table: str, name: str, columns) -> str:
-    """The SQL of one field's JSON value as the API writes it (records.to_json): text as is, booleans,
-    dates YYYY-MM-DD, timestamps with milliseconds, years as text, nombrePeriodes as a number, Lambert
-    coordinates as text or the mask [ND]; NULL for the CNIL fields and fields the table does not hold."""
-    if name in R.CNIL_FIELDS or name not in columns:
-        return "NULL"
-    col = f"{alias}.{ident(name)}"
-    kind = typed_column_type(table, name)
-    if kind == "DATE":
-        return f"strftime({col}, '%Y-%m-%d')"
-    if kind == "TIMESTAMP":
-        return f"strftime({col}, '%Y-%m-%dT%H:%M:%S.%g')"
-    if kind == "SMALLINT":
-        return col if name in R.INT_FIELDS else f"CAST({col} AS VARCHAR)"
-    if kind == "DOUBLE":
-        return f"CASE WHEN {alias}.coordonneesMasquees THEN '{ND}' ELSE CAST({col} AS VARCHAR) END"
-    return col
-
-
-def _object(alias: str, table: str, names, columns=None) -> str:
-    columns = set(columns if columns is not None else STOCK_FILES_BY_KEY[table].columns)
-    return ", ".join(f"'{n}', {_value(alias, table, n, columns)}" for n in names)
-
-
-def _row_period(alias: str, table: str, names) -> str:
-    columns = set(STOCK_FILES_BY_KEY[table].columns) - {"dateFin"}
-    return _object(alias, table, names, columns)
-
-
-_FIELDS: dict[str, dict[str, str]] = {}
-
-
-def _fields(kind: str) -> dict[str, str]:
-    if kind not in _FIELDS:
-        if kind == "siren":
-            _FIELDS[kind] = {
-                "top": _object("u", "unites_legales", R.UL_TOP),
-                "period": _object("h", "unites_legales_historique", R.UL_PERIOD),
-                "row_period": _row_period("u", "unites_legales", R.UL_PERIOD),
-            }
-        elif kind == "siret":
-            _FIELDS[kind] = {
-                "top": _object("e", "etablissements", R.ET_TOP),
-                "unit": _object("j", "unites_legales", R.UL_IN_ETAB),
-                "adresse": _object("e", "etablissements", R.ADRESSE),
-                "adresse2": _object("e", "etablissements", R.ADRESSE2),
-                "period": _object("h", "etablissements_historique", R.ET_PERIOD),
-                "row_period": _row_period("e", "etablissements", R.ET_PERIOD),
-            }
-        else:
-            _FIELDS[kind] = {"lien": _object("l", "liens_succession", R.LIEN_FIELDS)}
-    return _FIELDS[kind]
-
-
-# ------------------------------------------------------------------------------------------------
 # Connections and per-catalog caches
 # ------------------------------------------------------------------------------------------------
 
 _local = threading.local()
-TOTALS = _Lru(TOTALS_CACHE)
+TOTALS = Lru(TOTALS_CACHE)
 
 
 def _catalog_token(data_dir: Path) -> tuple:
@@ -229,7 +175,7 @@ class BadRequest(Exception):
 
 
 def _int(params, name: str, default: int, hi: int, clamp: bool = False) -> int:
-    raw = _last(params, name)
+    raw = last(params, name)
     if raw is None or raw == "":
         return default
     if not re.fullmatch(r"\d{1,9}", raw.strip()):
@@ -243,7 +189,7 @@ def _int(params, name: str, default: int, hi: int, clamp: bool = False) -> int:
 
 
 def _date_param(params) -> date | None:
-    raw = _last(params, "date")
+    raw = last(params, "date")
     if raw is None or raw == "":
         return None
     try:
@@ -253,14 +199,14 @@ def _date_param(params) -> date | None:
 
 
 def _bool_param(params, name: str) -> bool:
-    raw = (_last(params, name) or "false").strip().lower()
+    raw = (last(params, name) or "false").strip().lower()
     if raw not in ("true", "false"):
         raise BadRequest(f"Le paramètre {name} vaut true ou false : {raw[:20]}")
     return raw == "true"
 
 
 def _list_param(params, name: str) -> list[str]:
-    raw = _last(params, name)
+    raw = last(params, name)
     return [p.strip() for p in (raw or "").split(",") if p.strip()]
 
 
@@ -298,51 +244,6 @@ def wants_csv(accept: str | None, search: bool) -> bool | None:
 # ------------------------------------------------------------------------------------------------
 # Records
 # ------------------------------------------------------------------------------------------------
-
-
-def _keys_filter(column: str, keys: list[str], prefix: str = "") -> tuple[str, dict]:
-    """The condition naming `keys` in `column`, and its named parameters: an equality for one key (the
-    lookups), else a range (row-group pruning on the key-sorted files) and list_contains."""
-    lo, hi = min(keys), max(keys)
-    if len(keys) == 1:
-        return f"{column} = ${prefix}lo", {f"{prefix}lo": lo}
-    return (
-        f"{column} BETWEEN ${prefix}lo AND ${prefix}hi AND {column} IN (SELECT unnest(${prefix}keys))",
-        {f"{prefix}lo": lo, f"{prefix}hi": hi, f"{prefix}keys": keys},
-    )
-
-
-def _records(con, kind: str, keys: list[str], day: date | None) -> dict[str, str]:
-    """key -> record JSON text, for the SIRENs / SIRETs `keys` (sql/insee/unites_legales.sql,
-    etablissements.sql)."""
-    if not keys:
-        return {}
-    if kind == "siren":
-        keys_filter, args = _keys_filter("siren", keys)
-        sql = render_cached("insee/unites_legales.sql", keys_filter=keys_filter, **_fields("siren"))
-    else:
-        keys_filter, args = _keys_filter("siret", keys)
-        deps = [
-            r[0]
-            for r in con.execute(
-                render_cached("insee/partitions.sql", keys_filter=keys_filter), args
-            ).fetchall()
-        ]
-        known = [d for d in deps if d is not None]
-        conditions = [f"departement IN ({', '.join(f'$d{i}' for i in range(len(known)))})"] if known else []
-        if len(known) < len(deps):
-            conditions.append("departement IS NULL")
-        partitions = "(" + (" OR ".join(conditions) or "FALSE") + ")"
-        args.update({f"d{i}": d for i, d in enumerate(known)})
-        units_filter, unit_args = _keys_filter("siren", sorted({k[:9] for k in keys}), "u")
-        args.update(unit_args)
-        sql = render_cached(
-            "insee/etablissements.sql", partitions=partitions, keys_filter=keys_filter, units_filter=units_filter,
-            **_fields("siret"),
-        )  # fmt: skip
-    args["date"] = day
-    with _lookup_planning(con):  # one key needs no join reordering nor statistics over every row group
-        return dict(con.execute(sql, args).fetchall())
 
 
 def _select(record: dict, wanted: set[str]) -> dict:
@@ -415,10 +316,8 @@ def _shape(texts: list[str], champs: set[str] | None, hide_nulls: bool, search: 
 # ------------------------------------------------------------------------------------------------
 
 
-def lookup(
-    data_dir: Path, kind: str, ident_: str, params: list[tuple[str, str]], accept: str | None
-) -> Answer:
-    """GET /siren/{siren} or /siret/{siret}."""
+def _lookup_request(kind: str, ident_: str, params, accept: str | None) -> Answer | tuple:
+    """The 400 / 406 of a lookup's identifier and parameters, else (day, champs, masquerValeursNulles)."""
     try:
         _unknown(params, LOOKUP_PARAMS)
         if wants_csv(accept, search=False) is None:
@@ -429,34 +328,110 @@ def lookup(
             return error(
                 400, f"Le paramètre {kind} n'est pas un numéro {kind.capitalize()} valide : {ident_[:20]}"
             )
-        day = _date_param(params)
-        champs = _champs(params, kind)
-        hide = _bool_param(params, "masquerValeursNulles")
+        return _date_param(params), _champs(params, kind), _bool_param(params, "masquerValeursNulles")
     except BadRequest as exc:
         return error(400, str(exc))
+
+
+def _read_store(data_dir: Path, busy_ms: int, read, current_only: bool = False):
+    """read(store) in one read transaction of the lookup store (LookupStore.read), or None when there is no
+    readable store or it cannot answer now: the views answer then, with the same records."""
+    store = open_store(data_dir)
+    if store is None:
+        return None
+    store.set_busy_timeout(busy_ms)
+    return store.read(read, current_only)
+
+
+def _cut(text: str, kind: str, day: date | None) -> str:
+    """A stored record (every period) as the SQL gives it for `day` (mirror.lookup.insee.at_date)."""
+    if day is None:
+        return text
+    return _dumps(lookup_insee.at_date(json.loads(text), kind, day)).decode("utf-8")
+
+
+def _from_store(data_dir: Path, kind: str, ident_: str, day: date | None, busy_ms: int):
+    """(replacing SIREN of a doublon, record JSON text cut to `day`) from the lookup store, or None when it
+    cannot answer now (_read_store)."""
+
+    def read(store):
+        replacing = store.replacing(ident_[:9])
+        return replacing, None if replacing is not None else store.insee(kind, ident_)
+
+    found = _read_store(data_dir, busy_ms, read)
+    if found is None or found[1] is None:
+        return found
+    return found[0], _cut(found[1], kind, day)
+
+
+def _page_from_store(data_dir: Path, token: tuple, kind: str, keys: list[str], day: date | None):
+    """The records of a search page's keys from the lookup store, or None (the views build them then). The
+    keys come from the catalog `token` names; the store answers only when it holds the same state: no writer
+    was at work when the search started (the caller checked) nor is now, the catalog is still that one (a
+    publication in between switches it), and the store is current with state.json."""
+
+    def read(store):
+        texts = {k: store.insee(kind, k) for k in keys}
+        return None if None in texts.values() else texts
+
+    texts = _read_store(data_dir, READ_BUSY_MS, read, current_only=True)
+    if texts is None or _catalog_token(data_dir) != token or writer_at_work(data_dir):
+        return None
+    return {k: _cut(t, kind, day) for k, t in texts.items()}
+
+
+def _from_views(data_dir: Path, kind: str, ident_: str, day: date | None):
+    """_from_store's answer from the catalog's views (sql/insee/*.sql, the periods cut by SQL)."""
     _token, con = _connection(data_dir)
     replacing = con.execute(render_cached("documents/replacing_siren.sql"), [ident_[:9]]).fetchone()[0]
     if replacing is not None:
+        return replacing, None
+    return None, lookup_insee.records(con, kind, [ident_], day).get(ident_)
+
+
+def _lookup_answer(kind: str, ident_: str, found: tuple, day, champs, hide) -> Answer:
+    replacing, text = found
+    if replacing is not None:
         if kind == "siren":
             message = "Unité légale fermée pour cause de doublon"
-            location = f"{PREFIX}/siren/{replacing}"
         else:
             message = "Établissement d'une unité légale fermée pour cause de doublon"
-            location = f"{PREFIX}/siren/{replacing}"
-        return error(301, message, {"Location": location})
-    texts = _records(con, kind, [ident_], day)
-    text = texts.get(ident_)
-    if (
-        text is not None
-        and day is not None
-        and text.endswith('"periodesUniteLegale":[]}' if kind == "siren" else '"periodesEtablissement":[]}')
-    ):
+        return error(301, message, {"Location": f"{PREFIX}/siren/{replacing}"})
+    if text is not None and day is not None and text.endswith(f'"{lookup_insee.PERIODS[kind]}":[]}}'):
         text = None  # no period on that day: created after it
     if text is None:
         return error(404, f"Aucun élément trouvé pour le {kind} {ident_}")
     shaped = _shape([text], champs, hide, search=False)[1:-1]
     key = "uniteLegale" if kind == "siren" else "etablissement"
     return Answer(200, f'{{"header":{{"statut":200,"message":"OK"}},"{key}":{shaped}}}'.encode())
+
+
+def lookup(
+    data_dir: Path, kind: str, ident_: str, params: list[tuple[str, str]], accept: str | None
+) -> Answer:
+    """GET /siren/{siren} or /siret/{siret}: from the lookup store when it is current, else from the views."""
+    checked = _lookup_request(kind, ident_, params, accept)
+    if isinstance(checked, Answer):
+        return checked
+    day = checked[0]
+    found = _from_store(data_dir, kind, ident_, day, READ_BUSY_MS)
+    if found is None:
+        found = _from_views(data_dir, kind, ident_, day)
+    return _lookup_answer(kind, ident_, found, *checked)
+
+
+def lookup_from_store(
+    data_dir: Path, kind: str, ident_: str, params: list[tuple[str, str]], accept: str | None
+) -> Answer | None:
+    """`lookup` when it needs no DuckDB: parameter errors, and the answers of a current lookup store (a
+    read of well under a millisecond, waiting at most LOOP_BUSY_MS for a writer's commit); None otherwise,
+    and the caller runs `lookup` in the thread pool. For the server's event loop, as API Entreprise's
+    routes (mirror.http.entreprise.answer_from_store)."""
+    checked = _lookup_request(kind, ident_, params, accept)
+    if isinstance(checked, Answer):
+        return checked
+    found = _from_store(data_dir, kind, ident_, checked[0], LOOP_BUSY_MS)
+    return None if found is None else _lookup_answer(kind, ident_, found, *checked)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -491,7 +466,7 @@ def _sort(kind: str, params) -> list[tuple[str, str]]:
     coll = COLLECTIONS[kind]
     table = coll.table
     if kind == "liensSuccession":
-        tri = _last(params, "tri")
+        tri = last(params, "tri")
         if tri not in (None, "", "successeur"):
             raise BadRequest("Le paramètre tri vaut successeur ou est absent")
         first = ["siretEtablissementSuccesseur"] if tri == "successeur" else []
@@ -551,7 +526,7 @@ def search(
             return error(406)
         nombre = _int(params, "nombre", DEFAULT_NOMBRE, MAX_NOMBRE, clamp=True)
         debut = _int(params, "debut", 0, MAX_DEBUT)
-        cursor = _last(params, "curseur")
+        cursor = last(params, "curseur")
         if cursor is not None and debut:
             raise BadRequest("Les paramètres curseur et debut ne peuvent pas être utilisés ensemble")
         order = _sort(kind, params)
@@ -563,10 +538,11 @@ def search(
             if f not in coll.direct:
                 raise BadRequest(f"Facette impossible sur le champ {f[:60]}")
         after = _decode_cursor(cursor, len(order)) if cursor not in (None, "", "*") else None
-        predicate = translate(_last(params, "q"), kind)
+        predicate = translate(last(params, "q"), kind)
     except (BadRequest, QueryError) as exc:
         return error(400, str(exc))
 
+    quiet = not writer_at_work(data_dir)  # the page's records may then come from the store
     token, con = _connection(data_dir)
     table, alias = ident(coll.table), coll.alias
     where = predicate.sql
@@ -614,7 +590,9 @@ def search(
         texts = _lien_records(con, rows, order)
     else:
         keys = [r[key_index] for r in rows]
-        by_key = _records(con, kind, keys, day)
+        by_key = _page_from_store(data_dir, token, kind, keys, day) if quiet and keys else None
+        if by_key is None:
+            by_key = lookup_insee.records(con, kind, keys, day)
         texts = [by_key[k] for k in keys if k in by_key]
     if as_csv:
         return Answer(200, _csv(kind, texts, champs), CSV_TYPE)
@@ -639,7 +617,7 @@ def _lien_records(con, rows, order) -> list[str]:
         "insee/liens_succession.sql",
         where="(" + " OR ".join(ors) + ")",
         order=", ".join(f"l.{ident(n)} ASC NULLS FIRST" for n in names),
-        **_fields("liensSuccession"),
+        **lookup_insee.fields("liensSuccession"),
     )
     return [r[0] for r in con.execute(sql, params).fetchall()]
 
@@ -694,7 +672,7 @@ def _csv(kind: str, texts: list[str], champs: set[str] | None) -> bytes:
 # /informations
 # ------------------------------------------------------------------------------------------------
 
-INFORMATIONS = _Lru(8)
+INFORMATIONS = Lru(8)
 
 
 def _ms(ts: datetime | None) -> str | None:
@@ -743,20 +721,61 @@ def informations(data_dir: Path) -> Answer:
 # ------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Route:
+    """One route of the INSEE API (under PREFIX): what routes() mounts and mirror.http.openapi describes."""
+
+    path: str
+    endpoint: str  # "informations", "search", "lookup"
+    kind: str | None  # "siren", "siret", "liensSuccession" (the collection)
+    methods: tuple[str, ...]
+    params: tuple[str, ...]  # the query (and POST form) parameters it takes
+    summary: str
+
+
+_GET, _POST = ("GET", "HEAD"), ("GET", "HEAD", "POST")
+ROUTES: tuple[Route, ...] = (
+    Route(f"{PREFIX}/informations", "informations", None, _GET, (),
+          "INSEE API Sirene: state of the service and dates of the data (the mirror's own)"),
+    Route(f"{PREFIX}/siren", "search", "siren", _POST, SEARCH_PARAMS,
+          "INSEE API Sirene: multicriteria search of unités légales (q=...; POST: the same as a form)"),
+    Route(f"{PREFIX}/siret", "search", "siret", _POST, SEARCH_PARAMS,
+          "INSEE API Sirene: multicriteria search of établissements (q=...; POST: the same as a form)"),
+    Route(f"{PREFIX}/siret/liensSuccession", "search", "liensSuccession", _GET, LIENS_PARAMS,
+          "INSEE API Sirene: liens de succession between établissements"),
+    Route(f"{PREFIX}/siren/{{siren}}", "lookup", "siren", _GET, LOOKUP_PARAMS,
+          "INSEE API Sirene: one unité légale (date= cuts its periods to that day)"),
+    Route(f"{PREFIX}/siret/{{siret}}", "lookup", "siret", _GET, LOOKUP_PARAMS,
+          "INSEE API Sirene: one établissement (date= cuts its periods to that day)"),
+)  # fmt: skip
+# The parameters' descriptions (INSEE's OpenAPI of API Sirene 3.11) for /openapi.json: (type, description).
+PARAM_DOCS = {
+    "q": ("string", "Query in INSEE's language: champ:valeur, AND / OR / NOT, (), \"phrases\", * ?, "
+                    "[a TO b], periode(...), ~"),
+    "date": ("string", "AAAA-MM-JJ: only the period valid on that day"),
+    "champs": ("string", "Fields to return, comma separated"),
+    "nombre": ("integer", f"Results per page (default {DEFAULT_NOMBRE}, at most {MAX_NOMBRE})"),
+    "debut": ("integer", f"Rank of the first result (at most {MAX_DEBUT})"),
+    "masquerValeursNulles": ("boolean", "true: null values left out"),
+    "tri": ("string", "Sort fields, comma separated (the key last)"),
+    "curseur": ("string", "Deep paging: * then header.curseurSuivant (the last page is empty)"),
+    "facette.champ": ("string", "Fields to count the values of, comma separated"),
+}  # fmt: skip
+
+
 def routes(state) -> list:
     """The Starlette routes of the INSEE API over `state` (mirror.http.app's _App: tokens, time limit,
     thread pool with the DuckDB limiter)."""
     from starlette.requests import Request
     from starlette.responses import Response
-    from starlette.routing import Route
+    from starlette.routing import Route as StarletteRoute
 
     from mirror.http import security
 
     def authorized(request: Request) -> bool:
         if not state.tokens:
             return True
-        key = request.headers.get(INSEE_KEY_HEADER)
-        given = key.strip().encode("utf-8", "replace") if key and key.strip() else None
+        given = security.insee_key(request.headers.get(INSEE_KEY_HEADER))
         if given is None:
             given = security.bearer_token(request.headers.get("authorization"))
         return security.token_ok(given, state.tokens)
@@ -776,6 +795,8 @@ def routes(state) -> list:
     def search_endpoint(kind: str):
         async def endpoint(request: Request) -> Response:
             params = request.query_params.multi_items()
+            if not authorized(request):
+                return respond(error(401), request.method == "HEAD")
             if request.method == "POST":
                 try:
                     params = params + form_params(await request.body(), request.headers.get("content-type"))
@@ -791,6 +812,15 @@ def routes(state) -> list:
     def lookup_endpoint(kind: str):
         async def endpoint(request: Request) -> Response:
             params = request.query_params.multi_items()
+            if not authorized(request):
+                return respond(error(401), request.method == "HEAD")
+            try:  # on the event loop when the store answers (no DuckDB), else in the thread pool
+                fast = lookup_from_store(state.data_dir, kind, request.path_params[kind], params,
+                                         request.headers.get("accept"))  # fmt: skip
+            except MirrorError:
+                fast = None
+            if fast is not None:
+                return respond(fast, request.method == "HEAD")
             return await run(request, lookup, state.data_dir, kind, request.path_params[kind], params,
                              request.headers.get("accept"))  # fmt: skip
 
@@ -799,12 +829,9 @@ def routes(state) -> list:
     async def informations_endpoint(request: Request) -> Response:
         return await run(request, informations, state.data_dir)
 
-    get, post = ["GET", "HEAD"], ["GET", "HEAD", "POST"]
-    return [
-        Route(f"{PREFIX}/informations", informations_endpoint, methods=get),
-        Route(f"{PREFIX}/siren", search_endpoint("siren"), methods=post),
-        Route(f"{PREFIX}/siret", search_endpoint("siret"), methods=post),
-        Route(f"{PREFIX}/siret/liensSuccession", search_endpoint("liensSuccession"), methods=get),
-        Route(f"{PREFIX}/siren/{{siren}}", lookup_endpoint("siren"), methods=get),
-        Route(f"{PREFIX}/siret/{{siret}}", lookup_endpoint("siret"), methods=get),
-    ]
+    endpoints = {
+        "informations": lambda kind: informations_endpoint,
+        "search": search_endpoint,
+        "lookup": lookup_endpoint,
+    }
+    return [StarletteRoute(r.path, endpoints[r.endpoint](r.kind), methods=list(r.methods)) for r in ROUTES]

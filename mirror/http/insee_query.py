@@ -57,6 +57,7 @@ from luqum.tree import (
     Word,
 )
 
+from mirror.core.insee_records import CNIL_FIELDS, ET_PERIOD, UL_IN_ETAB, UL_PERIOD
 from mirror.core.schema import (
     ETABLISSEMENT_COLUMNS,
     LIENS_SUCCESSION_COLUMNS,
@@ -64,7 +65,6 @@ from mirror.core.schema import (
     typed_column_type,
 )
 from mirror.core.sql import ident
-from mirror.update.records import CNIL_FIELDS, ET_PERIOD, UL_IN_ETAB, UL_PERIOD
 
 MAX_Q_LENGTH = 8000
 MAX_CLAUSES = 100

@@ -1,7 +1,8 @@
 """The OpenAPI 3 description of `mirror serve` (/openapi.json) and its HTML rendering (/docs, no CDN).
 
-Generated from the route table of mirror.http.entreprise (one source for the routes the app mounts and the
-routes it describes), plus /search, /near_point (recherche-entreprises' parameters) and /health.
+Generated from the route tables of mirror.http.entreprise and mirror.http.insee (one source for the routes
+the app mounts and the routes it describes), plus /search, /near_point (recherche-entreprises' parameters)
+and /health.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import html
 
 from mirror import __version__
+from mirror.core.config import INSEE_KEY_HEADER
+from mirror.http import insee
 from mirror.http.entreprise import ROUTES
 
 _ERROR_V3 = {
@@ -37,6 +40,17 @@ _ERROR_V2 = {
     "properties": {
         "errors": {"type": "array", "items": {"type": "string"}},
         "gateway_error": {"type": "boolean"},
+    },
+}
+_ERROR_INSEE = {  # INSEE's ReponseErreur: the header block only
+    "type": "object",
+    "required": ["header"],
+    "properties": {
+        "header": {
+            "type": "object",
+            "required": ["statut", "message"],
+            "properties": {"statut": {"type": "integer"}, "message": {"type": "string"}},
+        }
     },
 }
 _ERROR_RECHERCHE = {"type": "object", "required": ["erreur"], "properties": {"erreur": {"type": "string"}}}
@@ -127,6 +141,57 @@ def _responses(route) -> dict:
     return out
 
 
+def _insee_paths() -> dict:
+    """The INSEE API Sirene 3.11 routes (mirror.http.insee.ROUTES)."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorInsee"}}}
+    paths: dict = {}
+    for route in insee.ROUTES:
+        params = [_param(n, *insee.PARAM_DOCS[n]) for n in route.params]
+        if route.endpoint == "lookup":
+            params.insert(0, {"name": route.kind, "in": "path", "required": True,
+                              "description": "SIREN (9 digits)" if route.kind == "siren" else "SIRET (14 digits)",
+                              "schema": {"type": "string"}})  # fmt: skip
+        responses = {
+            "200": {"description": "As the INSEE API Sirene 3.11 answers (header block, then the records)",
+                    "content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": {"description": "Malformed parameter or q", "content": error},
+            "401": {"description": f"Token missing or unknown (when the server requires tokens; "
+                                   f"{INSEE_KEY_HEADER} or Authorization: Bearer)", "content": error},
+            "404": {"description": "Nothing found", "content": error},
+            "406": {"description": "Accept type not served", "content": error},
+            "503": {"description": "No mirror in the data directory, or the request took too long",
+                    "content": error},
+        }  # fmt: skip
+        if route.endpoint == "lookup":
+            responses["301"] = {
+                "description": "SIREN closed as a doublon: `Location` names the replacing unit's route here",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+                "content": error,
+            }
+        operation = {
+            "summary": route.summary,
+            "operationId": "insee_"
+            + route.path[len(insee.PREFIX) + 1 :].replace("/", "_").replace("{", "").replace("}", ""),
+            "tags": ["INSEE API Sirene 3.11"],
+            "parameters": params,
+            "responses": responses,
+            "security": [{"inseeKey": []}, {"bearer": []}, {}],
+        }
+        paths[route.path] = {"get": operation}
+        if "POST" in route.methods:
+            form = {
+                "type": "object",
+                "properties": {n: {"type": insee.PARAM_DOCS[n][0]} for n in route.params},
+            }
+            paths[route.path]["post"] = {
+                **operation,
+                "operationId": operation["operationId"] + "_post",
+                "parameters": [],
+                "requestBody": {"content": {"application/x-www-form-urlencoded": {"schema": form}}},
+            }
+    return paths
+
+
 def openapi(recherche: bool = True) -> dict:
     """The OpenAPI 3.1 description of every route of the server."""
     paths: dict = {}
@@ -188,6 +253,7 @@ def openapi(recherche: bool = True) -> dict:
                     "security": [{"bearer": []}, {}],
                 }
             }
+    paths.update(_insee_paths())
     paths["/health"] = {
         "get": {
             "summary": "Snapshot month, last applied day, freshness, status of the lookup store",
@@ -207,13 +273,22 @@ def openapi(recherche: bool = True) -> dict:
         "info": {
             "title": "Sirene Mirror (mirror serve)",
             "version": __version__,
-            "description": "API Entreprise (INSEE / Sirene routes) and recherche-entreprises over a local "
-            "mirror of Sirene: same paths, bodies and errors, no quota. Swap the base URL of your client.",
+            "description": "API Entreprise (INSEE / Sirene routes), recherche-entreprises and the INSEE API "
+            "Sirene 3.11 (under /api-sirene/3.11) over a local mirror of Sirene: same paths, bodies and errors, "
+            "no quota. Swap the base URL of your client.",
         },
         "paths": paths,
         "components": {
-            "schemas": {"Error": _ERROR_V3, "ErrorV2": _ERROR_V2, "ErrorRecherche": _ERROR_RECHERCHE},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": _ERROR_V3,
+                "ErrorV2": _ERROR_V2,
+                "ErrorRecherche": _ERROR_RECHERCHE,
+                "ErrorInsee": _ERROR_INSEE,
+            },
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "inseeKey": {"type": "apiKey", "in": "header", "name": INSEE_KEY_HEADER},
+            },
         },
     }
 
@@ -234,7 +309,8 @@ def docs_html(spec: dict) -> str:
     ]
     for path, item in spec["paths"].items():
         op = item["get"]
-        parts.append(f"<h2><code>GET {e(path)}</code></h2><p>{e(op['summary'])}</p>")
+        methods = " | ".join(m.upper() for m in item)
+        parts.append(f"<h2><code>{methods} {e(path)}</code></h2><p>{e(op['summary'])}</p>")
         if op.get("parameters"):
             parts.append("<table><tr><th>parameter</th><th>in</th><th>required</th><th>description</th></tr>")
             for p in op["parameters"]:

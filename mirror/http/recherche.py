@@ -56,7 +56,6 @@ import math
 import re
 import sqlite3
 import threading
-from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -64,15 +63,16 @@ from zoneinfo import ZoneInfo
 import zstandard
 
 from mirror.core import nomenclatures
+from mirror.core.cache import Lru
 from mirror.core.sql import render as render_sql
 from mirror.core.sql import render_cached
 from mirror.lookup import search as fts
 from mirror.lookup.store import open_store
 
 MAX_PER_PAGE = 1000  # real API: 25
-HEAD_CACHE = 128  # ranked heads kept (see _Lru; ~170 KB each at most, a 1,000-row window)
+HEAD_CACHE = 128  # ranked heads kept (see Lru; ~170 KB each at most, a 1,000-row window)
 DECODED_CACHE = 8192  # decoded unit and établissement fields kept (a few MB)
-NEAR_CACHE = 32  # near_point answers kept (see _Lru)
+NEAR_CACHE = 32  # near_point answers kept (see Lru)
 NEAR_CACHE_MAX = 5_000  # ... when they have at most this many units (~1.5 MB)
 EXACT_CACHE_MAX = 50_000  # exact match lists of several address filters kept with their head up to this size
 WINDOW = fts.WINDOW  # text queries: the best WINDOW matches re-ranked, then the others by SIREN
@@ -547,37 +547,15 @@ class Query:
 # ------------------------------------------------------------------------------------------------
 
 
-class _Lru:
-    """A bounded LRU mapping, shared by the threads of a server process. Every key holds the lookup store's
-    token, so an update day or a new snapshot never serves a stale value. What is kept: the ranked heads
-    (number of matches, re-ranked window) of the latest queries, so that a popular query and the pages 2, 3...
-    of any query pay their ranking once per state (search-api caches its Elasticsearch answers in Redis for
-    the same reason); the établissements of the latest near_point questions; and the decoded documents of
-    the latest units and établissements shown."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self.items: OrderedDict = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key):
-        with self.lock:
-            value = self.items.get(key)
-            if value is not None:
-                self.items.move_to_end(key)
-            return value
-
-    def put(self, key, value) -> None:
-        with self.lock:
-            self.items[key] = value
-            self.items.move_to_end(key)
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-
-
-HEADS = _Lru(HEAD_CACHE)
-NEAR = _Lru(NEAR_CACHE)
-DECODED = _Lru(DECODED_CACHE)
+# The per-state caches (mirror.core.cache.Lru, shared by the threads of a server process). Every key holds
+# the lookup store's token, so an update day or a new snapshot never serves a stale value. What is kept: the
+# ranked heads (number of matches, re-ranked window) of the latest queries, so that a popular query and the
+# pages 2, 3... of any query pay their ranking once per state (search-api caches its Elasticsearch answers in
+# Redis for the same reason); the établissements of the latest near_point questions; and the decoded
+# documents of the latest units and établissements shown.
+HEADS = Lru(HEAD_CACHE)
+NEAR = Lru(NEAR_CACHE)
+DECODED = Lru(DECODED_CACHE)
 _request = threading.local()  # the token of the state the current request reads
 
 

@@ -4,6 +4,10 @@
   per line), and every API route then requires `Authorization: Bearer <token>` as API Entreprise does (v2
   also took `?token=`, accepted on /v2/ routes only). Tokens are compared in constant time
   (hmac.compare_digest, against every token of the file), never logged, never echoed.
+  The INSEE API Sirene routes (/api-sirene/3.11) also take the token as INSEE clients send their key,
+  `X-INSEE-Api-Key-Integration: <token>`.
+- CORS (`--cors ORIGIN`): the same for every route: the methods and request headers of CORS_METHODS and
+  CORS_HEADERS (POST and the INSEE key header are what the INSEE searches need from a browser).
 - Limits: URL length (414), number of query parameters (400), time per request (503).
 """
 
@@ -13,6 +17,7 @@ import hmac
 import ipaddress
 from pathlib import Path
 
+from mirror.core.config import INSEE_KEY_HEADER
 from mirror.core.errors import BadInput
 
 MAX_URL_BYTES = 2048  # path + query string
@@ -20,6 +25,8 @@ MAX_QUERY_PARAMETERS = 32
 REQUEST_TIMEOUT_S = 30.0
 MIN_TOKEN_LENGTH = 16
 MAX_TOKENS = 10_000
+CORS_METHODS = ("GET", "HEAD", "POST")  # POST: the INSEE API Sirene's form searches
+CORS_HEADERS = ("Authorization", INSEE_KEY_HEADER)
 
 
 def is_loopback(host: str) -> bool:
@@ -74,6 +81,14 @@ def bearer_token(authorization: str | None) -> bytes | None:
         return None
     scheme, _, value = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip().encode("utf-8", "replace")
+
+
+def insee_key(value: str | None) -> bytes | None:
+    """The token of an `X-INSEE-Api-Key-Integration` header (the INSEE API Sirene's key, accepted in place of
+    `Authorization: Bearer` on /api-sirene/3.11 routes), else None."""
+    if not value or not value.strip():
         return None
     return value.strip().encode("utf-8", "replace")
 

@@ -39,10 +39,11 @@ from mirror.core.errors import MirrorError
 from mirror.core.faults import crash_point
 from mirror.core.sql import ident, literal, render
 from mirror.deltas.store import day_dir
-from mirror.lookup import search_index
+from mirror.lookup import insee, search_index
 from mirror.lookup.store import (
     FORMAT_VERSION,
     GRACE_FIELD,
+    INSEE_TABLES,
     VARIANTS,
     decode_variants,
     encode_variants,
@@ -66,6 +67,8 @@ CREATE TABLE lookup_meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE lookup_unites_legales (siren TEXT PRIMARY KEY, statut TEXT, siege TEXT, documents BLOB) WITHOUT ROWID;
 CREATE TABLE lookup_etablissements (siret TEXT PRIMARY KEY, statut TEXT, statut_ul TEXT, documents BLOB) WITHOUT ROWID;
 CREATE TABLE lookup_doublons (siren TEXT PRIMARY KEY, replacing TEXT) WITHOUT ROWID;
+CREATE TABLE lookup_insee_unites_legales (key TEXT PRIMARY KEY, record BLOB) WITHOUT ROWID;
+CREATE TABLE lookup_insee_etablissements (key TEXT PRIMARY KEY, record BLOB) WITHOUT ROWID;
 """
 
 
@@ -142,7 +145,7 @@ def refresh(data_dir: Path, progress: Callable[[str], None] | None = None) -> st
 BATCH_ROWS = 20_000
 
 
-def _batches(con: duckdb.DuckDBPyConnection, sql: str, args: list):
+def _batches(con: duckdb.DuckDBPyConnection, sql: str, args: list | dict):
     """The rows of `sql` as Arrow record batches, streamed; DuckDB computes the next batches on a thread
     while the caller compresses and writes the current one (at most two batches wait)."""
     reader = con.execute(sql, args).to_arrow_reader(BATCH_ROWS)
@@ -250,6 +253,36 @@ def _write_level(
     return dictionary, written
 
 
+def _write_insee(
+    con: duckdb.DuckDBPyConnection,
+    db: sqlite3.Connection,
+    kind: str,
+    dictionary: zstandard.ZstdCompressionDict | None,
+    progress: Callable[[str], None] | None = None,
+    zstd_level: int = LEVEL,
+) -> zstandard.ZstdCompressionDict:
+    """Inserts the INSEE API Sirene records (mirror.lookup.insee: sql/insee/*.sql, every period, no date)
+    of every unit (kind "siren") or établissement ("siret") of the catalog `con`, as _write_level does the
+    documents; returns the dictionary (trained on the first batch when none is given)."""
+    import pyarrow as pa
+
+    table = INSEE_TABLES[kind]
+    cctx = _compressor(dictionary, zstd_level) if dictionary is not None else None
+    written = 0
+    for batch in _batches(con, insee.all_records_sql(kind), {"date": None}):
+        blobs = batch.column(1).cast(pa.binary()).to_pylist()
+        if cctx is None:
+            dictionary = _train(blobs)
+            cctx = _compressor(dictionary)
+        compressed = cctx.multi_compress_to_buffer(blobs, threads=-1)
+        rows = sorted(zip(batch.column(0).to_pylist(), (c.tobytes() for c in compressed), strict=True))
+        db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", rows)
+        written += batch.num_rows
+        if progress is not None:
+            progress(f"lookup store: {written:,} INSEE records ({kind})")
+    return dictionary if dictionary is not None else _train([])
+
+
 def _write_doublons(con: duckdb.DuckDBPyConnection, db: sqlite3.Connection) -> None:
     db.execute("DELETE FROM lookup_doublons")
     db.executemany(
@@ -308,6 +341,9 @@ def build(
         db.execute("BEGIN")
         dict_ul, _ = _write_level(con, db, "unites_legales", None, progress)
         dict_et, _ = _write_level(con, db, "etablissements", None, progress)
+        t_insee = time.monotonic()
+        dict_insee = {kind: _write_insee(con, db, kind, None, progress) for kind in INSEE_TABLES}
+        insee_seconds = time.monotonic() - t_insee
         _write_doublons(con, db)
         if progress is not None:
             progress("lookup store: search index")
@@ -318,6 +354,9 @@ def build(
             token=json.dumps(token, sort_keys=True),
             dictionary_unites_legales=dict_ul.as_bytes(),
             dictionary_etablissements=dict_et.as_bytes(),
+            dictionary_insee_unites_legales=dict_insee["siren"].as_bytes(),
+            dictionary_insee_etablissements=dict_insee["siret"].as_bytes(),
+            insee_seconds=round(insee_seconds, 1),
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.monotonic() - t0, 1),
         )
@@ -392,17 +431,24 @@ def _apply_days(con: duckdb.DuckDBPyConnection, data_dir: Path, path: Path, have
             try:
                 db.executemany("DELETE FROM lookup_unites_legales WHERE siren = ?", [(s,) for s in rewritten])
                 db.executemany(
-                    "DELETE FROM lookup_etablissements WHERE siret >= ? AND siret < ?",
-                    [(s, s + ":") for s in unit_keys],
+                    "DELETE FROM lookup_insee_unites_legales WHERE key = ?", [(s,) for s in rewritten]
                 )
-                db.executemany(
-                    "DELETE FROM lookup_etablissements WHERE siret = ?",
-                    [(s,) for s in sirets.column("siret").to_pylist()],
-                )
+                for table, key in (
+                    ("lookup_etablissements", "siret"),
+                    ("lookup_insee_etablissements", "key"),
+                ):
+                    db.executemany(
+                        f"DELETE FROM {table} WHERE {key} >= ? AND {key} < ?",
+                        [(s, s + ":") for s in unit_keys],
+                    )
+                    db.executemany(
+                        f"DELETE FROM {table} WHERE {key} = ?",
+                        [(s,) for s in sirets.column("siret").to_pylist()],
+                    )
                 for level in _LEVELS:
-                    dictionary = zstandard.ZstdCompressionDict(meta[f"dictionary_{level}"])
-                    dictionary.precompute_compress(level=DAY_LEVEL)
-                    _write_level(docs, db, level, dictionary, zstd_level=DAY_LEVEL)
+                    _write_level(docs, db, level, _day_dictionary(meta, level), zstd_level=DAY_LEVEL)
+                for kind, level in (("siren", "insee_unites_legales"), ("siret", "insee_etablissements")):
+                    _write_insee(docs, db, kind, _day_dictionary(meta, level), zstd_level=DAY_LEVEL)
                 _write_doublons(con, db)
                 search_index.index_units(db, search, sirens="restricted_units")
                 _set_meta(db, token=json.dumps(wanted, sort_keys=True))
@@ -416,6 +462,13 @@ def _apply_days(con: duckdb.DuckDBPyConnection, data_dir: Path, path: Path, have
     finally:
         docs.close()
         search.close()
+
+
+def _day_dictionary(meta: dict, level: str) -> zstandard.ZstdCompressionDict:
+    """The full build's dictionary of a level, prepared for the update days' compression level."""
+    dictionary = zstandard.ZstdCompressionDict(meta[f"dictionary_{level}"])
+    dictionary.precompute_compress(level=DAY_LEVEL)
+    return dictionary
 
 
 def _day(text: str) -> date:

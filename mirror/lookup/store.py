@@ -3,7 +3,9 @@
 The store holds, per unité légale and per établissement, the v3 and v4 API Entreprise documents exactly as
 the SQL document views (sql/views/23_*, 24_*) produced them, zstd-compressed with a dictionary trained on
 the mirror's own documents (mirror.lookup.build writes it). It is keyed, so a lookup is one B-tree probe
-and a 5 µs decompression instead of decoding whole Parquet row groups through a 20-join view.
+and a 5 µs decompression instead of decoding whole Parquet row groups through a 20-join view. It holds,
+the same way, the INSEE API Sirene 3.11 record of each key (sql/insee/*.sql, every period: `mirror serve`'s
+/api-sirene/3.11 lookups cut it to a `date=` in Python, mirror.lookup.insee.at_date).
 
 A blob holds the variants of one key as lines `<variant>\\t<json>`: `v3`, `v4` (the protected documents)
 and `v3d`, `v4d` (the /diffusibles/ ones) only where they differ, i.e. for partially diffusible resources;
@@ -24,6 +26,7 @@ or numpy when the store answers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -36,8 +39,13 @@ from mirror.core.datadir import STATE_NAME, held_lock, lock_holder_alive
 
 STORE_NAME = "lookup.sqlite"
 GRACE_FIELD = "lookup_grace"  # state.json: {token, pid, since} of the state a working writer replaced
-FORMAT_VERSION = "2"  # 2: the search index's filter columns, search_etablissements and search_geo
+FORMAT_VERSION = (
+    "3"  # 2: the search index's filter columns, search_etablissements and search_geo; 3: INSEE records
+)
 VARIANTS = ("v3", "v3d", "v4", "v4d")
+# The zstd dictionaries of the store (lookup_meta `dictionary_<level>`), one per kind of compressed blob.
+LEVELS = ("unites_legales", "etablissements", "insee_unites_legales", "insee_etablissements")
+INSEE_TABLES = {"siren": "lookup_insee_unites_legales", "siret": "lookup_insee_etablissements"}
 # How long a reader waits for a writer's commit (the daily update holds its exclusive lock only while it
 # writes its pages) before falling back to the views.
 READ_BUSY_MS = 2000
@@ -145,7 +153,7 @@ class LookupStore:
             level: zstandard.ZstdDecompressor(
                 dict_data=zstandard.ZstdCompressionDict(meta[f"dictionary_{level}"])
             )
-            for level in ("unites_legales", "etablissements")
+            for level in LEVELS
         }
         self._state = _StateCache(self.data_dir)
         self._token_text = self._token = None
@@ -197,6 +205,25 @@ class LookupStore:
     def end(self) -> None:
         self.db.execute("COMMIT")
 
+    def read(self, fn, current_only: bool = False):
+        """fn(self) inside one read transaction when the store may answer now (begin()), else None; None too
+        when the read fails (still locked by a writer's commit past the busy timeout, a damaged row) or, with
+        `current_only`, when the store is one state behind: the callers answer from the views then."""
+        try:
+            if not self.begin():
+                return None
+        except sqlite3.Error:
+            return None
+        try:
+            if current_only and self.lagging:
+                return None
+            return fn(self)
+        except (sqlite3.Error, zstandard.ZstdError, UnicodeDecodeError):
+            return None
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.end()
+
     def _variants(self, level: str, blob: bytes | None) -> dict[str, str]:
         return decode_variants(self._dctx[level].decompress(blob)) if blob is not None else {}
 
@@ -214,12 +241,19 @@ class LookupStore:
         ).fetchone()
         return None if row is None else (row[0], row[1], self._variants("etablissements", row[2]))
 
+    def insee(self, kind: str, key: str) -> str | None:
+        """The INSEE API Sirene 3.11 record (JSON text, every period: mirror.lookup.insee cuts it to a day) of
+        a SIREN (kind "siren") or SIRET ("siret"), or None when unknown."""
+        row = self.db.execute(f"SELECT record FROM {INSEE_TABLES[kind]} WHERE key = ?", [key]).fetchone()
+        return None if row is None else self._dctx[f"insee_{_LEVEL_OF[kind]}"].decompress(row[0]).decode()
+
     def replacing(self, siren: str) -> str | None:
         """The SIREN that replaces a SIREN closed as a doublon (StockDoublons), else None."""
         row = self.db.execute("SELECT replacing FROM lookup_doublons WHERE siren = ?", [siren]).fetchone()
         return row[0] if row else None
 
 
+_LEVEL_OF = {"siren": "unites_legales", "siret": "etablissements"}
 _OPEN = threading.local()  # SQLite handles are per thread
 
 

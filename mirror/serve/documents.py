@@ -444,22 +444,7 @@ def get_document_from_store(
 def _answer_from_store(store, args) -> tuple[int, dict] | None:
     """The store's answer, or None when it cannot give one now (not current; still locked by a writer's
     commit after READ_BUSY_MS; a damaged row): the views answer then, with the same documents."""
-    import sqlite3
-
-    import zstandard
-
-    try:
-        if not store.begin():
-            return None
-    except sqlite3.Error:
-        return None
-    try:
-        return _answer(_StoreSource(store), *args)
-    except (sqlite3.Error, zstandard.ZstdError, UnicodeDecodeError):
-        return None
-    finally:
-        with contextlib.suppress(sqlite3.Error):
-            store.end()
+    return store.read(lambda s: _answer(_StoreSource(s), *args))
 
 
 def _answer(src, ident, kind, fmt, diffusibles, non_diffusables, siege, follow_doublons) -> tuple[int, dict]:
@@ -485,25 +470,6 @@ def _answer(src, ident, kind, fmt, diffusibles, non_diffusables, siege, follow_d
     if _blocked(fmt, kind, diffusibles, non_diffusables, statut, statut_ul):
         return 451, error_document(451, fmt, kind)
     return 200, json.loads(document)
-
-
-# Optimizers a single-row lookup does without: their planning work (per-column statistics merged over every
-# row group of the big files, join enumeration over the ~20 joins of a document view) costs more than the
-# query itself at national scale, and one row needs no join reordering (measured: v3 SIREN 48 -> 27 ms).
-_LOOKUP_DISABLED_OPTIMIZERS = ("statistics_propagation", "join_order")
-
-
-@contextlib.contextmanager
-def _lookup_planning(con: duckdb.DuckDBPyConnection):
-    """Disables _LOOKUP_DISABLED_OPTIMIZERS on `con` for one lookup, then restores the caller's setting."""
-    (before,) = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()
-    current = [o.strip() for o in (before or "").split(",") if o.strip()]
-    wanted = current + [o for o in _LOOKUP_DISABLED_OPTIMIZERS if o not in current]
-    con.execute(f"SET disabled_optimizers = '{','.join(wanted)}'")
-    try:
-        yield
-    finally:
-        con.execute(f"SET disabled_optimizers = '{','.join(current)}'")
 
 
 def _partition_hint(con: duckdb.DuckDBPyConnection, siret: str) -> tuple[str, list] | None:
@@ -540,7 +506,9 @@ def _document_row(
     hint = _partition_hint(con, ident) if kind == "siret" else ("", [])
     if hint is None:
         return None
-    with _lookup_planning(con):
+    from mirror.catalog.build import lookup_planning
+
+    with lookup_planning(con):
         return con.execute(
             f"SELECT statut_diffusion, {statut_ul}, {column} FROM {view} WHERE {kind} = ?{hint[0]}{where}",
             [ident, *hint[1], *args],

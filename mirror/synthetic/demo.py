@@ -231,6 +231,11 @@ def serve_requests(base: str) -> list[tuple[str, str]]:
         ("API Entreprise v3, unité légale", f"{base}/v3/insee/sirene/unites_legales/{SHOWCASE_SIREN}?{ctx}"),
         ("API Entreprise v3, its siège", f"{base}/v3/insee/sirene/unites_legales/{SHOWCASE_SIREN}/siege_social?{ctx}"),
         ("recherche-entreprises /search", f"{base}/search?q=la+poste&per_page=2"),
+        ("INSEE API Sirene 3.11, unité légale", f"{base}/api-sirene/3.11/siren/{SHOWCASE_SIREN}"),
+        ("INSEE API Sirene 3.11, as it stood on 2020-01-01",
+         f"{base}/api-sirene/3.11/siren/{SHOWCASE_SIREN}?date=2020-01-01&champs=siren,denominationUniteLegale,dateDebut"),
+        ("INSEE API Sirene 3.11, its open établissements",
+         f"{base}/api-sirene/3.11/siret?q=siren:{SHOWCASE_SIREN}%20AND%20periode(etatAdministratifEtablissement:A)&nombre=2"),
         ("health", f"{base}/health"),
     ]  # fmt: skip
 

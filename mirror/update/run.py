@@ -8,7 +8,7 @@ Algorithm (INSEE, API Sirene 3.11 documentation: "Mise à jour quotidienne", `/i
 3. Days are fetched one at a time, from a day before the watermark (the end of the last applied day; the
    snapshot's coverage at first) through the last published day: per day, `/siren`, `/siret` and
    `/siret/liensSuccession` with `dateDernierTraitement...:<day>`, records converted to stock rows
-   (mirror.update.records), typed by the loader's code, written as the day's Parquet folder (atomic).
+   (mirror.core.insee_records), typed by the loader's code, written as the day's Parquet folder (atomic).
 4. state.json gets `deltas` (applied days), `delta_watermark`, `delta_seq` and `last_update` after each
    day, so an interrupted run resumes where it stopped. After each day the delta days are compacted into
    a new merged version and the catalog is rebuilt over it (deltas.compact_for, then catalog.rebuild): readers
@@ -41,6 +41,7 @@ import duckdb
 
 from mirror.catalog import build as catalog
 from mirror.core import datadir as snapshot
+from mirror.core import insee_records
 from mirror.core.config import DEFAULT_INSEE_URL, INSEE_KEY_ENV, INSEE_URL_ENV, catalog_path
 from mirror.core.errors import IntegrityError, MassUpdate, MirrorError
 from mirror.core.faults import crash_point
@@ -50,7 +51,6 @@ from mirror.deltas import store as deltas
 from mirror.lookup import build as lookup_build
 from mirror.lookup import store as lookup_store
 from mirror.update import insee_client as insee
-from mirror.update import records as insee_records
 from mirror.update.validate import shown
 
 KINDS = ("unites_legales", "etablissements")  # tables counted in the summary

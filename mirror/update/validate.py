@@ -20,7 +20,7 @@ import re
 from datetime import date, datetime
 
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
-from mirror.update.records import ADRESSE, ADRESSE2, ET_PERIOD, ET_TOP, LIEN_FIELDS, UL_PERIOD, UL_TOP
+from mirror.core.insee_records import ADRESSE, ADRESSE2, ET_PERIOD, ET_TOP, LIEN_FIELDS, UL_PERIOD, UL_TOP
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?")

@@ -1,15 +1,18 @@
 """`mirror serve` follows the mirror without a restart: a day applied by `mirror update` while the server runs
 is served from the next request on, and no answer during the update is a mix of two states (each one is the
-document before or the document after)."""
+document before or the document after), for API Entreprise and for the INSEE API Sirene records alike."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import date
 
 import pytest
 from conftest import CONTEXT, run_mirror, running_server
 
+from mirror.catalog.build import connect
+from mirror.lookup import insee
 from mirror.serve.documents import get_document
 from mirror.synthetic.upstream import server as upstream
 
@@ -49,15 +52,19 @@ def test_a_day_applied_while_serving_is_served_at_once(tmp_path):
         with running_server(mirror, log_dir=tmp_path) as srv:
             paths = {s: f"/v3/insee/sirene/unites_legales/diffusibles/{s}" for s in changed[:20]}
             before = {s: answer(srv.get(p, CONTEXT)) for s, p in paths.items()}
+            insee_paths = {s: f"/api-sirene/3.11/siren/{s}" for s in changed[:20]}  # from the store too
+            insee_before = {s: answer(srv.get(p)) for s, p in insee_paths.items()}
             health_before = srv.get("/health").json()
 
-            answers, stop = [], threading.Event()
+            answers, insee_answers, stop = [], [], threading.Event()
 
             def reader():
                 while not stop.is_set():
                     for s, p in paths.items():
                         r = srv.get(p, CONTEXT)
                         answers.append((s, answer(r)))
+                    for s, p in insee_paths.items():
+                        insee_answers.append((s, answer(srv.get(p))))
 
             thread = threading.Thread(target=reader)
             thread.start()
@@ -69,6 +76,7 @@ def test_a_day_applied_while_serving_is_served_at_once(tmp_path):
             assert result.returncode == 0, result.stderr
 
             after = {s: answer(srv.get(p, CONTEXT)) for s, p in paths.items()}
+            insee_after = {s: answer(srv.get(p)) for s, p in insee_paths.items()}
             health_after = srv.get("/health").json()
     finally:
         up.close()
@@ -84,3 +92,15 @@ def test_a_day_applied_while_serving_is_served_at_once(tmp_path):
     assert answers
     for s, got in answers:  # every answer during the update: one state or the other, never a 5xx
         assert got in (before[s], after[s]), (s, got[0])
+    con = connect(mirror)
+    try:  # the INSEE records served after the day are the views' records of the new state
+        records = insee.records(con, "siren", list(insee_paths), None)
+    finally:
+        con.close()
+    assert {s: b["uniteLegale"] for s, (_st, b) in insee_after.items()} == {
+        s: json.loads(t) for s, t in records.items()
+    }
+    assert any(insee_before[s] != insee_after[s] for s in insee_paths)
+    assert insee_answers
+    for s, got in insee_answers:
+        assert got in (insee_before[s], insee_after[s]), (s, got[0])

@@ -85,7 +85,7 @@ def stock_upstream(stock_dir):
 
 @pytest.mark.slow
 def test_every_record_equals_the_insee_record_of_the_same_stock(server, stock_upstream):
-    """The SQL-built records equal mirror.update.records' (the upstream's) for every unit and établissement
+    """The SQL-built records equal mirror.core.insee_records' (the upstream's) for every unit and établissement
     of the stock, periods, [ND] masks and nulls included."""
     base = server.url + API
     for collection, key in (("siren", "unitesLegales"), ("siret", "etablissements")):

@@ -13,7 +13,9 @@ from conftest import CONTEXT, run_mirror, running_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mirror.core.config import INSEE_KEY_HEADER
 from mirror.core.identifiers import luhn_check_digit
+from mirror.http import insee
 from mirror.http.entreprise import ROUTES
 from mirror.serve.documents import get_document
 
@@ -85,6 +87,45 @@ def test_cors_only_when_asked(guarded, server, samples):
     assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
 
 
+@pytest.mark.slow
+def test_insee_routes_follow_the_same_cors_and_token_rules(guarded, server, samples):
+    """/api-sirene/3.11: a token is required as on the other routes (the INSEE key header or a Bearer
+    token), answered 401 in INSEE's error shape; the CORS origin gets its headers, also on the 401 and on
+    the preflight of a POST search sending the INSEE key header."""
+    lookup = f"/api-sirene/3.11/siret/{samples['sirets_o'][0]}"
+    origin = {"Origin": "https://app.example.org"}
+    for headers in ({}, {INSEE_KEY_HEADER: "wrong-token-0123456789"}, {"Authorization": TOKEN}):
+        r = guarded.get(lookup, headers={**origin, **headers})
+        assert r.status_code == 401, headers
+        assert r.json() == {"header": {"statut": 401, "message": "Jeton d'accès manquant ou invalide"}}
+        assert r.headers["access-control-allow-origin"] == "https://app.example.org"
+    for headers in ({INSEE_KEY_HEADER: TOKEN}, {"Authorization": f"Bearer {TOKEN}"}):
+        r = guarded.get(lookup, headers={**origin, **headers})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example.org"
+        r = guarded.session.post(guarded.url + "/api-sirene/3.11/siren", data={"q": "etatAdministratifUniteLegale:A",
+                                 "nombre": "1"}, headers={**origin, **headers}, timeout=60)  # fmt: skip
+        assert r.status_code == 200 and r.json()["header"]["nombre"] == 1
+    assert (
+        guarded.session.post(
+            guarded.url + "/api-sirene/3.11/siren", data={"q": "siren:*"}, timeout=60
+        ).status_code
+        == 401
+    )
+    preflight = guarded.session.options(
+        guarded.url + "/api-sirene/3.11/siren",
+        headers={**origin, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": INSEE_KEY_HEADER.lower()},
+        timeout=60,
+    )  # fmt: skip
+    assert preflight.status_code == 200, preflight.text
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert INSEE_KEY_HEADER.lower() in preflight.headers["access-control-allow-headers"].lower()
+    other = guarded.get(lookup, headers={"Origin": "https://evil.example.com", INSEE_KEY_HEADER: TOKEN})
+    assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
+    r = server.get(lookup, headers=origin)  # no --cors, no --tokens
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+
+
 def test_refuses_other_hosts_without_tokens(http_mirror, tmp_path):
     for host in ("0.0.0.0", "192.168.1.10", "::"):
         res = run_mirror("serve", "--host", host, "--port", "0", data_dir=http_mirror, timeout=60)
@@ -111,7 +152,8 @@ def test_refuses_other_hosts_without_tokens(http_mirror, tmp_path):
         f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
     help_text = run_mirror("serve", "--help", timeout=60).stdout
-    for needed in ("reverse proxy", "--root-path", "X-Forwarded-Proto", "--tokens", "Authorization: Bearer"):
+    for needed in ("reverse proxy", "--root-path", "X-Forwarded-Proto", "--tokens", "Authorization: Bearer",
+                   "/api-sirene/3.11", "X-INSEE-Api-Key-Integration"):  # fmt: skip
         assert needed in help_text, needed
 
 
@@ -148,8 +190,22 @@ def test_openapi_and_docs_list_every_route(server):
         op = spec["paths"][route.path]["get"]
         names = {p["name"] for p in op["parameters"]}
         assert {route.param, "context", "object", "recipient"} <= names
+    for route in insee.ROUTES:  # the INSEE API Sirene 3.11's routes, their parameters and POST forms
+        item = spec["paths"][route.path]
+        assert set(item) == ({"get", "post"} if "POST" in route.methods else {"get"}), route.path
+        names = {p["name"] for p in item["get"]["parameters"]}
+        assert names == set(route.params) | ({route.kind} if route.endpoint == "lookup" else set()), (
+            route.path
+        )
+        if "post" in item:
+            form = item["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+            assert set(form["properties"]) == set(route.params)
+        assert item["get"]["responses"]["400"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorInsee"
+        }
+    assert {"siren", "siret", "liensSuccession", None} == {r.kind for r in insee.ROUTES}
     assert {"/health"} <= set(spec["paths"])
-    assert len(spec["paths"]) >= len(ROUTES) + 1
+    assert len(spec["paths"]) >= len(ROUTES) + len(insee.ROUTES) + 1
     docs = server.get("/docs")
     assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
     for path in spec["paths"]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, run_mirror
+from test_insee_store import assert_insee_store_equals_views
 
 from mirror.catalog.build import connect
 from mirror.core import datadir
@@ -118,6 +119,9 @@ def test_store_answers_what_the_views_answer_and_follows_every_update_day(upstre
     changed = sorted({r["siren"] for day in days for r in day.unites_legales})
     changed_sirets = sorted({r["siret"] for day in days for r in day.etablissements})
     assert assert_store_equals_views(mirror, changed + changed_sirets + base_ids[:300]) > 1000
+    # The INSEE records follow the days too: the changed units (their établissements nest the unit) and
+    # établissements, and every other key, cut to every boundary day.
+    assert assert_insee_store_equals_views(mirror) > 6 * 1000
 
     renamed = [s for day in days for k, s in day.events if k == "name_change"]
     con = connect(mirror)

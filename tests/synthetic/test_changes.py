@@ -14,11 +14,11 @@ import requests
 
 from mirror.core.errors import MirrorError
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
+from mirror.core.insee_records import etablissement_to_rows, lien_to_row, unite_legale_to_rows
 from mirror.core.schema import MASKABLE_COLUMNS, ND, STOCK_FILES, STOCK_FILES_BY_KEY
 from mirror.synthetic.upstream.changes import DailyChanges, month_days
 from mirror.synthetic.upstream.insee import serve_insee
 from mirror.update.insee_client import InseeClient, day_query, parse_informations
-from mirror.update.records import etablissement_to_rows, lien_to_row, unite_legale_to_rows
 
 MONTH = "2026-10"
 KEY = "test-key-123"
@@ -423,7 +423,7 @@ def test_api_informations_and_today(api, changes):
 
 def test_every_stock_row_round_trips_through_api_records(changes):
     """row -> API record -> row is lossless on the whole generated stock (units, établissements, liens)."""
-    from mirror.update.records import etablissement_record, lien_record, unite_legale_record
+    from mirror.core.insee_records import etablissement_record, lien_record, unite_legale_record
 
     uls = changes.current_rows("unites_legales", None)
     ulh = {}

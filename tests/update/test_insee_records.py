@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mirror.core.schema import (
-    ETABLISSEMENT_COLUMNS,
-    ETABLISSEMENT_HISTORIQUE_COLUMNS,
-    LIENS_SUCCESSION_COLUMNS,
-    UNITE_LEGALE_COLUMNS,
-    UNITE_LEGALE_HISTORIQUE_COLUMNS,
-)
-from mirror.update.records import (
+from mirror.core.insee_records import (
     ADRESSE,
     ADRESSE2,
     ET_PERIOD,
@@ -25,6 +18,13 @@ from mirror.update.records import (
     lien_to_row,
     unite_legale_record,
     unite_legale_to_rows,
+)
+from mirror.core.schema import (
+    ETABLISSEMENT_COLUMNS,
+    ETABLISSEMENT_HISTORIQUE_COLUMNS,
+    LIENS_SUCCESSION_COLUMNS,
+    UNITE_LEGALE_COLUMNS,
+    UNITE_LEGALE_HISTORIQUE_COLUMNS,
 )
 
 

@@ -31,10 +31,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from mirror.core.config import INSEE_KEY_HEADER
+from mirror.core.insee_records import etablissement_record, lien_record, unite_legale_record
 from mirror.core.schema import LAST_PROCESSED
 from mirror.synthetic.upstream import make_handler, send_bytes
 from mirror.synthetic.upstream.changes import DailyChanges
-from mirror.update.records import etablissement_record, lien_record, unite_legale_record
 
 PREFIX = "/api-sirene/3.11"
 MAX_NOMBRE = 1000
