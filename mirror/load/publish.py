@@ -32,6 +32,7 @@ from mirror.core.datadir import (
 from mirror.core.errors import MirrorError
 from mirror.core.faults import crash_point
 from mirror.deltas import store as deltas
+from mirror.load.stock_changes import write_stock_changes
 from mirror.lookup.store import GRACE_FIELD, grace_entry
 
 DEFAULT_KEEP = 2
@@ -81,6 +82,13 @@ def publish(
     """
     name = free_snapshot_name(data_dir, month)
     target = snapshots_dir(data_dir) / name
+    # the delta days the new catalog will merge (by the folder's name: it needs no folder yet)
+    merged = deltas.compact_for(data_dir, target)
+    # what the new snapshot changes for readers that the days did not report, inside the build folder:
+    # published by the rename below, with it (mirror.load.stock_changes)
+    stock_changes = write_stock_changes(
+        data_dir, build_dir, merged, deltas.snapshot_coverage(build_dir, month).date()
+    )
     crash_point("before-rename")
     os.rename(build_dir, target)
     fsync_dir(snapshots_dir(data_dir))
@@ -90,7 +98,8 @@ def publish(
     grace = grace_entry(data_dir, state)
     previous = state.get("snapshot")
     snapshot = dict(snapshot_info, month=month, dir=name, loaded_at=utc_now())
-    merged = deltas.compact_for(data_dir, target)
+    if stock_changes is not None:
+        snapshot["stock_changes"] = stock_changes
     state["snapshot"] = snapshot
     state[GRACE_FIELD] = grace
     if previous and previous.get("dir") != name:
