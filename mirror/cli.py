@@ -764,6 +764,18 @@ def export_command(
     help="INPUT is a CSV file (, ; tab or |) and NAME its identifier column. Without it, a CSV's header "
     "line and its SIREN / SIRET column are detected (or the command says what to pass).",
 )
+@click.option(
+    "--keep-columns",
+    is_flag=True,
+    help="Carry the input CSV's own columns through, first (instead of `input`); JSON Lines: an `input` object.",
+)
+@click.option(
+    "--changed-since",
+    type=click.DateTime(["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="Add each row's changes since that day (those of `mirror changes`): changes_count, changes_kinds, "
+    "changes_last_day and changes (a JSON array); JSON Lines: a `changes` array.",
+)
 @data_dir_option
 def batch_command(
     input_file,
@@ -778,9 +790,12 @@ def batch_command(
     document,
     quiet,
     column,
+    keep_columns,
+    changed_since,
     data_dir,
 ):
-    """Enrich a list of SIRENs and/or SIRETs (one per line, or a CSV column) with the mirror's data.
+    """Enrich a list of SIRENs, SIRETs and/or VAT numbers (FR + key + SIREN, key checked; one per line, or
+    a CSV column) with the mirror's data.
 
     One output row per input row (a blank line too), in input order (duplicates kept), starting with the
     original `input` and a `status`: ok, non_diffusible (partially diffusible: personal data masked),
@@ -793,6 +808,7 @@ def batch_command(
     \b
       mirror batch clients.txt -o clients-enrichis.csv
       mirror batch portefeuille.csv --column siret --level etablissement --with-libelles -o out.xlsx
+      mirror batch clients.csv --keep-columns --changed-since 2026-10-01 -o clients-suivi.csv
     """
     from mirror.catalog.build import connect
     from mirror.export.batch import batch
@@ -817,6 +833,9 @@ def batch_command(
         split_sheets=split_sheets,
         document=document,
         progress=not quiet,
+        keep_columns=keep_columns,
+        changed_since=changed_since.date() if changed_since else None,
+        data_dir=data_dir,
     )
     read = summary.get("input") or {}
     if read.get("detected"):
