@@ -1151,19 +1151,20 @@ def search_command(text, limit, offset, departement, code_postal, naf, etat, fmt
               help="Only the SIRENs / SIRETs of this file (one per line).")  # fmt: skip
 @click.option("--kind", "kinds", multiple=True, metavar="KIND",
               help="Only these kinds: creation, cessation, fermeture, reactivation, siege, name, activity, "
-              "address, effectif, categorie_juridique, diffusion, other; repeatable.")  # fmt: skip
+              "address, effectif, categorie_juridique, diffusion, removed, doublon, other; repeatable.")  # fmt: skip
 @click.option("--fields", "fields", multiple=True, metavar="NAME",
               help="Only these variables (stock file column names, e.g. activitePrincipaleUniteLegale); repeatable.")  # fmt: skip
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to FILE (.csv, .jsonl or .parquet); default (or -o -): CSV on standard output.")  # fmt: skip
 @data_dir_option
 def changes_command(since, until, sirens, ids_file, kinds, fields, out, data_dir):
-    """List what the applied daily changes did, one row per changed variable.
+    """List what the applied daily changes, and the monthly stocks loaded, did: one row per changed variable.
 
     Columns: identifier, level (unite_legale / etablissement), kind, field, old_value, new_value,
     effective_date (the period's dateDebut for variables INSEE historises; the creation date of a
-    creation), processing_date (dateDernierTraitement), source, day. A variable masked ([ND]) in the
-    latest version is [ND] in every change. Examples:
+    creation), processing_date (dateDernierTraitement), source (daily, or stock: what a new monthly stock
+    changed that the days did not report, units that left the register and doublons included; day = the
+    stock's coverage), day. A variable masked ([ND]) in the latest version is [ND] in every change. Examples:
 
     \b
       mirror changes --since 2026-10-01 -o changes.csv
