@@ -34,11 +34,11 @@ from mirror.core.changes import (
     historised_columns,
     rows_sql,
 )
-from mirror.core.datadir import read_state, snapshots_dir
+from mirror.core.datadir import current_snapshot_path, read_state, snapshots_dir
 from mirror.core.errors import BadInput
 from mirror.core.schema import LAST_PROCESSED, MASKABLE_COLUMNS
 from mirror.core.sql import ident, literal, render
-from mirror.deltas.store import day_dir, list_days
+from mirror.deltas.store import coverage_for, day_dir, list_days
 
 SOURCES = (
     "daily",
@@ -81,7 +81,7 @@ def changes(
         finally:
             con.close()
     con = con.cursor()  # private: the registered identifiers never reach the caller's connection
-    days = list_days(Path(data_dir)) if "daily" in sources else []
+    days = _days_over_snapshot(Path(data_dir)) if "daily" in sources else []
     if ids is not None:
         con.register("_changes_ids", pa.table({"id": pa.array(sorted(set(ids)), pa.string())}))
     parts, args = [], []
@@ -138,6 +138,14 @@ def changes(
         filter_args.append(sorted(fields))
     query = f"SELECT * FROM ({sql}) {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY day, identifier, level DESC, field NULLS FIRST"
     return con.execute(query, args + filter_args).to_arrow_table()
+
+
+def _days_over_snapshot(data_dir: Path) -> list[date]:
+    """The delta days the views merge over the current snapshot: those at or after its coverage (days
+    before it, still on disk between a load and the next update's prune, are in the snapshot already)."""
+    folder = current_snapshot_path(data_dir)
+    coverage = coverage_for(data_dir, folder) if folder is not None else None
+    return [d for d in list_days(data_dir) if coverage is None or d >= coverage.date()]
 
 
 def stock_changes_files(data_dir: Path) -> list[Path]:
