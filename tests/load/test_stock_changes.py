@@ -18,7 +18,7 @@ import pytest
 from conftest import private_mirror, run_mirror
 
 from mirror.core.changes import STOCK_CHANGES_FILE, TABLES, compared_columns
-from mirror.core.datadir import GRACE_ENV, read_state
+from mirror.core.datadir import GRACE_ENV, read_state, write_json_atomic
 from mirror.core.schema import STOCK_FILES_BY_KEY
 from mirror.load.stock import load_snapshot
 from mirror.serve.changes import changes
@@ -185,6 +185,30 @@ def test_a_watchlist_receives_the_stock_changes_once(loaded_next):
     assert watch.get(data, "clients")["stock_through"] == snapshot["loaded_at"]
     (again,) = watch.collect(data)  # nothing new: nothing written again
     assert again.stocks == 0 and again.changes == 0
+
+    # a webhook receives the stock's alerts file once, named by the snapshot, under its idempotency key
+    posted = []
+
+    class Answer:
+        status_code = 204
+
+    def post(url, json, headers, timeout):
+        posted.append((json, headers["Idempotency-Key"]))
+        return Answer()
+
+    entry = watch.add(data, "hooked", watched, webhook="http://127.0.0.1:9/hook")
+    entry["stock_through"] = read_state(data)["previous_snapshots"][0]["loaded_at"]  # listed before the load
+    write_json_atomic(watch.lists_dir(data) / "hooked.json", entry)
+    summaries = {c.name: c for c in watch.collect(data, post=post)}
+    assert summaries["hooked"].stocks == 1 and summaries["hooked"].delivered == 1
+    assert posted == [
+        (
+            {"watchlist": "hooked", "snapshot": snapshot["dir"], "changes": got},
+            f"hooked/stock-{snapshot['dir']}",
+        )
+    ]
+    watch.collect(data, post=post)
+    assert len(posted) == 1  # delivered once
 
 
 def test_a_crash_before_publication_shows_no_stock_change_and_a_rerun_computes_them(
