@@ -226,3 +226,61 @@ def test_a_crash_before_publication_shows_no_stock_change_and_a_rerun_computes_t
     assert again.returncode == 0, again.stderr
     reference = changes(loaded_next["data"], date(2026, 10, 1))
     assert changes(data, date(2026, 10, 1)).to_pylist() == reference.to_pylist()
+
+
+def test_a_unit_masked_later_is_masked_in_its_stock_changes(loaded_next, tmp_path):
+    """A person who opts out of diffusion after the stock (a later delta day makes the unit P, the field
+    [ND]): the stock rows of that field show [ND] too, never the value it had."""
+    from mirror.catalog import build as catalog
+    from mirror.catalog.build import connect
+    from mirror.core.schema import DELTA_TABLES, MASKABLE_COLUMNS
+    from mirror.core.typed import prepare_connection
+    from mirror.deltas import store as deltas
+
+    data = private_mirror(loaded_next["data"], tmp_path / "data")
+    rows = changes(data, DAY, sources=("stock",)).to_pylist()
+    target = next(
+        r
+        for r in rows
+        if r["level"] == "unite_legale"
+        and r["field"] in MASKABLE_COLUMNS["unites_legales"]
+        and r["new_value"] not in (None, "[ND]")
+        and r["old_value"] not in (None, "[ND]")
+    )
+    siren, field = target["identifier"], target["field"]
+    con = duckdb.connect()
+    prepare_connection(con)
+    source = connect(data)
+    try:
+        typed = {}
+        for table in DELTA_TABLES:
+            key = "siren" if table != "liens_succession" else None
+            where = "siren = ?" if key else "false"
+            rel = source.execute(
+                f"SELECT * FROM {table} WHERE {where}", [siren] if key else []
+            ).to_arrow_table()
+            con.register(f"{table}_src", rel)
+            select = f"SELECT * FROM {table}_src"
+            if table == "unites_legales":
+                select = (
+                    f"SELECT * REPLACE ('P' AS statutDiffusionUniteLegale, '[ND]' AS \"{field}\", "
+                    "TIMESTAMP '2026-11-02 10:00:00' AS dateDernierTraitementUniteLegale) FROM unites_legales_src"
+                )
+            con.execute(f"CREATE TABLE day_{table} AS {select}")
+            typed[table] = f"day_{table}"
+    finally:
+        source.close()
+    deltas.write_day(data, date(2026, 11, 2), 1, con, typed)
+    con.close()
+    catalog.rebuild(data, deltas.compact_for(data))
+    (masked,) = [
+        r for r in changes(data, DAY, ids=[siren], sources=("stock",)).to_pylist() if r["field"] == field
+    ]
+    assert (masked["old_value"], masked["new_value"]) == ("[ND]", "[ND]")
+    daily = changes(data, DAY, ids=[siren], sources=("daily",)).to_pylist()
+    assert any(r["field"] == "statutDiffusionUniteLegale" and r["new_value"] == "P" for r in daily)
+    assert all(
+        target["old_value"] not in (r["old_value"], r["new_value"])
+        for r in changes(data, DAY, ids=[siren]).to_pylist()
+        if r["field"] == field
+    )
