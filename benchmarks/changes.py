@@ -106,9 +106,10 @@ def timed(fn) -> tuple[float, object]:
 
 def run(scale: int, rounds: int, cache_root: Path) -> dict:
     import duckdb
+    import pyarrow as pa
 
     from mirror.catalog.build import connect
-    from mirror.core.datadir import read_state, snapshots_dir
+    from mirror.core.datadir import read_state, snapshots_dir, write_json_atomic
     from mirror.deltas.store import day_dir
     from mirror.load.stock_changes import write_stock_changes
     from mirror.serve.changes import changes
@@ -152,8 +153,6 @@ def run(scale: int, rounds: int, cache_root: Path) -> dict:
         entry.update(
             done_through="2026-10-30", delivered=[], stock_through=read_state(data)["snapshot"]["loaded_at"]
         )
-        from mirror.core.datadir import write_json_atomic
-
         write_json_atomic(watch.lists_dir(data) / "bench.json", entry)
         shutil.rmtree(watch.alerts_dir(data, "bench"), ignore_errors=True)
         t, out = timed(lambda: watch.collect(data))
@@ -163,21 +162,21 @@ def run(scale: int, rounds: int, cache_root: Path) -> dict:
             str(day_dir(data, date(2026, 10, 31)) / f"{t}.parquet")
             for t in ("unites_legales", "etablissements")
         ]
-        plain.register("watched", __import__("pyarrow").table({"siren": sirens}))
+        plain.register("watched", pa.table({"siren": sirens}))
         t, n = timed(lambda: sum(plain.execute(
             f"SELECT count(*) FROM read_parquet('{f}') WHERE siren IN (SELECT siren FROM watched)").fetchone()[0]
-            for f in files))  # fmt: skip
+            for f in files))  # fmt: skip  # noqa: B023
         samples.setdefault("watchlist_semijoin", []).append(t)
         counts["watchlist_semijoin"] = n
         con = connect(data)
         per = []
         for s in lookups:
-            t, _ = timed(lambda s=s: get_document(con, s, as_of=date(2020, 6, 30)))
+            t, _ = timed(lambda s=s, con=con: get_document(con, s, as_of=date(2020, 6, 30)))
             per.append(t)
         samples.setdefault("get_date", []).append(statistics.median(per))
         per = []
         for s in lookups:
-            t, _ = timed(lambda s=s: get_document(con, s))
+            t, _ = timed(lambda s=s, con=con: get_document(con, s))
             per.append(t)
         samples.setdefault("get_today_views", []).append(statistics.median(per))
         con.close()
