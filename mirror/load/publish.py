@@ -13,8 +13,11 @@ import os
 import shutil
 from pathlib import Path
 
+import duckdb
+
 from mirror.catalog import build as catalog
 from mirror.catalog.build import finish_publication, prepare_writer  # noqa: F401  (re-exported: load, sync)
+from mirror.core.changes import STOCK_CHANGES_FILE
 from mirror.core.datadir import (
     BUILDING_PREFIX,
     PENDING_NAME,
@@ -85,10 +88,20 @@ def publish(
     # the delta days the new catalog will merge (by the folder's name: it needs no folder yet)
     merged = deltas.compact_for(data_dir, target)
     # what the new snapshot changes for readers that the days did not report, inside the build folder:
-    # published by the rename below, with it (mirror.load.stock_changes)
-    stock_changes = write_stock_changes(
-        data_dir, build_dir, merged, deltas.snapshot_coverage(build_dir, month).date()
-    )
+    # published by the rename below, with it (mirror.load.stock_changes). A comparison that cannot be made
+    # (a previous state damaged on disk) never stops a new stock: the load says so.
+    warnings = []
+    try:
+        stock_changes = write_stock_changes(
+            data_dir, build_dir, merged, deltas.snapshot_coverage(build_dir, month).date()
+        )
+    except (duckdb.Error, MirrorError, OSError) as exc:
+        stock_changes = None
+        (build_dir / STOCK_CHANGES_FILE).unlink(missing_ok=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        warnings.append(
+            f"not compared with the previous state (`mirror changes` lists no stock change): {first}"
+        )
     crash_point("before-rename")
     os.rename(build_dir, target)
     fsync_dir(snapshots_dir(data_dir))
@@ -120,7 +133,7 @@ def publish(
     (data_dir / PENDING_NAME).unlink(missing_ok=True)
     crash_point("after-pending-removed")
     removed = apply_retention(data_dir, keep)
-    return {"snapshot": snapshot, "removed": removed}
+    return {"snapshot": snapshot, "removed": removed, "warnings": warnings}
 
 
 def apply_retention(data_dir: Path, keep: int = DEFAULT_KEEP) -> list[str]:

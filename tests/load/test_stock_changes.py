@@ -284,3 +284,14 @@ def test_a_unit_masked_later_is_masked_in_its_stock_changes(loaded_next, tmp_pat
         for r in changes(data, DAY, ids=[siren]).to_pylist()
         if r["field"] == field
     )
+
+
+def test_a_comparison_that_cannot_be_made_never_stops_the_new_stock(loaded_stock, next_stock, tmp_path):
+    data = private_mirror(loaded_stock, tmp_path / "data")
+    for part in (data / "snapshots" / MONTH / "unites_legales").glob("*.parquet"):
+        part.unlink()  # the state the new stock replaces is damaged on disk
+    summary = load_snapshot(data, [next_stock["dir"]], month=NEXT)
+    assert read_state(data)["snapshot"]["month"] == NEXT
+    assert any("not compared with the previous state" in w for w in summary["warnings"])
+    assert "stock_changes" not in read_state(data)["snapshot"]
+    assert changes(data, date(2026, 10, 1)).num_rows == 0
