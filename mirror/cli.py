@@ -800,6 +800,18 @@ def export_command(
     help="INPUT is a CSV file (, ; tab or |) and NAME its identifier column. Without it, a CSV's header "
     "line and its SIREN / SIRET column are detected (or the command says what to pass).",
 )
+@click.option(
+    "--keep-columns",
+    is_flag=True,
+    help="Carry the input CSV's own columns through, first (instead of `input`); JSON Lines: an `input` object.",
+)
+@click.option(
+    "--changed-since",
+    type=click.DateTime(["%Y-%m-%d"]),
+    metavar="YYYY-MM-DD",
+    help="Add each row's changes since that day (those of `mirror changes`): changes_count, changes_kinds, "
+    "changes_last_day and changes (a JSON array); JSON Lines: a `changes` array.",
+)
 @data_dir_option
 def batch_command(
     input_file,
@@ -814,9 +826,12 @@ def batch_command(
     document,
     quiet,
     column,
+    keep_columns,
+    changed_since,
     data_dir,
 ):
-    """Enrich a list of SIRENs and/or SIRETs (one per line, or a CSV column) with the mirror's data.
+    """Enrich a list of SIRENs, SIRETs and/or VAT numbers (FR + key + SIREN, key checked; one per line, or
+    a CSV column) with the mirror's data.
 
     One output row per input row (a blank line too), in input order (duplicates kept), starting with the
     original `input` and a `status`: ok, non_diffusible (partially diffusible: personal data masked),
@@ -829,6 +844,7 @@ def batch_command(
     \b
       mirror batch clients.txt -o clients-enrichis.csv
       mirror batch portefeuille.csv --column siret --level etablissement --with-libelles -o out.xlsx
+      mirror batch clients.csv --keep-columns --changed-since 2026-10-01 -o clients-suivi.csv
     """
     from mirror.catalog.build import connect
     from mirror.export.batch import batch
@@ -853,6 +869,9 @@ def batch_command(
         split_sheets=split_sheets,
         document=document,
         progress=not quiet,
+        keep_columns=keep_columns,
+        changed_since=changed_since.date() if changed_since else None,
+        data_dir=data_dir,
     )
     read = summary.get("input") or {}
     if read.get("detected"):
@@ -1168,19 +1187,20 @@ def search_command(text, limit, offset, departement, code_postal, naf, etat, fmt
               help="Only the SIRENs / SIRETs of this file (one per line).")  # fmt: skip
 @click.option("--kind", "kinds", multiple=True, metavar="KIND",
               help="Only these kinds: creation, cessation, fermeture, reactivation, siege, name, activity, "
-              "address, effectif, categorie_juridique, diffusion, other; repeatable.")  # fmt: skip
+              "address, effectif, categorie_juridique, diffusion, removed, doublon, other; repeatable.")  # fmt: skip
 @click.option("--fields", "fields", multiple=True, metavar="NAME",
               help="Only these variables (stock file column names, e.g. activitePrincipaleUniteLegale); repeatable.")  # fmt: skip
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to FILE (.csv, .jsonl or .parquet); default (or -o -): CSV on standard output.")  # fmt: skip
 @data_dir_option
 def changes_command(since, until, sirens, ids_file, kinds, fields, out, data_dir):
-    """List what the applied daily changes did, one row per changed variable.
+    """List what the applied daily changes, and the monthly stocks loaded, did: one row per changed variable.
 
     Columns: identifier, level (unite_legale / etablissement), kind, field, old_value, new_value,
     effective_date (the period's dateDebut for variables INSEE historises; the creation date of a
-    creation), processing_date (dateDernierTraitement), source, day. A variable masked ([ND]) in the
-    latest version is [ND] in every change. Examples:
+    creation), processing_date (dateDernierTraitement), source (daily, or stock: what a new monthly stock
+    changed that the days did not report, units that left the register and doublons included; day = the
+    stock's coverage), day. A variable masked ([ND]) in the latest version is [ND] in every change. Examples:
 
     \b
       mirror changes --since 2026-10-01 -o changes.csv

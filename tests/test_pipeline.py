@@ -100,6 +100,58 @@ def no_duplicates(data_dir: Path) -> None:
     con.close()
 
 
+def net_changes(rows: list[dict]) -> dict:
+    """{(identifier, field): (first old value, last new value)} of change rows in their order, the
+    variables that came back to their first value left out; a creation is (identifier, None): None."""
+    first, last, created = {}, {}, set()
+    for r in rows:
+        if r["kind"] == "creation":
+            first[(r["identifier"], None)] = last[(r["identifier"], None)] = None
+            created.add(r["identifier"])
+        if r["identifier"] in created:  # a key created in the month: one creation, whatever came next
+            continue
+        first.setdefault((r["identifier"], r["field"]), r["old_value"])
+        last[(r["identifier"], r["field"])] = r["new_value"]
+    return {
+        k: (first[k], last[k]) if k[1] else None
+        for k in first
+        if k[1] is None or first[k] != last[k] or last[k] == "[ND]"
+    }
+
+
+def stock_differences(mirror: Path, reference: Path, sirens: set[str], sirets: set[str]) -> dict:
+    """The differences of stock M (the mirror's snapshot alone) and stock M+1 (the reference's views) for
+    the given units and établissements, in the form of net_changes: per compared variable (as text), a
+    value masked ([ND]) in M+1 masked in M too; a key new in M+1 is a creation."""
+    from mirror.catalog.build import connect, snapshot_select
+    from mirror.serve.changes import compared_columns
+
+    out = {}
+    for table, key, keys in (("unites_legales", "siren", sirens), ("etablissements", "siret", sirets)):
+        columns = compared_columns(table)
+        cols = ", ".join(f'CAST("{c}" AS VARCHAR)' for c in columns)
+        sides = []
+        for data_dir, source in ((mirror, None), (reference, table)):
+            con = connect(data_dir)
+            try:
+                select = f"({snapshot_select(con, data_dir, table)})" if source is None else source
+                fetched = con.execute(
+                    f"SELECT {key}, {cols} FROM {select} WHERE {key} IN (SELECT unnest(?))", [sorted(keys)]
+                ).fetchall()
+            finally:
+                con.close()
+            sides.append({r[0]: dict(zip(columns, r[1:], strict=True)) for r in fetched})
+        old, new = sides
+        for k, row in new.items():
+            if k not in old:
+                out[(k, None)] = None
+                continue
+            for field, value in row.items():
+                if value != old[k][field]:
+                    out[(k, field)] = ("[ND]" if value == "[ND]" else old[k][field], value)
+    return out
+
+
 def state(data_dir: Path) -> dict:
     return json.loads((data_dir / "state.json").read_text())
 
@@ -144,6 +196,16 @@ def test_sync_month_of_changes_equals_next_month_stock(upstream_data, tmp_path):
         con.close()
         assert differences(mirror, reference) == dict.fromkeys(VIEWS, 0)
         no_duplicates(mirror)
+        # `mirror changes` over the month lists exactly the differences of stock M and stock M+1 for the
+        # changed units, field by field (per variable: the first old value, the last new one).
+        listed = run_mirror(
+            "changes", "--since", "2026-10-01", "-o", str(tmp_path / "month.jsonl"), data_dir=mirror
+        )
+        assert listed.returncode == 0, listed.stderr
+        month = [json.loads(line) for line in (tmp_path / "month.jsonl").read_text().splitlines()]
+        assert {r["source"] for r in month} == {"daily"}
+        expected = stock_differences(mirror, reference, changed_ul, changed_et)
+        assert len(expected) > 100 and net_changes(month) == expected
 
         # Re-applying days changes nothing, even after a crash in the middle of swapping a re-applied day.
         reapply = ["update", "--since", "2026-10-29", "--until", "2026-10-31", "--insee-url", up.insee_url]
@@ -167,6 +229,8 @@ def test_sync_month_of_changes_equals_next_month_stock(upstream_data, tmp_path):
         assert deltas.list_days(mirror) == [date(2026, 10, 31)]
         assert differences(mirror, reference) == dict.fromkeys(VIEWS, 0)
         no_duplicates(mirror)
+        # compared with the mirror it replaced (stock M + the days), it brings nothing the days did not report
+        assert state(mirror)["snapshot"]["stock_changes"] == 0
 
         # A newer monthly stock (November) supersedes every delta day: the views are the snapshot's again.
         up.datagouv.add_month("2026-11", next_dir)
@@ -176,6 +240,9 @@ def test_sync_month_of_changes_equals_next_month_stock(upstream_data, tmp_path):
         assert "Loaded the 2026-11 monthly stock (replacing 2026-10)" in result.stdout
         assert deltas.list_days(mirror) == []
         assert state(mirror)["snapshot"]["month"] == "2026-11"
+        assert (
+            state(mirror)["snapshot"]["stock_changes"] == 0
+        )  # nothing the days (and the reload) did not say
         con = duckdb.connect(str(mirror / "sirene.duckdb"), read_only=True)
         (view_sql,) = con.execute(
             "SELECT sql FROM duckdb_views() WHERE view_name = 'unites_legales'"

@@ -335,14 +335,23 @@ def restricted(data_dir: Path, units, sirets=None) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def base_view_select(
+    con: duckdb.DuckDBPyConnection, snapshot_dir: Path, data_dir: Path, table: str, merged: Path | None
+) -> str:
+    """The SELECT of base view `table` over the snapshot folder `snapshot_dir` (absolute) merged with the
+    delta version `merged` (None: none): what a catalog over them defines (mirror.load.stock_changes
+    compares the one a new snapshot will have with the current catalog's)."""
+    select = _snapshot_select(con, snapshot_dir, data_dir, table)
+    # Daily deltas (mirror.deltas.store): when delta days newer than the snapshot exist, `merged` is their
+    # merged version and the view becomes "snapshot rows not in it + its rows" (SQL in sql/deltas/).
+    return deltas.merged_view_sql(table, select, merged)
+
+
 def _base_views(
     con: duckdb.DuckDBPyConnection, snapshot_dir: Path, data_dir: Path, merged: Path | None = None
 ) -> None:
     for table in TABLES:
-        select = _snapshot_select(con, snapshot_dir, data_dir, table)
-        # Daily deltas (mirror.deltas.store): when delta days newer than the snapshot exist, `merged` is their
-        # merged version and the view becomes "snapshot rows not in it + its rows" (SQL in sql/deltas/).
-        select = deltas.merged_view_sql(table, select, merged)
+        select = base_view_select(con, snapshot_dir, data_dir, table, merged)
         con.execute(render("catalog/create_view.sql", name=ident(table), select=select))
     _siret_index_view(con, snapshot_dir, data_dir, merged)
 

@@ -37,3 +37,20 @@ def is_valid_siret(value: str) -> bool:
     if luhn_ok(value):
         return True
     return value.startswith(LA_POSTE_SIREN) and sum(ord(c) - 48 for c in value) % 5 == 0
+
+
+def tva_key(siren: str) -> str:
+    """The 2-digit key of the intra-community VAT number of a SIREN: (12 + 3 × (SIREN mod 97)) mod 97
+    (impots.gouv.fr). Its SQL form, for whole columns, is sql/export/numero_tva.sql (tests/export/
+    test_valid_identifiers.py checks that batch's vectorised check agrees with this one)."""
+    return f"{(12 + 3 * (int(siren) % 97)) % 97:02d}"
+
+
+def siren_of_tva(value: str) -> str | None:
+    """The SIREN of a French intra-community VAT number (FR, its key, the SIREN; either case), None when
+    `value` is not one (wrong shape, invalid SIREN, or a key that does not match)."""
+    v = value.upper()
+    if len(v) != 13 or not v.startswith("FR") or not v[2:].isascii() or not v[2:].isdigit():
+        return None
+    siren = v[4:]
+    return siren if is_valid_siren(siren) and v[2:4] == tva_key(siren) else None

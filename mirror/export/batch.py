@@ -28,17 +28,20 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from mirror.core.changes import COLUMNS
 from mirror.core.errors import BadInput, MirrorError
 from mirror.core.faults import crash_after_rows
 from mirror.core.identifiers import LA_POSTE_SIREN
-from mirror.core.sql import render
+from mirror.core.sql import ident, literal, render
 from mirror.export.exporter import (
     Query,
     add_libelles,
@@ -84,6 +87,8 @@ class BatchInput:
     values: list[str]  # raw input values, one per input row, in order
     column: str | None = None  # the CSV column read (given by --column or detected)
     detected: bool = False  # the header line (and column) were found without --column
+    header: list[str] | None = None  # the input's own columns (a CSV, or a list with a header line)
+    rows: list[list[str]] | None = None  # their values, one list per input row (--keep-columns)
 
 
 # Field delimiters a CSV input may use.
@@ -107,8 +112,11 @@ def _digits(value: str) -> str:
 
 
 def _is_identifier(value: str) -> bool:
-    """9 or 14 digits once blanks are removed (the Luhn check is classify's)."""
+    """9 or 14 digits once blanks are removed, or FR and 11 digits (a VAT number); the checks are classify's."""
     v = _digits(value)
+    if len(v) == 13 and v[:2].upper() == "FR":
+        v = v[2:]
+        return v.isascii() and v.isdigit()
     return v.isascii() and v.isdigit() and len(v) in (9, 14)
 
 
@@ -125,9 +133,10 @@ def _dialect(text: str):
         return csv.excel
 
 
-def _csv_column(path: Path, text: str, column: str | int) -> tuple[str, list[str]]:
-    """(header name, values) of one column of a CSV text: named (case-insensitive) or by index. A blank
-    line is a row with an empty value (invalid): the output keeps the input's rows."""
+def _csv_column(path: Path, text: str, column: str | int) -> BatchInput:
+    """One column of a CSV text, named (case-insensitive) or by index, with every column's values (the
+    input's own columns). A blank line is a row with an empty value (invalid): the output keeps the
+    input's rows."""
     try:
         reader = csv.reader(io.StringIO(text, newline=""), _dialect(text))
         header = next(reader, None)
@@ -141,7 +150,8 @@ def _csv_column(path: Path, text: str, column: str | int) -> tuple[str, list[str
             if column.lower() not in lowered:
                 raise BadInput(f"no column {column!r} in {path.name} (columns: {', '.join(names)})")
             idx = lowered.index(column.lower())
-        return names[idx], [(row[idx] if idx < len(row) else "").strip() for row in reader]
+        rows = [(row + [""] * (len(names) - len(row)))[: len(names)] for row in reader]
+        return BatchInput([row[idx].strip() for row in rows], names[idx], header=names, rows=rows)
     except csv.Error as exc:
         raise BadInput(f"cannot read {path.name} as CSV (line {reader.line_num}: {exc})") from None
 
@@ -190,18 +200,19 @@ def read_input(path: Path, column: str | None = None) -> BatchInput:
         raise MirrorError(f"input file {path} not found")
     text, _encoding = _read_text(path)
     if column is not None:
-        name, values = _csv_column(path, text, column)
-        return BatchInput(values, name)
+        return _csv_column(path, text, column)
     lines = _lines(text)
     first = lines[0].strip() if lines else ""
     if not first or _digits(first).isdigit():
         return BatchInput([line.strip() for line in lines])
     if any(d in first for d in CSV_DELIMITERS):
-        name, values = _csv_column(path, text, _detect_column(path, text, first))
-        return BatchInput(values, name, detected=True)
+        read = _csv_column(path, text, _detect_column(path, text, first))
+        read.detected = True
+        return read
     word = _word(first)
     if not any(c.isdigit() for c in first) and ("siren" in word or "siret" in word or word in _HEADER_WORDS):
-        return BatchInput([line.strip() for line in lines[1:]], first, detected=True)
+        values = [line.strip() for line in lines[1:]]
+        return BatchInput(values, first, detected=True, header=[first], rows=[[line] for line in lines[1:]])
     return BatchInput([line.strip() for line in lines])
 
 
@@ -214,7 +225,8 @@ def valid_identifiers_sql(relation: str) -> tuple[str, list]:
     """(query, parameters) classifying the raw identifiers of `relation` (columns pos, input): the rule of
     mirror.core.identifiers for a whole column at once (sql/export/valid_identifiers.sql); its result has
     the columns of `classify`. `relation` is a name (or sub-query) written by the package, never a user value."""
-    return render("export/valid_identifiers.sql", input=relation), [BLANK_CHARS, LA_POSTE_SIREN]
+    tva = render("export/numero_tva.sql", siren="v")
+    return render("export/valid_identifiers.sql", input=relation, tva=tva), [BLANK_CHARS, LA_POSTE_SIREN]
 
 
 def classify(values: list[str], con: duckdb.DuckDBPyConnection | None = None) -> pa.Table:
@@ -246,13 +258,27 @@ def classify(values: list[str], con: duckdb.DuckDBPyConnection | None = None) ->
     )
 
 
+# The columns --changed-since adds (sql/export/batch_changes.sql).
+CHANGES_COLUMNS = ("changes_count", "changes_kinds", "changes_last_day", "changes")
+_CHANGES_TABLE = "_mirror_batch_changes"
+
+
 def build_batch_query(
-    con, level: str, columns: list[str], include_non_diffusible: bool, input_name: str, dedupe: bool = True
+    con,
+    level: str,
+    columns: list[str],
+    include_non_diffusible: bool,
+    input_name: str,
+    dedupe: bool = True,
+    kept: list[tuple[str, str]] | None = None,
+    with_changes: bool = False,
 ) -> Query:
     """One SELECT joining the registered input table with the export source, in input order.
 
     `dedupe=False` leaves out the one-row-per-input window (a sort of every output row): for a mirror
-    whose keys are known to match each input row at most once (`_matches_once`), where it changes nothing."""
+    whose keys are known to match each input row at most once (`_matches_once`), where it changes nothing.
+    `kept`: (input table column, output name) of the input file's own columns, written first instead of
+    `input`; `with_changes`: the CHANGES_COLUMNS of the registered changes table, per row's key."""
     from mirror.serve.documents import DIFFUSIBLE_SQL
 
     source = build_source(con, level, include_non_diffusible)
@@ -297,12 +323,26 @@ def build_batch_query(
         needed.add(latest)
     select = ", ".join(f'src."{c}"' for c in columns)
     qualify = f"QUALIFY row_number() OVER (PARTITION BY k.pos ORDER BY {order}) = 1 " if dedupe else ""
+    first = ", ".join(f"k.{ident(name)} AS {ident(shown)}" for name, shown in kept) if kept else "k.input"
+    joined, added = "", []
+    if with_changes:
+        found = f'src."{source.key}" IS NOT NULL'
+        added = [
+            f"CASE WHEN {found} THEN coalesce(ch.changes_count, 0) END AS changes_count",
+            "ch.changes_kinds", "ch.changes_last_day",
+            f"CASE WHEN {found} THEN coalesce(ch.changes, '[]') END AS changes",
+        ]  # fmt: skip
+        row = "{" + ", ".join(f"{literal(c)}: {ident(c)}" for c in COLUMNS) + "}"
+        aggregate = render("export/batch_changes.sql", keys=f"({keys})", changes=_CHANGES_TABLE, row=row)
+        joined = f"LEFT JOIN ({aggregate}) ch ON ch._changes_key = k._key "
     sql = (
-        f"SELECT k.input, {status} AS status{', ' + select if select else ''} "
+        f"SELECT {first}, {status} AS status{', ' + select if select else ''}"
+        f"{''.join(', ' + a for a in added)} "
         f'FROM ({keys}) k LEFT JOIN ({source.select_sql(needed)}) src ON src."{source.key}" = k._key '
-        f"{qualify}ORDER BY k.pos"
+        f"{joined}{qualify}ORDER BY k.pos"
     )
-    return Query(sql, [], ["input", "status", *columns])
+    names = [shown for _name, shown in kept] if kept else ["input"]
+    return Query(sql, [], [*names, "status", *columns, *(CHANGES_COLUMNS if with_changes else ())])
 
 
 def _status_counts(
@@ -335,21 +375,48 @@ def batch(
     split_sheets: bool = False,
     document: str = "v3",
     progress: bool = False,
+    keep_columns: bool = False,
+    changed_since: date | None = None,
+    data_dir: Path | None = None,
 ) -> dict:
-    """Enriches the identifiers of `input_path` into `out`; returns a summary with the count per status."""
+    """Enriches the identifiers of `input_path` into `out`; returns a summary with the count per status.
+
+    keep_columns: the input file's own columns first, instead of `input` (JSON Lines: an `input` object);
+    changed_since: the changes of each row since that day (mirror.serve.changes, over `data_dir`): the
+    CHANGES_COLUMNS (JSON Lines: a `changes` array)."""
     out = Path(out)
     fmt = format_for(out, fmt)
     columns = check_columns(columns)
     rows = read_input(input_path, column)
     read = {"column": rows.column, "detected": rows.detected}
+    if keep_columns and rows.header is None:
+        raise BadInput(
+            f"--keep-columns carries the columns of a CSV input: {Path(input_path).name} has none (one "
+            "identifier per line, no header line)"
+        )
+    table = classify(rows.values)
+    changed = _changes_of(con, data_dir, table, level, changed_since) if changed_since else None
     if fmt == "jsonl":
         summary = _batch_documents(
-            con, rows.values, input_path, out, document, include_non_diffusible, progress
+            con,
+            rows,
+            table,
+            input_path,
+            out,
+            document,
+            include_non_diffusible,
+            progress,
+            keep_columns,
+            changed,
         )
         return {**summary, "input": read}
     delimiter = delimiter_for(fmt, delimiter)
     check_delimiter(delimiter)
-    table = classify(rows.values)
+    kept = None
+    if keep_columns:
+        kept = [(f"_keep_{i}", name) for i, name in enumerate(rows.header)]
+        for i, (name, _shown) in enumerate(kept):
+            table = table.append_column(name, pa.array([r[i] for r in rows.rows], pa.string()))
     input_name = "_mirror_batch_input"
     with writing(con, out, inputs=(Path(input_path),)) as (plan, sb):
         source = build_source(sb, level, include_non_diffusible)
@@ -357,10 +424,21 @@ def batch(
         if with_libelles:
             cols = add_libelles(cols)
         sb.register(input_name, table)
+        if changed is not None:
+            sb.register(_CHANGES_TABLE, changed)
         counts, once = _status_counts(sb, level, include_non_diffusible, input_name, table.num_rows)
         extra = [c for c in ("latitude", "longitude") if fmt == "geojson" and c not in cols]
+        if kept:
+            kept = _output_names(kept, ["status", *cols, *extra, *(CHANGES_COLUMNS if changed else ())])
         query = build_batch_query(
-            sb, level, cols + extra, include_non_diffusible, input_name, dedupe=not once
+            sb,
+            level,
+            cols + extra,
+            include_non_diffusible,
+            input_name,
+            dedupe=not once,
+            kept=kept,
+            with_changes=changed is not None,
         )
         summary = write_output(
             sb,
@@ -378,27 +456,88 @@ def batch(
     return summary
 
 
+def _output_names(kept: list[tuple[str, str]], taken: list[str]) -> list[tuple[str, str]]:
+    """The output names of the input's own columns: as in the file, `<name>_input` when the mirror's
+    output has a column of that name (or the file has it twice), numbered beyond."""
+    used, out = set(taken), []
+    for name, shown in kept:
+        candidate, n = shown or "column", 1
+        while candidate in used:
+            candidate = f"{shown or 'column'}_input" + (f"_{n}" if n > 1 else "")
+            n += 1
+        used.add(candidate)
+        out.append((name, candidate))
+    return out
+
+
+def _changes_of(con, data_dir: Path | None, table: pa.Table, level: str, since: date) -> pa.Table:
+    """The changes since `since` of the valid identifiers of a classified input (mirror.serve.changes): of
+    their SIRENs (a unit and its établissements), and at level etablissement of their SIRETs too."""
+    from mirror.serve.changes import changes
+
+    if data_dir is None:
+        raise MirrorError("--changed-since needs the data directory of the mirror")
+    ids = {s for s in table.column("siren").to_pylist() if s}
+    if level == "etablissement":
+        ids |= {s for s in table.column("siret").to_pylist() if s}
+    return changes(Path(data_dir), since, ids=sorted(ids), con=con)
+
+
+def _nested(text: str, rows: BatchInput, i: int, keep_columns: bool, changed, changes_of, key: str) -> str:
+    """A JSON Lines document with the `input` object and the `changes` array --keep-columns and
+    --changed-since add at its top level (the document's own keys unchanged)."""
+    doc = json.loads(text)
+    if keep_columns:
+        doc["input"] = dict(zip(rows.header, rows.rows[i], strict=True))
+    if changed is not None:
+        doc["changes"] = changes_of(key) if key.isdigit() and len(key) in (9, 14) else []
+    return json.dumps(doc, ensure_ascii=False, default=str)
+
+
 # HTTP status of a document answer -> batch status.
 _DOCUMENT_STATUSES = {200: "ok", 451: "non_diffusible", 404: "not_found", 422: "invalid", 301: "doublon"}
 
 
 def _batch_documents(
     con,
-    values: list[str],
+    rows: BatchInput,
+    table: pa.Table,
     input_path: Path,
     out: Path,
     document: str,
     include_non_diffusible: bool,
     progress: bool,
+    keep_columns: bool = False,
+    changed: pa.Table | None = None,
 ) -> dict:
     """JSON Lines: one API Entreprise document (or its error body: 422, 404, 451, 301) per input row, in order.
 
-    SIRENs give the unit's document, SIRETs the établissement's (mirror.serve.documents, one SQL join).
+    SIRENs (and VAT numbers) give the unit's document, SIRETs the établissement's (mirror.serve.documents,
+    one SQL join). keep_columns adds to each line an `input` object (the file's columns), `changed` a
+    `changes` array (a SIREN's: its unit's and its établissements'; a SIRET's: its own and its unit's).
     """
     from mirror.serve.documents import iter_documents
 
+    values = rows.values
     counts = dict.fromkeys(STATUSES, 0)
-    cleaned = [v.translate(_BLANKS) for v in values]
+    # a valid identifier as the mirror keys it (a VAT number: its SIREN); the others as given (422)
+    cleaned = [
+        r["siret"] or r["siren"] or v.translate(_BLANKS)
+        for r, v in zip(table.to_pylist(), values, strict=True)
+    ]
+    by_key: dict[str, list[dict]] = {}
+    for change in changed.to_pylist() if changed is not None else []:
+        by_key.setdefault(change["identifier"], []).append(change)
+
+    def changes_of(key: str) -> list[dict]:
+        if len(key) == 14:
+            found = by_key.get(key, []) + by_key.get(key[:9], [])
+        else:
+            found = [c for ident_, cs in by_key.items() if ident_[:9] == key for c in cs]
+        return sorted(
+            found, key=lambda c: (c["day"], c["identifier"], c["level"] != "etablissement", c["field"] or "")
+        )
+
     with writing(con, out, inputs=(Path(input_path),)) as (plan, sb):
         try:
             with open(plan.part, "w", encoding="utf-8") as fh, progress_bar(len(values), progress) as bar:
@@ -418,6 +557,8 @@ def _batch_documents(
                         "non_diffusible" if diffusible is False else _DOCUMENT_STATUSES.get(status, "invalid")
                     )
                     counts[name] += 1
+                    if keep_columns or changed is not None:
+                        text = _nested(text, rows, n - 1, keep_columns, changed, changes_of, cleaned[n - 1])
                     fh.write(text.rstrip("\n") + "\n")
                     bar.update(1)
                     crash_after_rows(n)

@@ -13,8 +13,11 @@ import os
 import shutil
 from pathlib import Path
 
+import duckdb
+
 from mirror.catalog import build as catalog
 from mirror.catalog.build import finish_publication, prepare_writer  # noqa: F401  (re-exported: load, sync)
+from mirror.core.changes import STOCK_CHANGES_FILE
 from mirror.core.datadir import (
     BUILDING_PREFIX,
     PENDING_NAME,
@@ -32,6 +35,7 @@ from mirror.core.datadir import (
 from mirror.core.errors import MirrorError
 from mirror.core.faults import crash_point
 from mirror.deltas import store as deltas
+from mirror.load.stock_changes import write_stock_changes
 from mirror.lookup.store import GRACE_FIELD, grace_entry
 
 DEFAULT_KEEP = 2
@@ -81,6 +85,23 @@ def publish(
     """
     name = free_snapshot_name(data_dir, month)
     target = snapshots_dir(data_dir) / name
+    # the delta days the new catalog will merge (by the folder's name: it needs no folder yet)
+    merged = deltas.compact_for(data_dir, target)
+    # what the new snapshot changes for readers that the days did not report, inside the build folder:
+    # published by the rename below, with it (mirror.load.stock_changes). A comparison that cannot be made
+    # (a previous state damaged on disk) never stops a new stock: the load says so.
+    warnings = []
+    try:
+        stock_changes = write_stock_changes(
+            data_dir, build_dir, merged, deltas.snapshot_coverage(build_dir, month).date()
+        )
+    except (duckdb.Error, MirrorError, OSError) as exc:
+        stock_changes = None
+        (build_dir / STOCK_CHANGES_FILE).unlink(missing_ok=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        warnings.append(
+            f"not compared with the previous state (`mirror changes` lists no stock change): {first}"
+        )
     crash_point("before-rename")
     os.rename(build_dir, target)
     fsync_dir(snapshots_dir(data_dir))
@@ -90,7 +111,8 @@ def publish(
     grace = grace_entry(data_dir, state)
     previous = state.get("snapshot")
     snapshot = dict(snapshot_info, month=month, dir=name, loaded_at=utc_now())
-    merged = deltas.compact_for(data_dir, target)
+    if stock_changes is not None:
+        snapshot["stock_changes"] = stock_changes
     state["snapshot"] = snapshot
     state[GRACE_FIELD] = grace
     if previous and previous.get("dir") != name:
@@ -111,7 +133,7 @@ def publish(
     (data_dir / PENDING_NAME).unlink(missing_ok=True)
     crash_point("after-pending-removed")
     removed = apply_retention(data_dir, keep)
-    return {"snapshot": snapshot, "removed": removed}
+    return {"snapshot": snapshot, "removed": removed, "warnings": warnings}
 
 
 def apply_retention(data_dir: Path, keep: int = DEFAULT_KEEP) -> list[str]:

@@ -660,6 +660,7 @@ def load_snapshot(
         summary["lookup_store"] = lookup_build.maintain(data_dir)
     summary["snapshot_dir"] = str(snap.snapshots_dir(data_dir) / published["snapshot"]["dir"])
     summary["removed"] = published["removed"]
+    summary["warnings"] = [*summary.get("warnings", []), *published.get("warnings", [])]
     summary["notes"] = notes
     summary["duration_s"] = round(time.monotonic() - started, 2)
     total = sum(summary["rows"].values())

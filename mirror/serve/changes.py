@@ -1,5 +1,6 @@
 """What changed, and when: `changes(data_dir, since, until)` lists, one row per changed variable, what the
-daily INSEE changes applied between two days did to the units and établissements of the mirror.
+daily INSEE changes applied between two days, and the monthly stocks loaded then, did to the units and
+établissements of the mirror.
 
 Between consecutive versions of a key (the snapshot row, then each delta day's row, ranked as the merge
 rules rank them) each compared variable whose value differs gives a row: identifier, level, kind (creation,
@@ -8,6 +9,11 @@ diffusion, other), field, old and new values (as text), effective date (the peri
 variables INSEE historises, the creation date for a creation), processing date (dateDernierTraitement),
 source and day. The compared variables are the stock file's, but keys and bookkeeping (dates of treatment,
 number of periods, dateDebut itself, the mirror's derived columns). SQL in sql/changes/.
+
+Across monthly stocks: each snapshot's folder holds the comparison of the state it replaced with the one
+it published (mirror.load.stock_changes: units and établissements that left the register, doublons,
+creations and field changes the days did not report); its rows have source "stock", and a variable masked
+in the current views is masked in them too.
 """
 
 from __future__ import annotations
@@ -19,35 +25,26 @@ import duckdb
 import pyarrow as pa
 
 from mirror.catalog.build import connect, snapshot_select
+from mirror.core.changes import (
+    COLUMNS,
+    KINDS,
+    STOCK_CHANGES_FILE,
+    TABLES,
+    compared_columns,
+    historised_columns,
+    rows_sql,
+)
+from mirror.core.datadir import current_snapshot_path, read_state, snapshots_dir
 from mirror.core.errors import BadInput
-from mirror.core.schema import LAST_PROCESSED, STOCK_FILES_BY_KEY
+from mirror.core.schema import LAST_PROCESSED, MASKABLE_COLUMNS
 from mirror.core.sql import ident, literal, render
-from mirror.deltas.store import day_dir, list_days
-from mirror.serve.documents import historised_columns
+from mirror.deltas.store import coverage_for, day_dir, list_days
 
-KINDS = (
-    "creation", "cessation", "fermeture", "reactivation", "siege", "name", "activity", "address", "effectif",
-    "categorie_juridique", "diffusion", "other",
-)  # fmt: skip
-COLUMNS = (
-    "identifier", "level", "kind", "field", "old_value", "new_value", "effective_date", "processing_date",
-    "source", "day",
-)  # fmt: skip
-# table: (key, level, creation date, historique)
-_TABLES = {
-    "unites_legales": ("siren", "unite_legale", "dateCreationUniteLegale", "unites_legales_historique"),
-    "etablissements": ("siret", "etablissement", "dateCreationEtablissement", "etablissements_historique"),
-}
-_NOT_COMPARED = {"siren", "nic", "siret", "dateDebut"}
-
-
-def compared_columns(table: str) -> list[str]:
-    """The variables whose changes are reported: the stock file's, but keys and bookkeeping."""
-    return [
-        c
-        for c in STOCK_FILES_BY_KEY[table].columns
-        if c not in _NOT_COMPARED and not c.startswith(("dateDernierTraitement", "nombrePeriodes"))
-    ]
+SOURCES = (
+    "daily",
+    "stock",
+)  # the delta days; the comparisons of the monthly stocks (mirror.load.stock_changes)
+__all__ = ["COLUMNS", "KINDS", "changes", "compared_columns", "format_of", "write"]
 
 
 def changes(
@@ -58,18 +55,20 @@ def changes(
     kinds: list[str] | None = None,
     fields: list[str] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
+    sources: tuple[str, ...] = SOURCES,
 ) -> pa.Table:
-    """The changes applied by the delta days from `since` to `until` (inclusive; default: the last day), as
-    an Arrow table of COLUMNS ordered by day, identifier, level, field. ids: SIRENs (a unit and all its
-    établissements) and/or SIRETs; kinds: among KINDS; fields: variable names. `con`: an open catalog
-    connection (else one is opened on data_dir and closed)."""
+    """The changes applied by the delta days from `since` to `until` (inclusive; default: the last day) and
+    those the monthly stocks published in that range brought (source "stock", day = the snapshot's
+    coverage), as an Arrow table of COLUMNS ordered by day, identifier, level, field. ids: SIRENs (a unit
+    and all its établissements) and/or SIRETs; kinds: among KINDS; fields: variable names; sources: among
+    SOURCES. `con`: an open catalog connection (else one is opened on data_dir and closed)."""
     until = until or date.max
     if until < since:
         raise BadInput(f"--until {until.isoformat()} is before --since {since.isoformat()}")
     unknown = sorted(set(kinds or ()) - set(KINDS))
     if unknown:
         raise BadInput(f"unknown change kind {unknown[0]!r} (kinds: {', '.join(KINDS)})")
-    known_fields = {c for t in _TABLES for c in compared_columns(t)}
+    known_fields = {c for t in TABLES for c in compared_columns(t)}
     bad = sorted(set(fields or ()) - known_fields)
     if bad:
         raise BadInput(
@@ -78,15 +77,15 @@ def changes(
     if con is None:
         con = connect(Path(data_dir), read_only=True)
         try:
-            return changes(data_dir, since, until, ids, kinds, fields, con)
+            return changes(data_dir, since, until, ids, kinds, fields, con, sources)
         finally:
             con.close()
     con = con.cursor()  # private: the registered identifiers never reach the caller's connection
-    days = list_days(Path(data_dir))
+    days = _days_over_snapshot(Path(data_dir)) if "daily" in sources else []
     if ids is not None:
         con.register("_changes_ids", pa.table({"id": pa.array(sorted(set(ids)), pa.string())}))
     parts, args = [], []
-    for table, (key, level, created, historique) in _TABLES.items():
+    for table, (key, level, created, historique) in TABLES.items():
         files = [day_dir(Path(data_dir), d) / f"{table}.parquet" for d in days]
         if not files:
             continue
@@ -105,7 +104,6 @@ def changes(
                 snapshot=f"({snapshot_select(con, data_dir, table)})",
                 days=f"read_parquet([{', '.join(literal(f) for f in files)}], union_by_name = true)",
                 key=ident(key),
-                level=level,
                 processed=ident(LAST_PROCESSED[table]),
                 created=ident(created),
                 lags=", ".join(
@@ -119,12 +117,15 @@ def changes(
                     f"'masked': CAST({ident('_last_' + c)} AS VARCHAR) = '[ND]'}}"
                     for c in wanted
                 ),
-                first=wanted[0],
                 ids=id_query,
-                kinds=render("changes/field_kinds.sql"),
+                rows=rows_sql(level, wanted[0], "daily"),
             )
         )
         args += [since, until, since, until]
+    stock_files = [literal(f) for f in stock_changes_files(Path(data_dir))] if "stock" in sources else []
+    if stock_files:
+        parts.append(_stock_part(stock_files, ids is not None))
+        args += [since, until]
     if not parts:
         return con.execute(render("changes/empty.sql")).to_arrow_table()
     sql = " UNION ALL ".join(f"({p})" for p in parts)
@@ -137,6 +138,58 @@ def changes(
         filter_args.append(sorted(fields))
     query = f"SELECT * FROM ({sql}) {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY day, identifier, level DESC, field NULLS FIRST"
     return con.execute(query, args + filter_args).to_arrow_table()
+
+
+def _days_over_snapshot(data_dir: Path) -> list[date]:
+    """The delta days the views merge over the current snapshot: those at or after its coverage (days
+    before it, still on disk between a load and the next update's prune, are in the snapshot already)."""
+    folder = current_snapshot_path(data_dir)
+    coverage = coverage_for(data_dir, folder) if folder is not None else None
+    return [d for d in list_days(data_dir) if coverage is None or d >= coverage.date()]
+
+
+def stock_changes_files(data_dir: Path) -> list[Path]:
+    """The comparisons of each published snapshot with the state it replaced (mirror.load.stock_changes):
+    the current snapshot's and those of the previous snapshots still on disk, oldest first."""
+    state = read_state(data_dir)
+    entries = [*reversed(state.get("previous_snapshots") or []), state.get("snapshot") or {}]
+    files = [
+        snapshots_dir(data_dir) / str(e.get("dir")) / STOCK_CHANGES_FILE for e in entries if e.get("dir")
+    ]
+    return [f for f in files if f.is_file()]
+
+
+def snapshot_changes(data_dir: Path, snapshot: str, ids: list[str]) -> pa.Table:
+    """The stock rows (COLUMNS) of snapshot folder `snapshot` for the SIRENs / SIRETs `ids` (a unit with all
+    its établissements), masked as the current views are: what a watchlist receives after the sync that
+    loaded it. No comparison file (the first snapshot, or one loaded before comparisons existed): none."""
+    path = snapshots_dir(Path(data_dir)) / snapshot / STOCK_CHANGES_FILE
+    con = connect(Path(data_dir), read_only=True)
+    try:
+        if not path.is_file():
+            return con.execute(render("changes/empty.sql")).to_arrow_table()
+        con.register("_changes_ids", pa.table({"id": pa.array(sorted(set(ids)), pa.string())}))
+        query = f"SELECT * FROM ({_stock_part([literal(path)], True)}) ORDER BY identifier, level DESC, field NULLS FIRST"
+        return con.execute(query, [date.min, date.max]).to_arrow_table()
+    finally:
+        con.close()
+
+
+def _stock_part(files: list[str], by_ids: bool) -> str:
+    """The stock rows of [?, ?] (sql/changes/stock_read.sql), masked as the current views are."""
+    checks = {}
+    for table in TABLES:
+        maskable = [c for c in compared_columns(table) if c in MASKABLE_COLUMNS[table]]
+        checks[table] = ", ".join(
+            f"{{'field': {literal(c)}, 'masked': CAST({ident(c)} AS VARCHAR) = '[ND]'}}" for c in maskable
+        )
+        checks[f"{table}_fields"] = "[" + ", ".join(literal(c) for c in maskable) + "]"
+    ids = (
+        "(identifier IN (SELECT id FROM _changes_ids) OR left(identifier, 9) IN (SELECT id FROM _changes_ids))"
+        if by_ids
+        else "true"
+    )
+    return render("changes/stock_read.sql", files=", ".join(files), ids=ids, **checks)
 
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}

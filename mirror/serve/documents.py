@@ -28,6 +28,7 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING
 
+from mirror.core.changes import historised_columns
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
 from mirror.core.sql import SQL_DIR, render_cached
 from mirror.core.sql import ident as sql_ident
@@ -309,18 +310,6 @@ AS_OF_TABLES = {
     "unites_legales": ("unites_legales_historique", "siren", "dateCreationUniteLegale"),
     "etablissements": ("etablissements_historique", "siret", "dateCreationEtablissement"),
 }
-
-
-def historised_columns(historique: str) -> list[str]:
-    """The variables a period of `historique` gives its row: the historique file's columns but the keys,
-    the period's end and the changement* flags (which say what changed, not what it was)."""
-    from mirror.core.schema import STOCK_FILES_BY_KEY
-
-    return [
-        c
-        for c in STOCK_FILES_BY_KEY[historique].columns
-        if c not in ("siren", "nic", "siret", "dateFin") and not c.startswith("changement")
-    ]
 
 
 @contextlib.contextmanager

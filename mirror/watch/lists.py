@@ -4,10 +4,13 @@ Layout:
 
     DATA_DIR/watchlists/<name>.json     {name, ids, webhook, since, done_through, delivered}
     DATA_DIR/alerts/<name>/<day>.jsonl  the changes (mirror.serve.changes rows) of that day for the list
+    DATA_DIR/alerts/<name>/stock-<snapshot>.jsonl  the changes a monthly stock brought that the days did not
+                                        report (mirror.load.stock_changes), after the sync that loaded it
 
 After a sync (`collect`), each list gets one alerts file per applied day after its `done_through`, written
 atomically (temp + rename) and *then* recorded in the list's JSON (atomically too): a crash between the two
-rewrites the same file with the same rows at the next sync, so a day is never lost nor listed twice. A list
+rewrites the same file with the same rows at the next sync, so a day is never lost nor listed twice; the same
+for each snapshot loaded after the list's `stock_through` (the load time of the last one it reported). A list
 with a webhook then POSTs each alerts file not yet `delivered` (JSON body {watchlist, day, changes}), with
 an `Idempotency-Key: <name>/<day>` header, retrying with backoff; a failure never fails the sync and the
 file is posted again at the next one. A receiver that keeps the keys it saw gets each day exactly once (a
@@ -84,6 +87,11 @@ def _last_day(data_dir: Path) -> str | None:
     return max(days) if days else None
 
 
+def _loaded_at(data_dir: Path) -> str | None:
+    """When the current snapshot was loaded: a list reports the comparisons of the snapshots loaded later."""
+    return (read_state(Path(data_dir)).get("snapshot") or {}).get("loaded_at")
+
+
 def add(data_dir: Path, name: str, ids: list[str], webhook: str | None = None) -> dict:
     """Creates (or replaces the identifiers and webhook of) a watchlist; it reports the days applied from
     now on (a new list starts after the last applied day)."""
@@ -98,6 +106,7 @@ def add(data_dir: Path, name: str, ids: list[str], webhook: str | None = None) -
         "since": existing["since"] if existing else _last_day(data_dir),
         "done_through": existing["done_through"] if existing else _last_day(data_dir),
         "delivered": existing["delivered"] if existing else [],
+        "stock_through": existing.get("stock_through") if existing else _loaded_at(data_dir),
     }
     lists_dir(data_dir).mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, entry)
@@ -145,6 +154,21 @@ def _write_day(folder: Path, day: str, rows: list[dict]) -> Path:
     return target
 
 
+STOCK_PREFIX = "stock-"  # alerts/NAME/stock-<snapshot folder>.jsonl: the changes a monthly stock brought
+
+
+def _new_snapshots(data_dir: Path, after: str | None) -> list[tuple[str, str]]:
+    """(folder, loaded_at) of the published snapshots loaded after `after` (state.json), oldest first."""
+    state = read_state(Path(data_dir))
+    entries = [*(state.get("previous_snapshots") or []), state.get("snapshot") or {}]
+    found = {
+        (e["loaded_at"], e["dir"])
+        for e in entries
+        if e.get("dir") and e.get("loaded_at") and (after is None or e["loaded_at"] > after)
+    }
+    return [(d, at) for at, d in sorted(found)]
+
+
 @dataclass
 class Collected:
     name: str
@@ -153,9 +177,12 @@ class Collected:
     delivered: int
     pending: int
     error: str | None = None
+    stocks: int = 0  # monthly stocks whose comparison was collected
 
     def format(self) -> str:
         line = f"Watchlist {self.name}: {self.changes:,} change(s) over {self.days} new day(s)"
+        if self.stocks:
+            line += f" and {self.stocks} new monthly stock(s)"
         if self.delivered or self.pending:
             line += f"; webhook: {self.delivered} delivered, {self.pending} pending"
         if self.error:
@@ -167,7 +194,7 @@ def collect(data_dir: Path, post=None) -> list[Collected]:
     """After a sync (writer lock held): each watchlist's alerts files for the applied days it has not seen,
     then its webhook deliveries. Returns one summary per list."""
     from mirror.deltas.store import list_days
-    from mirror.serve.changes import changes
+    from mirror.serve.changes import changes, snapshot_changes
 
     data_dir = Path(data_dir)
     out = []
@@ -179,7 +206,11 @@ def collect(data_dir: Path, post=None) -> list[Collected]:
         count = 0
         if new_days:
             table = changes(
-                data_dir, date.fromisoformat(new_days[0]), date.fromisoformat(new_days[-1]), ids=entry["ids"]
+                data_dir,
+                date.fromisoformat(new_days[0]),
+                date.fromisoformat(new_days[-1]),
+                ids=entry["ids"],
+                sources=("daily",),  # the stocks' changes go to files of their own, below
             )
             rows = table.to_pylist()
             for day in new_days:
@@ -189,10 +220,22 @@ def collect(data_dir: Path, post=None) -> list[Collected]:
             crash_point("watch-before-record")
             entry["done_through"] = new_days[-1]
             write_json_atomic(path, entry)
+        # the monthly stocks loaded since the last sync: their comparison with the state they replaced
+        if "stock_through" not in entry:  # a list of an older version: from the current snapshot on
+            entry["stock_through"] = _loaded_at(data_dir)
+            write_json_atomic(path, entry)
+        loads = _new_snapshots(data_dir, entry["stock_through"])
+        for snapshot_dir, loaded_at in loads:
+            rows = snapshot_changes(data_dir, snapshot_dir, entry["ids"]).to_pylist()
+            _write_day(folder, f"{STOCK_PREFIX}{snapshot_dir}", rows)  # the file first, then the record
+            count += len(rows)
+            crash_point("watch-before-record")
+            entry["stock_through"] = loaded_at
+            write_json_atomic(path, entry)
         delivered, pending, error = 0, 0, None
         if entry.get("webhook"):
             delivered, pending, error = _deliver(data_dir, entry, path, folder, post)
-        out.append(Collected(entry["name"], len(new_days), count, delivered, pending, error))
+        out.append(Collected(entry["name"], len(new_days), count, delivered, pending, error, len(loads)))
     return out
 
 
@@ -208,7 +251,10 @@ def _deliver(data_dir: Path, entry: dict, path: Path, folder: Path, post) -> tup
         rows = [
             json.loads(line) for line in (folder / f"{day}.jsonl").read_text(encoding="utf-8").splitlines()
         ]
-        body = {"watchlist": entry["name"], "day": day, "changes": rows}
+        if day.startswith(STOCK_PREFIX):
+            body = {"watchlist": entry["name"], "snapshot": day[len(STOCK_PREFIX) :], "changes": rows}
+        else:
+            body = {"watchlist": entry["name"], "day": day, "changes": rows}
         ok = False
         for attempt in range(WEBHOOK_TRIES):
             try:

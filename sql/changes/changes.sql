@@ -8,7 +8,8 @@
 --   (with _delta_day, _delta_seq); ${key}, ${level}, ${processed}, ${created}: the table's key, level name,
 --   dateDernierTraitement and creation-date columns; ${lags}: `lag(col) OVER w AS "_prev_col"` and
 --   `last_value(col) OVER whole AS "_last_col"` per compared variable; ${unpivot}: one {field, old, new, historised, masked} struct per compared variable; ${first}: the
---   first compared variable (the one struct a creation keeps); ${ids}: the identifiers to keep (a query).
+--   first compared variable (the one struct a creation keeps); ${ids}: the identifiers to keep (a query);
+--   ${rows}: sql/changes/rows.sql, which turns `compared` into the changes' rows.
 WITH touched AS (
     SELECT DISTINCT ${key} AS k FROM ${days} WHERE _delta_day BETWEEN ? AND ?
 ),
@@ -30,20 +31,8 @@ pairs AS (
 ),
 compared AS (
     SELECT ${key} AS identifier, _delta_day AS day, ${processed} AS processing_date, dateDebut AS period_start,
-           ${created} AS created, is_new,
+           ${created} AS created, is_new, false AS is_removed,
            unnest([${unpivot}]) AS c
     FROM pairs
 )
-SELECT identifier, '${level}' AS level,
-       CASE WHEN is_new THEN 'creation'
-            WHEN k.kind = 'etat' AND c.new IN ('C', 'F') THEN CASE '${level}' WHEN 'unite_legale' THEN 'cessation' ELSE 'fermeture' END
-            WHEN k.kind = 'etat' THEN 'reactivation'
-            ELSE coalesce(k.kind, 'other') END AS kind,
-       CASE WHEN is_new THEN NULL ELSE c.field END AS field,
-       CASE WHEN is_new THEN NULL WHEN c.masked THEN '[ND]' ELSE c.old END AS old_value,
-       CASE WHEN is_new THEN NULL WHEN c.masked THEN '[ND]' ELSE c.new END AS new_value,
-       CASE WHEN is_new THEN created WHEN c.historised THEN period_start END AS effective_date,
-       processing_date, 'daily' AS source, day
-FROM compared
-LEFT JOIN (${kinds}) AS k ON k.field = c.field
-WHERE is_new AND c.field = '${first}' OR NOT is_new AND c.old IS DISTINCT FROM c.new
+${rows}

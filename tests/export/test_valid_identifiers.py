@@ -9,7 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mirror.core.identifiers import LA_POSTE_SIREN, is_valid_siren, is_valid_siret, luhn_check_digit
+from mirror.core.identifiers import (
+    LA_POSTE_SIREN,
+    is_valid_siren,
+    is_valid_siret,
+    luhn_check_digit,
+    siren_of_tva,
+    tva_key,
+)
 from mirror.export.batch import BLANK_CHARS, classify
 
 _BLANKS = str.maketrans("", "", BLANK_CHARS)
@@ -22,6 +29,8 @@ def expected(raw: str) -> dict:
         return {"input": raw, "siren": v, "siret": None, "valid": True}
     if len(v) == 14 and is_valid_siret(v):
         return {"input": raw, "siren": v[:9], "siret": v, "valid": True}
+    if siren_of_tva(v):
+        return {"input": raw, "siren": siren_of_tva(v), "siret": None, "valid": True}
     return {"input": raw, "siren": None, "siret": None, "valid": False}
 
 
@@ -93,6 +102,17 @@ EDGE_CASES = [
     "1234567890123456789",
     "99999999999999999999",
     "é52100554",
+    "FR40303265045",  # a VAT number: FR, key (12 + 3 × (SIREN mod 97)) mod 97, SIREN
+    "fr40303265045",
+    "FR 40 303 265 045",
+    "FR41303265045",  # wrong key
+    "FR40303265046",  # invalid SIREN
+    "FR4030326504",
+    "FR403032650450",
+    "FRXX303265045",
+    "BE40303265045",
+    "FR00000000000",  # SIREN 000000000 is Luhn-valid, its key is 12
+    "FR12000000000",
 ]
 
 
@@ -120,6 +140,10 @@ def test_large_random_sample_agrees():
             v = v[:i] + rng.choice("0123456789") + v[i + 1 :]
         elif kind == 4:
             v = spaced(rng, rng.choice([valid_siren, valid_siret])(rng))
+        elif kind == 5 and rng.random() < 0.5:  # a VAT number, its key right or off by one
+            siren = valid_siren(rng)
+            key = int(tva_key(siren)) + rng.choice([0, 0, 1])
+            v = spaced(rng, rng.choice(["FR", "fr"]) + f"{key % 100:02d}" + siren)
         elif kind == 5:  # digits only, any length around 9 and 14
             v = "".join(rng.choice("0123456789") for _ in range(rng.choice([8, 9, 10, 13, 14, 15])))
         else:

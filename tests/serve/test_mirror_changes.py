@@ -147,3 +147,81 @@ def test_cli_filters_formats_and_errors(mirror, tmp_path):
         assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
         assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.xlsx").exists()
+
+
+@pytest.mark.slow
+def test_batch_changed_since_keep_columns_and_vat_numbers(mirror, tmp_path):
+    """`mirror batch --changed-since` adds each row's changes (those `mirror changes --siren` lists), CSV and
+    JSON Lines; --keep-columns carries the input CSV's columns; a VAT number stands for its SIREN, its key
+    checked."""
+    from mirror.core.identifiers import tva_key
+
+    everything = changes(mirror, SINCE).to_pylist()
+    both = {r["identifier"] for r in everything if r["level"] == "unite_legale"} & {
+        r["identifier"][:9] for r in everything if r["level"] == "etablissement"
+    }
+    changed = sorted(both)[0]  # a unit with changes of its own and of its établissements
+    con = connect(mirror)
+    try:
+        (quiet,) = con.execute(
+            "SELECT min(siren) FROM unites_legales WHERE siren NOT IN (SELECT unnest(?))",
+            [sorted({r["identifier"][:9] for r in everything})],
+        ).fetchone()
+    finally:
+        con.close()
+    vat = f"FR{tva_key(changed)}{changed}"
+    wrong = f"FR{(int(tva_key(changed)) + 1) % 100:02d}{changed}"
+    src = tmp_path / "clients.csv"
+    src.write_text(
+        f"ref;numero;note\nA;{vat};vat\nB;{quiet};quiet\nC;{wrong};wrong key\nD;{changed};siren\n",
+        encoding="utf-8",
+    )
+    args = ["batch", str(src), "--column", "numero", "--keep-columns", "--changed-since", "2026-10-01", "-q"]
+    done = run_mirror(*args, "-o", str(tmp_path / "out.csv"), data_dir=mirror)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader((tmp_path / "out.csv").open(encoding="utf-8")))
+    assert list(rows[0])[:4] == ["ref", "numero", "note", "status"]
+    assert list(rows[0])[-4:] == ["changes_count", "changes_kinds", "changes_last_day", "changes"]
+    assert [r["ref"] for r in rows] == ["A", "B", "C", "D"] and rows[0]["numero"] == vat
+    assert [r["status"] != "invalid" for r in rows] == [True, True, False, True]
+    expected = changes(mirror, SINCE, ids=[changed]).to_pylist()
+    assert {r["identifier"] for r in expected} > {changed}  # the unit and some of its établissements
+    for row in (rows[0], rows[3]):
+        listed = json.loads(row["changes"])
+        assert int(row["changes_count"]) == len(listed) == len(expected)
+        assert [(c["identifier"], c["field"], c["new_value"]) for c in listed] == [
+            (c["identifier"], c["field"], c["new_value"]) for c in expected
+        ]
+        assert row["changes_kinds"] == "|".join(sorted({c["kind"] for c in expected}))
+        assert row["changes_last_day"] == max(c["day"] for c in expected).isoformat()
+    assert (rows[1]["changes_count"], rows[1]["changes"]) == ("0", "[]")
+    assert rows[2]["changes_count"] == rows[2]["changes"] == ""
+
+    # level etablissement: a SIRET gets its own changes and its unit's
+    siret = sorted(
+        r["identifier"]
+        for r in everything
+        if r["level"] == "etablissement" and r["identifier"][:9] == changed
+    )[0]
+    (tmp_path / "sirets.txt").write_text(siret + "\n")
+    done = run_mirror("batch", str(tmp_path / "sirets.txt"), "--level", "etablissement", "--changed-since",
+                      "2026-10-01", "-q", "-o", str(tmp_path / "et.csv"), data_dir=mirror)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (row,) = csv.DictReader((tmp_path / "et.csv").open(encoding="utf-8"))
+    assert {c["identifier"] for c in json.loads(row["changes"])} == {siret, changed}
+
+    # JSON Lines: the document, then an `input` object and a `changes` array at its top level
+    done = run_mirror(*args, "-o", str(tmp_path / "out.jsonl"), data_dir=mirror)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [d["input"]["ref"] for d in lines] == ["A", "B", "C", "D"]
+    assert lines[0]["data"]["siren"] == changed and "errors" in lines[2]
+    assert [(c["identifier"], c["field"]) for c in lines[0]["changes"]] == [
+        (c["identifier"], c["field"]) for c in expected
+    ]
+    assert lines[1]["changes"] == [] == lines[2]["changes"]
+
+    plain = tmp_path / "ids.txt"
+    plain.write_text(changed + "\n")
+    bad = run_mirror("batch", str(plain), "--keep-columns", "-o", str(tmp_path / "x.csv"), data_dir=mirror)
+    assert bad.returncode == 2 and "--keep-columns" in bad.stderr and "Traceback" not in bad.stderr
