@@ -11,6 +11,10 @@ DEMO_SCALE ?= 20000
 # ONE_WORKER_FILES on one worker each (the Spark tests: one SparkSession for all of them).
 JOBS   ?= auto
 
+# Bytecode caches on: an environment that sets PYTHONDONTWRITEBYTECODE (as some CI images do) makes every
+# test worker re-rewrite every test module's asserts and every `mirror` subprocess recompile the package.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: install test test-fast lint demo bench clean
 
 install: $(STAMP)

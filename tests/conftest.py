@@ -40,6 +40,38 @@ def pytest_configure(config):
         config._mirror_ram_basetemp = basetemp
 
 
+# Whole files in the slow tier: each builds its own loaded world per module (and per xdist worker), or runs
+# the CLI as a subprocess in most of its tests, so even its quick assertions cost seconds. `make test-fast`
+# (the quick tier, <= 60 s) keeps the in-process tests over the session-shared mirrors; `make test` runs
+# everything. A file moves out of this list once its world is shared (built_once) and its tests are quick.
+SLOW_FILES = {
+    "tests/catalog/test_catalog.py",
+    "tests/deltas/test_deltas.py",
+    "tests/engines/test_current.py",
+    "tests/export/test_batch.py",
+    "tests/export/test_diffusion_paths.py",
+    "tests/export/test_hardening.py",
+    "tests/export/test_shell_outputs.py",
+    "tests/export/test_tva.py",
+    "tests/export/test_valid_identifiers.py",
+    "tests/http/test_app.py",
+    "tests/http/test_entreprise.py",
+    "tests/http/test_insee.py",
+    "tests/load/test_load.py",
+    "tests/load/test_readers.py",
+    "tests/serve/test_documents.py",
+    "tests/serve/test_point_in_time.py",
+    "tests/test_cli_errors.py",
+    "tests/update/test_update_hardening.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.split("::", 1)[0] in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_unconfigure(config):
     basetemp = getattr(config, "_mirror_ram_basetemp", None)
     if basetemp is not None:  # RAM is not a disk: nothing of a finished run stays there
