@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from mirror.core.errors import BadInput
+from mirror.core.sql import literal
 
 DATA_DIR_ENV = "MIRROR_DATA_DIR"
 DEFAULT_DATA_DIR = "./data"
@@ -69,6 +70,20 @@ def duckdb_memory_limit() -> str:
         f"{MEMORY_LIMIT_ENV} must be a memory size like 6GB, 500MB, 1.5GiB or a percentage like 80% "
         f"(got {raw[:40]!r})"
     )
+
+
+def tuned_connection(temp_dir: Path):
+    """An in-memory DuckDB connection for a writer's bulk work: $MIRROR_MEMORY_LIMIT, $MIRROR_THREADS, spills
+    into `temp_dir` (inside the writer's build folder, removed with it), no progress bar."""
+    import duckdb  # here: readers answered by the lookup store never import DuckDB
+
+    con = duckdb.connect()
+    con.execute(f"SET memory_limit = {literal(duckdb_memory_limit())}")
+    if (threads := duckdb_threads()) is not None:
+        con.execute(f"SET threads = {threads}")
+    con.execute(f"SET temp_directory = {literal(temp_dir)}")
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 LOOKUP_STORE_ENV = "MIRROR_LOOKUP_STORE"

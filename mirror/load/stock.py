@@ -30,7 +30,7 @@ from pathlib import Path
 import duckdb
 
 from mirror.core import datadir as snap
-from mirror.core.config import duckdb_memory_limit, duckdb_threads
+from mirror.core.config import tuned_connection
 from mirror.core.errors import BadInput, IntegrityError, MirrorError
 from mirror.core.faults import crash_point
 from mirror.core.schema import (
@@ -246,13 +246,8 @@ def _csv_source_sql(path: Path, header: list[str], delimiter: str = ",") -> str:
 
 
 def _connect_for_build(build_dir: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit = {literal(duckdb_memory_limit())}")
-    if (threads := duckdb_threads()) is not None:
-        con.execute(f"SET threads = {threads}")
-    con.execute(f"SET temp_directory = {literal(build_dir / '.tmp')}")
+    con = tuned_connection(build_dir / ".tmp")
     con.execute("SET preserve_insertion_order = true")
-    con.execute("SET enable_progress_bar = false")
     prepare_connection(con)
     return con
 

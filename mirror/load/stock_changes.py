@@ -23,11 +23,9 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-import duckdb
-
 from mirror.catalog import build as catalog
 from mirror.core.changes import STOCK_CHANGES_FILE, TABLES, compared_columns, historised_columns, rows_sql
-from mirror.core.config import catalog_path, duckdb_memory_limit, duckdb_threads
+from mirror.core.config import catalog_path, tuned_connection
 from mirror.core.datadir import current_snapshot
 from mirror.core.schema import LAST_PROCESSED
 from mirror.core.sql import ident, literal, render
@@ -51,13 +49,8 @@ def write_stock_changes(data_dir: Path, build_dir: Path, merged: Path | None, da
     catalog_file = catalog_path(data_dir)
     if current_snapshot(data_dir) is None or not catalog_file.is_file():
         return None
-    con = duckdb.connect()
+    con = tuned_connection(build_dir / ".tmp-changes")
     try:
-        con.execute(f"SET memory_limit = {literal(duckdb_memory_limit())}")
-        if (threads := duckdb_threads()) is not None:
-            con.execute(f"SET threads = {threads}")
-        con.execute(f"SET temp_directory = {literal(build_dir / '.tmp-changes')}")
-        con.execute("SET enable_progress_bar = false")
         con.execute(f"ATTACH {literal(catalog_file)} AS stock_before (READ_ONLY)")
         parts, args = [], []
         for table, (key, level, created, historique) in TABLES.items():
