@@ -18,7 +18,7 @@ import click
 
 from mirror import __version__
 from mirror.core.config import DATA_DIR_ENV, duckdb_memory_limit, duckdb_threads, resolve_data_dir
-from mirror.core.errors import BadInput, MirrorError, OutputClosed
+from mirror.core.errors import BadInput, MirrorError, OutputClosed, first_line
 
 
 def data_dir_option(func):
@@ -64,14 +64,9 @@ def _check_environment() -> None:
     duckdb_memory_limit()
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 def _os_error_line(exc: OSError) -> str:
     """`<strerror>: <path>` (the path the system refused, and the second one of a rename)."""
-    reason = exc.strerror or _first_line(exc)
+    reason = exc.strerror or first_line(exc)
     paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
     return f"{reason}: {' -> '.join(paths)}" if paths else reason
 
@@ -154,9 +149,7 @@ class MirrorGroup(click.Group):
             )
             if not from_env or not isinstance(envvar, str):
                 raise
-            click.echo(
-                f"Error: {envvar}: {_first_line(click.ClickException(exc.format_message()))}", err=True
-            )
+            click.echo(f"Error: {envvar}: {first_line(click.ClickException(exc.format_message()))}", err=True)
             sys.exit(2)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             _flush_stdout(debug)  # an answer printed before its exit code (`get` of a 404) is flushed too
@@ -167,7 +160,7 @@ class MirrorGroup(click.Group):
             _quiet_teardown(debug)
             if debug:
                 traceback.print_exc()
-            click.echo(f"Error: {_first_line(exc)}", err=True)
+            click.echo(f"Error: {first_line(exc)}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             _interrupted(command)
@@ -180,10 +173,10 @@ class MirrorGroup(click.Group):
             if isinstance(exc, OSError):
                 click.echo(f"Error: {_os_error_line(exc)}", err=True)
             elif _is_duckdb_error(exc):
-                click.echo(f"Error: DuckDB: {_first_line(exc)}", err=True)
+                click.echo(f"Error: DuckDB: {first_line(exc)}", err=True)
             else:
                 hint = "" if debug else f" (set {DEBUG_ENV}=1 for the traceback)"
-                click.echo(f"Error: unexpected {type(exc).__name__}: {_first_line(exc)}{hint}", err=True)
+                click.echo(f"Error: unexpected {type(exc).__name__}: {first_line(exc)}{hint}", err=True)
             sys.exit(1)
 
 

@@ -28,7 +28,7 @@ import duckdb
 from mirror.catalog import current
 from mirror.core import datadir as snap
 from mirror.core.config import catalog_path
-from mirror.core.errors import MirrorError
+from mirror.core.errors import MirrorError, first_line
 from mirror.core.schema import GEOLOCATION_COLUMNS, SIRET_INDEX, STOCK_FILES
 from mirror.core.sql import REF_DIR, SQL_DIR, escape, ident, idents, literal, render
 from mirror.core.typed import base_columns
@@ -58,7 +58,7 @@ def connect(data_dir: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
         try:
             con = duckdb.connect(str(path), read_only=False)
         except duckdb.Error as exc:
-            raise MirrorError(f"cannot open {path}: {_first_line(exc)}") from exc
+            raise MirrorError(f"cannot open {path}: {first_line(exc)}") from exc
     try:
         _check_sources(con, data_dir)
     except BaseException:
@@ -91,10 +91,6 @@ def lookup_planning(con: duckdb.DuckDBPyConnection):
         con.execute(f"SET disabled_optimizers = '{','.join(current)}'")
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
 def _locked(exc: duckdb.Error) -> bool:
     return "lock" in str(exc).lower()
 
@@ -117,7 +113,7 @@ def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
         if not _locked(exc):
-            raise MirrorError(f"cannot open {path}: {_first_line(exc)}") from exc
+            raise MirrorError(f"cannot open {path}: {first_line(exc)}") from exc
         error = exc
     for _ in range(_COPY_ATTEMPTS):
         fd, name = tempfile.mkstemp(prefix="mirror-catalog-", suffix=".duckdb")
@@ -141,7 +137,7 @@ def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
             error = exc
         finally:
             copy.unlink(missing_ok=True)
-    raise MirrorError(f"cannot open {path} (held open for writing by another process): {_first_line(error)}")
+    raise MirrorError(f"cannot open {path} (held open for writing by another process): {first_line(error)}")
 
 
 def _check_sources(con: duckdb.DuckDBPyConnection, data_dir: Path) -> None:
@@ -266,7 +262,7 @@ def view_columns(con: duckdb.DuckDBPyConnection, snapshot_dir: Path, table: str)
     try:
         present = con.sql(f"SELECT * FROM read_parquet({literal(pattern)}{hive}) LIMIT 0").columns
     except duckdb.Error as exc:
-        raise MirrorError(f"snapshot folder {snapshot_dir} is unreadable: {_first_line(exc)}") from exc
+        raise MirrorError(f"snapshot folder {snapshot_dir} is unreadable: {first_line(exc)}") from exc
     known = list(base_columns(table))
     return [c for c in known if c in present] + [c for c in present if c not in known]
 

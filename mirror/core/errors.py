@@ -54,3 +54,10 @@ class OutputClosed(MirrorError):
     reports for `cat big | head -1`). What was written before stays written; nothing is left behind."""
 
     exit_code = 141
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message (its class name if it has none): what a
+    one-line error or warning quotes of a library's multi-line message."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

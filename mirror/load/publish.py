@@ -32,7 +32,7 @@ from mirror.core.datadir import (
     write_json_atomic,
     write_state,
 )
-from mirror.core.errors import MirrorError
+from mirror.core.errors import MirrorError, first_line
 from mirror.core.faults import crash_point
 from mirror.deltas import store as deltas
 from mirror.load.stock_changes import write_stock_changes
@@ -98,7 +98,7 @@ def publish(
     except (duckdb.Error, MirrorError, OSError) as exc:
         stock_changes = None
         (build_dir / STOCK_CHANGES_FILE).unlink(missing_ok=True)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         warnings.append(
             f"not compared with the previous state (`mirror changes` lists no stock change): {first}"
         )

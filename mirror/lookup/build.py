@@ -35,7 +35,7 @@ import zstandard
 from mirror.catalog.build import connect, restricted
 from mirror.core.config import lookup_store_enabled
 from mirror.core.datadir import LOOKUP_BUILDING_PREFIX, fsync_dir, read_state, update_state
-from mirror.core.errors import MirrorError
+from mirror.core.errors import MirrorError, first_line
 from mirror.core.faults import crash_point
 from mirror.core.sql import ident, literal, render
 from mirror.deltas.store import day_dir
@@ -99,7 +99,7 @@ def maintain(data_dir: Path, progress: Callable[[str], None] | None = None) -> s
     try:
         done = refresh(data_dir, progress)
     except (MirrorError, duckdb.Error, sqlite3.Error, zstandard.ZstdError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         with contextlib.suppress(MirrorError):  # the views answer from now on, not the previous state
             update_state(data_dir, **{GRACE_FIELD: None})
         return (
