@@ -13,6 +13,7 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -121,12 +122,29 @@ def _is_duckdb_error(exc: BaseException) -> bool:
     return duckdb is not None and isinstance(exc, duckdb.Error)
 
 
+def _usage_error(exc: click.UsageError) -> NoReturn:
+    """A bad option or argument as one line naming the command's --help (click's own form is four lines:
+    usage, hint, blank, error), exit 2. A bare group (`mirror`, `mirror watch`) still shows its help."""
+    if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):
+        raise exc
+    message = " ".join(line.strip() for line in exc.format_message().splitlines() if line.strip())
+    where = exc.ctx.command_path if exc.ctx is not None else "mirror"
+    click.echo(f"Error: {message} (see `{where} --help`)", err=True)
+    sys.exit(exc.exit_code)
+
+
 class MirrorGroup(click.Group):
     """The last line of defence: whatever stops a command is printed as one line with an exit code.
 
     MirrorError: its message and code; Ctrl-C / SIGTERM: which command was interrupted, exit 130 / 143;
     OSError: the reason and the path, exit 1; a bad value from an environment variable: one line, exit 2;
     anything else: one line, the traceback only with MIRROR_DEBUG=1."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # the group's own options (`mirror --bogus`)
+            _usage_error(exc)
 
     def invoke(self, ctx):
         _install_signal_handlers()
@@ -148,9 +166,11 @@ class MirrorGroup(click.Group):
                 and sub.get_parameter_source(param.name) == click.core.ParameterSource.ENVIRONMENT
             )
             if not from_env or not isinstance(envvar, str):
-                raise
+                _usage_error(exc)
             click.echo(f"Error: {envvar}: {first_line(click.ClickException(exc.format_message()))}", err=True)
             sys.exit(2)
+        except click.UsageError as exc:
+            _usage_error(exc)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             _flush_stdout(debug)  # an answer printed before its exit code (`get` of a 404) is flushed too
             raise

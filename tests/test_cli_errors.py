@@ -389,3 +389,21 @@ def test_empty_columns_and_near_are_refused_not_ignored(option, message, tiny, t
     r = run_mirror("export", "-o", str(out), *option, data_dir=tiny["data"])
     assert r.returncode == 2 and r.stderr.strip().startswith("Error: ") and message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--bogus"], "No such option '--bogus'"),
+        (["nosuchcommand"], "No such command 'nosuchcommand'"),
+        (["get"], "Missing argument 'IDENTIFIER'"),
+        (["get", "356000000", "--format", "nope"], "Invalid value for '--format'"),
+        (["changes", "--since", "yesterday"], "Invalid value for '--since'"),
+        (["watch", "nope"], "No such command 'nope'"),
+    ],
+)
+def test_usage_errors_are_one_line_naming_the_help(args, needle, tmp_path):
+    r = run_mirror(*args, data_dir=tmp_path / "d")
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and r.stderr.startswith("Error: " + needle), r.stderr
+    assert r.stderr.rstrip().endswith("--help`)"), r.stderr
