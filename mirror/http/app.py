@@ -162,6 +162,13 @@ class Guard:
 # ------------------------------------------------------------------------------------------------
 
 
+def _entreprise_response(answer: entreprise.Answer) -> Response:
+    """A document's JSON text goes out as it is (it is what JSONResponse would render from the dict)."""
+    if isinstance(answer.body, str):
+        return Response(answer.body, answer.status, answer.headers or None, media_type="application/json")
+    return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers or None)
+
+
 def _base_url(request: Request) -> str:
     """The server's own base URL as the client sees it (scheme and host of the request, root path; behind a
     proxy, the X-Forwarded-Proto / X-Forwarded-For uvicorn trusts from --forwarded-allow-ips)."""
@@ -231,7 +238,7 @@ class _App:
             except MirrorError:
                 fast = None
             if fast is not None:
-                return JSONResponse(fast.body, status_code=fast.status, headers=fast.headers or None)
+                return _entreprise_response(fast)
             if self.view_lookups is None:  # created on the event loop
                 import anyio
 
@@ -241,7 +248,7 @@ class _App:
             )
             if isinstance(result, Response):
                 return result
-            return JSONResponse(result.body, status_code=result.status, headers=result.headers or None)
+            return _entreprise_response(result)
 
         endpoint.__name__ = route.path
         return endpoint

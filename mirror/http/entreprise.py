@@ -84,7 +84,7 @@ ROUTES: list[Route] = _routes()
 @dataclass(frozen=True)
 class Answer:
     status: int
-    body: dict
+    body: dict | str  # str: a document's JSON text, sent as it is (answer_from_store)
     headers: dict[str, str]
 
 
@@ -195,10 +195,13 @@ def _rebase(value, base_url: str):
     return value
 
 
-def rebase_links(body: dict, base_url: str) -> dict:
-    """`links` (and the `meta.location` of a 301) pointing at this server instead of entreprise.api.gouv.fr."""
+def rebase_links(body: dict | str, base_url: str) -> dict | str:
+    """`links` (and the `meta.location` of a 301) pointing at this server instead of entreprise.api.gouv.fr.
+    `body` may be a 200 document's JSON text as the lookup store keeps it (see _rebase_text)."""
     if base_url == API_BASE:
         return body
+    if isinstance(body, str):
+        return _rebase_text(body, base_url)
     if isinstance(body.get("links"), dict):
         body["links"] = _rebase(body["links"], base_url)
     errors = body.get("errors")
@@ -207,6 +210,18 @@ def rebase_links(body: dict, base_url: str) -> dict:
             if isinstance(err, dict) and isinstance(err.get("meta"), dict):
                 err["meta"] = _rebase(err["meta"], base_url)
     return body
+
+
+def _rebase_text(text: str, base_url: str) -> str:
+    """rebase_links on a v3/v4 document's compact JSON text, without parsing it: the string values starting
+    with API_BASE + "/" between its top-level `"links":` key (the last one: `data` comes first) and its
+    `"meta"` key. Inside a JSON string every quote is escaped, so neither key can be matched there."""
+    start = text.rfind('"links":{')
+    if start < 0:
+        return text
+    end = text.find(',"meta":', start)
+    end = len(text) if end < 0 else end
+    return text[:start] + text[start:end].replace(f'"{API_BASE}/', f'"{base_url}/') + text[end:]
 
 
 def _location(route: Route, replacing: str, base_url: str, params: list[tuple[str, str]]) -> str:
@@ -271,11 +286,12 @@ def answer_from_store(
 LOOP_BUSY_MS = 20
 
 
-def _store_document(data_dir: Path, ident: str, fmt: str, diffusibles: bool, siege: bool):
-    """get_document's answer from the lookup store alone (no fallback to the views), or None."""
+def _store_document(data_dir: Path, ident: str, fmt: str, diffusibles: bool, siege: bool, as_text: bool):
+    """get_document's answer from the lookup store alone (no fallback to the views), or None; as_text: a 200
+    body as its stored JSON text (parsing and re-encoding it took 40 % of a lookup's time in the app)."""
     from mirror.serve.documents import get_document_from_store
 
-    return get_document_from_store(data_dir, ident, fmt, diffusibles, siege, busy_ms=LOOP_BUSY_MS)
+    return get_document_from_store(data_dir, ident, fmt, diffusibles, siege, LOOP_BUSY_MS, as_text)
 
 
 def _answer(data_dir, route, identifier, params, base_url, require_context, store_only) -> Answer | None:
@@ -291,7 +307,7 @@ def _answer(data_dir, route, identifier, params, base_url, require_context, stor
     if store_only:
         if fmt == "v2" or route.resource == "successions":
             return None
-        found = _store_document(data_dir, ident, fmt, route.diffusibles, siege)
+        found = _store_document(data_dir, ident, fmt, route.diffusibles, siege, route.resource != "adresse")
         if found is None:
             return None
         status, body = found

@@ -412,10 +412,13 @@ def get_document_from_store(
     diffusibles: bool = False,
     siege: bool = False,
     busy_ms: int | None = None,
-) -> tuple[int, dict] | None:
+    as_text: bool = False,
+) -> tuple[int, dict | str] | None:
     """get_document's v3/v4 answer from the lookup store alone, or None when only the views can answer (v2,
     a malformed identifier, no store, a store not current, locked by a writer past `busy_ms` (default
-    READ_BUSY_MS) or damaged). For callers that must not wait on DuckDB (the HTTP server's event loop)."""
+    READ_BUSY_MS) or damaged). For callers that must not wait on DuckDB (the HTTP server's event loop).
+    as_text: a 200 body is the stored JSON text, not parsed: the store keeps each document in the compact
+    form json.dumps(ensure_ascii=False, separators=(",", ":")) gives (the HTTP server sends it as it is)."""
     from mirror.lookup.store import READ_BUSY_MS, open_store
 
     _check_args(fmt)
@@ -427,17 +430,20 @@ def get_document_from_store(
     if store is None:
         return None
     store.set_busy_timeout(READ_BUSY_MS if busy_ms is None else busy_ms)
-    return _answer_from_store(store, (ident, kind, fmt, diffusibles, False, siege, False))
+    return _answer_from_store(store, (ident, kind, fmt, diffusibles, False, siege, False), as_text)
 
 
-def _answer_from_store(store, args) -> tuple[int, dict] | None:
+def _answer_from_store(store, args, as_text: bool = False) -> tuple[int, dict | str] | None:
     """The store's answer, or None when it cannot give one now (not current; still locked by a writer's
     commit after READ_BUSY_MS; a damaged row): the views answer then, with the same documents."""
-    return store.read(lambda s: _answer(_StoreSource(s), *args))
+    return store.read(lambda s: _answer(_StoreSource(s), *args, as_text=as_text))
 
 
-def _answer(src, ident, kind, fmt, diffusibles, non_diffusables, siege, follow_doublons) -> tuple[int, dict]:
-    """get_document's decisions (301, 404, 451, 200) over one source of rows."""
+def _answer(
+    src, ident, kind, fmt, diffusibles, non_diffusables, siege, follow_doublons, as_text: bool = False
+) -> tuple[int, dict | str]:
+    """get_document's decisions (301, 404, 451, 200) over one source of rows (as_text: a 200 body left as
+    its JSON text; not with follow_doublons, which edits the document)."""
     replacing = src.replacing(ident[:9])
     if replacing is not None:
         if follow_doublons and kind == "siren" and replacing != ident:
@@ -458,7 +464,7 @@ def _answer(src, ident, kind, fmt, diffusibles, non_diffusables, siege, follow_d
     statut, statut_ul, document = row
     if _blocked(fmt, kind, diffusibles, non_diffusables, statut, statut_ul):
         return 451, error_document(451, fmt, kind)
-    return 200, json.loads(document)
+    return 200, document if as_text else json.loads(document)
 
 
 def _partition_hint(con: duckdb.DuckDBPyConnection, siret: str) -> tuple[str, list] | None:

@@ -269,3 +269,41 @@ def test_a_writer_holding_the_store_lock_does_not_freeze_the_server(server, http
         writer.execute("ROLLBACK")
         writer.close()
     assert got["r"].status_code == 200 and got["r"].json() == want
+
+
+def test_store_documents_sent_as_text_equal_the_rendered_dicts_for_every_identifier(http_mirror):
+    """The event loop's path sends a document's stored JSON text with its links rebased on the text: for
+    every identifier (v3 units and établissements; the first 300 on the other routes and variants) the bytes
+    are those JSONResponse renders from the rebased dict."""
+    from starlette.responses import JSONResponse
+
+    from mirror.http import entreprise
+
+    con = connect(http_mirror)
+    try:
+        sirens = [r[0] for r in con.execute("SELECT siren FROM unites_legales").fetchall()]
+        sirets = [r[0] for r in con.execute("SELECT siret FROM etablissements").fetchall()]
+    finally:
+        con.close()
+    base = "http://127.0.0.1:8123/prefix"
+    params = list(CONTEXT.items())
+    routes = [r for r in entreprise.ROUTES if r.version in ("v3", "v4") and r.resource != "successions"]
+    texts = 0
+    for route in routes:
+        idents = sirens if route.param == "siren" else sirets
+        every = (
+            route.version == "v3"
+            and not route.diffusibles
+            and route.resource in ("unite_legale", "etablissement")
+        )
+        for ident in idents if every else idents[:300]:
+            fast = entreprise.answer_from_store(http_mirror, route, ident, params, base)
+            assert fast is not None, (route.path, ident)
+            slow = entreprise.answer(http_mirror, route, ident, params, base)
+            assert fast.status == slow.status, (route.path, ident)
+            if isinstance(fast.body, str):
+                texts += 1
+                assert fast.body.encode() == JSONResponse(slow.body).body, (route.path, ident)
+            else:
+                assert fast.body == slow.body, (route.path, ident)
+    assert texts > len(sirens) + len(sirets)
