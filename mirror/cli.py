@@ -1200,7 +1200,7 @@ def search_command(text, limit, offset, departement, code_postal, naf, etat, fmt
               help="Only the SIRENs / SIRETs of this file (one per line).")  # fmt: skip
 @click.option("--kind", "kinds", multiple=True, metavar="KIND",
               help="Only these kinds: creation, cessation, fermeture, reactivation, siege, name, activity, "
-              "address, effectif, categorie_juridique, diffusion, removed, doublon, other; repeatable.")  # fmt: skip
+              "address, effectif, categorie_juridique, diffusion, removed, doublon, succession, other; repeatable.")  # fmt: skip
 @click.option("--fields", "fields", multiple=True, metavar="NAME",
               help="Only these variables (stock file column names, e.g. activitePrincipaleUniteLegale); repeatable.")  # fmt: skip
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),

@@ -9,7 +9,7 @@ from mirror.core.sql import render
 
 KINDS = (
     "creation", "cessation", "fermeture", "reactivation", "siege", "name", "activity", "address", "effectif",
-    "categorie_juridique", "diffusion", "removed", "doublon", "other",
+    "categorie_juridique", "diffusion", "removed", "doublon", "succession", "other",
 )  # fmt: skip
 COLUMNS = (
     "identifier", "level", "kind", "field", "old_value", "new_value", "effective_date", "processing_date",

@@ -10,6 +10,10 @@ variables INSEE historises, the creation date for a creation), processing date (
 source and day. The compared variables are the stock file's, but keys and bookkeeping (dates of treatment,
 number of periods, dateDebut itself, the mirror's derived columns). SQL in sql/changes/.
 
+A lien de succession a day brings (absent from the snapshot and the earlier days) gives two `succession`
+rows, one for the predecessor (field siretEtablissementSuccesseur) and one for the successor (field
+siretEtablissementPredecesseur), dated by the link (sql/changes/successions.sql).
+
 Across monthly stocks: each snapshot's folder holds the comparison of the state it replaced with the one
 it published (mirror.load.stock_changes: units and établissements that left the register, doublons,
 creations and field changes the days did not report); its rows have source "stock", and a variable masked
@@ -122,6 +126,17 @@ def changes(
             )
         )
         args += [since, until, since, until]
+    links = [day_dir(Path(data_dir), d) / "liens_succession.parquet" for d in days]
+    if links:
+        parts.append(
+            render(
+                "changes/successions.sql",
+                snapshot=f"({snapshot_select(con, data_dir, 'liens_succession')})",
+                days=f"read_parquet([{', '.join(literal(f) for f in links)}], union_by_name = true)",
+                ids=_ids_condition(ids is not None),
+            )
+        )
+        args += [since, until]
     stock_files = [literal(f) for f in stock_changes_files(Path(data_dir))] if "stock" in sources else []
     if stock_files:
         parts.append(_stock_part(stock_files, ids is not None))
@@ -184,12 +199,15 @@ def _stock_part(files: list[str], by_ids: bool) -> str:
             f"{{'field': {literal(c)}, 'masked': CAST({ident(c)} AS VARCHAR) = '[ND]'}}" for c in maskable
         )
         checks[f"{table}_fields"] = "[" + ", ".join(literal(c) for c in maskable) + "]"
-    ids = (
-        "(identifier IN (SELECT id FROM _changes_ids) OR left(identifier, 9) IN (SELECT id FROM _changes_ids))"
-        if by_ids
-        else "true"
-    )
-    return render("changes/stock_read.sql", files=", ".join(files), ids=ids, **checks)
+    return render("changes/stock_read.sql", files=", ".join(files), ids=_ids_condition(by_ids), **checks)
+
+
+def _ids_condition(by_ids: bool) -> str:
+    """The condition keeping the rows of the registered `_changes_ids` (a SIRET, or a SIREN for a unit and
+    all its établissements); `true` for every row."""
+    if not by_ids:
+        return "true"
+    return "(identifier IN (SELECT id FROM _changes_ids) OR left(identifier, 9) IN (SELECT id FROM _changes_ids))"
 
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}

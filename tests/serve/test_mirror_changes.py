@@ -56,7 +56,7 @@ def test_the_changes_replay_the_snapshot_into_the_current_state(mirror):
     con = connect(mirror)
     try:
         for table, key in KEYS.items():
-            mine = [r for r in rows if r["level"] == LEVELS[table]]
+            mine = [r for r in rows if r["level"] == LEVELS[table] and r["kind"] != "succession"]
             columns = compared_columns(table)
             cols = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
             ids = sorted({r["identifier"] for r in mine})
@@ -90,6 +90,34 @@ def test_the_changes_replay_the_snapshot_into_the_current_state(mirror):
                     assert new == "[ND]" and first[(ident, field)] == "[ND]", (ident, field)
     finally:
         con.close()
+
+
+@pytest.mark.slow
+def test_successions_are_the_links_the_days_added_on_both_sides(mirror):
+    """`succession` rows: for each lien de succession of the views that the snapshot does not hold, one row
+    for the predecessor and one for the successor, dated by the link; a SIREN asks for its links too."""
+    rows = [r for r in changes(mirror, SINCE).to_pylist() if r["kind"] == "succession"]
+    con = connect(mirror)
+    try:
+        link = "siretEtablissementPredecesseur, siretEtablissementSuccesseur, dateLienSuccession"
+        snapshot = set(
+            con.execute(f"SELECT {link} FROM ({snapshot_select(con, mirror, 'liens_succession')})").fetchall()
+        )
+        added = set(con.execute(f"SELECT {link} FROM liens_succession").fetchall()) - snapshot
+    finally:
+        con.close()
+    assert added, "the week of days brings new liens de succession"
+    expected = sorted(
+        [(p, "siretEtablissementSuccesseur", s, d) for p, s, d in added]
+        + [(s, "siretEtablissementPredecesseur", p, d) for p, s, d in added]
+    )
+    got = sorted((r["identifier"], r["field"], r["new_value"], r["effective_date"]) for r in rows)
+    assert got == expected
+    assert {(r["level"], r["old_value"], r["source"]) for r in rows} == {("etablissement", None, "daily")}
+    predecessor, successor, _ = sorted(added)[0]
+    mine = changes(mirror, SINCE, ids=[predecessor[:9]], kinds=["succession"]).to_pylist()
+    assert (predecessor, successor) in {(r["identifier"], r["new_value"]) for r in mine}
+    assert {r["identifier"][:9] for r in mine} == {predecessor[:9]}
 
 
 @pytest.mark.slow
