@@ -13,7 +13,8 @@ few rows instead of joining two whole snapshots.
 Old side: the current catalog's base views (attached read-only: exactly what readers saw). New side: the
 base views a catalog over the new snapshot will define (its files plus the merged delta days at or after
 its coverage). Units and établissements are compared variable by variable (sql/changes/stock.sql), the
-doublons file pair by pair (sql/changes/stock_doublons.sql). No previous snapshot: nothing to compare, no
+doublons file pair by pair (sql/changes/stock_doublons.sql), the liens de succession link by link
+(sql/changes/stock_successions.sql). No previous snapshot: nothing to compare, no
 file.
 """
 
@@ -81,6 +82,14 @@ def write_stock_changes(data_dir: Path, build_dir: Path, merged: Path | None, da
                 "changes/stock_doublons.sql",
                 old="stock_before.main.doublons",
                 new=f"({catalog.base_view_select(con, build_dir, data_dir, 'doublons', None)})",
+            )
+        )
+        args.append(day)
+        parts.append(
+            render(
+                "changes/stock_successions.sql",
+                old="stock_before.main.liens_succession",
+                new=f"({catalog.base_view_select(con, build_dir, data_dir, 'liens_succession', merged)})",
             )
         )
         args.append(day)

@@ -30,12 +30,18 @@ DAY = date(2026, 11, 1)  # the coverage of a regular 2026-11 stock: the day its 
 pytestmark = pytest.mark.slow  # a month of changes written as a stock, then loaded
 
 
+def _read(folder: Path, key: str) -> list[dict]:
+    """The rows of the zipped CSV of table `key` in `folder`."""
+    sf = STOCK_FILES_BY_KEY[key]
+    with zipfile.ZipFile(folder / sf.zip_name) as zf:
+        return list(csv.DictReader(io.StringIO(zf.read(sf.csv_member).decode("utf-8"))))
+
+
 def _rewrite(folder: Path, key: str, keep, extra: list[dict] = ()) -> list[dict]:
     """Rewrites the zipped CSV of table `key` in `folder` with the rows `keep(row)` accepts plus `extra`."""
     sf = STOCK_FILES_BY_KEY[key]
     path = folder / sf.zip_name
-    with zipfile.ZipFile(path) as zf:
-        rows = list(csv.DictReader(io.StringIO(zf.read(sf.csv_member).decode("utf-8"))))
+    rows = _read(folder, key)
     kept = [r for r in rows if keep(r)] + list(extra)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(sf.columns), lineterminator="\n")
@@ -72,7 +78,16 @@ def next_stock(stock_dir, tmp_path_factory) -> dict:
     before = _rewrite(out, "doublons", lambda r: True)
     dropped = before[0]
     _rewrite(out, "doublons", lambda r: r != dropped, added)
-    return {"dir": out, "removed": removed, "added": added, "dropped": dropped, "touched": touched}
+    sirets = [r["siret"] for r in _read(out, "etablissements")[:2]]
+    link = {"siretEtablissementPredecesseur": sirets[0], "siretEtablissementSuccesseur": sirets[1],
+            "dateLienSuccession": "2026-10-12", "transfertSiege": "true", "continuiteEconomique": "false",
+            "dateDernierTraitementLienSuccession": "2026-10-29T08:15:00"}  # fmt: skip
+    unlinked = _read(stock_dir, "liens_succession")[0]
+    _rewrite(out, "liens_succession", lambda r: r != unlinked, [link])
+    return {
+        "dir": out, "removed": removed, "added": added, "dropped": dropped, "touched": touched,
+        "link": link, "unlinked": unlinked,
+    }  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +122,7 @@ def _snapshot_rows(con, folder: Path, table: str) -> dict[str, dict]:
     }
 
 
-def test_changes_list_exactly_the_differences_of_the_two_snapshots(loaded_next, next_stock):
+def test_changes_list_exactly_the_differences_of_the_two_snapshots(loaded_next, next_stock, stock_dir):
     data = loaded_next["data"]
     snapshots = data / "snapshots"
     state = read_state(data)
@@ -138,18 +153,39 @@ def test_changes_list_exactly_the_differences_of_the_two_snapshots(loaded_next, 
                                     (pair["sirenDoublon"], "siren", pair["siren"])):  # fmt: skip
             values = (None, other) if sign == "new" else (other, None)
             expected.add((ident, "unite_legale", "doublon", field, *values))
+    triple = ("siretEtablissementPredecesseur", "siretEtablissementSuccesseur", "dateLienSuccession")
+    links_before = {tuple(r[c] for c in triple) for r in _read(stock_dir, "liens_succession")}
+    links_after = {tuple(r[c] for c in triple) for r in _read(next_stock["dir"], "liens_succession")}
+    assert tuple(next_stock["link"][c] for c in triple) in links_after - links_before
+    assert tuple(next_stock["unlinked"][c] for c in triple) in links_before - links_after
+    for links, sign in ((links_after - links_before, "new"), (links_before - links_after, "old")):
+        for pred, succ, _day in links:
+            for ident, field, other in ((pred, "siretEtablissementSuccesseur", succ),
+                                        (succ, "siretEtablissementPredecesseur", pred)):  # fmt: skip
+                values = (None, other) if sign == "new" else (other, None)
+                expected.add((ident, "etablissement", "succession", field, *values))
     got = {
-        (r["identifier"], r["level"], r["kind"] if r["kind"] in ("removed", "creation", "doublon") else "?",
+        (r["identifier"], r["level"],
+         r["kind"] if r["kind"] in ("removed", "creation", "doublon", "succession") else "?",
          r["field"], r["old_value"], r["new_value"])
         for r in rows
     }  # fmt: skip
     assert len(got) == len(rows)  # one row per change
     assert got == expected
+    link = next_stock["link"]
+    mine = [r for r in rows if r["kind"] == "succession" and link["siretEtablissementPredecesseur"]
+            in (r["new_value"], r["identifier"]) and link["siretEtablissementSuccesseur"]
+            in (r["new_value"], r["identifier"])]  # fmt: skip
+    assert len(mine) == 2
+    assert {(str(r["effective_date"]), str(r["processing_date"])) for r in mine} == {
+        ("2026-10-12", "2026-10-29 08:15:00")
+    }
     kinds = {r["kind"] for r in rows}
     assert {
         "removed",
         "creation",
         "doublon",
+        "succession",
         "cessation",
         "fermeture",
         "name",
