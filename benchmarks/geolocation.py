@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 from benchmarks.bench import REPO_DIR, REPORT, RESULTS_DIR, machine_info, run_with_rusage
+from benchmarks.report import replace_section
 from mirror.core.schema import GEOLOCALISATION, GEOLOCALISATION_FILE_COLUMNS
 
 GEO_ROWS = 37_901_783  # GeolocalisationEtablissement, 2026-09-21
@@ -152,19 +153,6 @@ def op_load(path: Path, etab_parquet: Path, work: Path) -> None:
     }))  # fmt: skip
 
 
-def _replace_section(report: Path, lines: list[str]) -> None:
-    """Replaces (or appends) SECTION of docs/BENCHMARKS.md, from its heading to the next `## `."""
-    text = report.read_text().splitlines() if report.exists() else ["# Benchmarks"]
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = next((i for i in range(start + 1, len(text)) if text[i].startswith("## ")), len(text))
-    else:
-        start = end = len(text) + 1
-        text.append("")
-    text[start:end] = lines
-    report.write_text("\n".join(text).rstrip("\n") + "\n")
-
-
 def render_section(res: dict) -> list[str]:
     m = res["machine"]
     lines = [
@@ -276,7 +264,7 @@ def _report(res: dict, etabs: int, no_report: bool) -> None:
     print(json.dumps(res, indent=1))
     if not no_report:
         (RESULTS_DIR / "geolocation.json").write_text(json.dumps(res, indent=1) + "\n")
-        _replace_section(REPORT, render_section(res))
+        replace_section(REPORT, SECTION, render_section(res))
         log(f"wrote {RESULTS_DIR / 'geolocation.json'} and the section of {REPORT}")
 
 

@@ -38,6 +38,7 @@ import requests
 
 from benchmarks.bench import REPO_DIR as ROOT
 from benchmarks.bench import log, machine_info
+from benchmarks.report import replace_section
 
 STOCK_MONTH = "2026-11"
 CONTEXT = "context=bench&object=bench&recipient=13002526500013"
@@ -486,22 +487,6 @@ def _row_name(r: dict) -> str:
 def write_section(report: Path, results_dir: Path) -> None:
     """Replaces (or appends) the HTTP section of docs/BENCHMARKS.md."""
     replace_section(report, SECTION, render_section(results_dir))
-
-
-def replace_section(report: Path, heading: str, section: list[str]) -> None:
-    """Replaces (or appends) the section `heading` of `report` (from its heading to the next `## `)."""
-    text = report.read_text() if report.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    if heading in lines:
-        start = lines.index(heading)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    else:
-        start = end = len(lines)
-        if lines and lines[-1].strip():
-            lines.append("")
-            start = end = len(lines)
-    lines[start:end] = section
-    report.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,7 +34,8 @@ import requests
 
 from benchmarks.bench import REPO_DIR as ROOT
 from benchmarks.bench import log, machine_info
-from benchmarks.http import Server, _git_commit, prepare, replace_section, run_wrk
+from benchmarks.http import Server, _git_commit, prepare, run_wrk
+from benchmarks.report import replace_section
 
 API = "/api-sirene/3.11"
 INSEE_PER_S = 30 / 60

@@ -102,7 +102,7 @@ def prepare(scale: int, cache: Path) -> dict:
         "WHERE etatAdministratifEtablissement = 'A' GROUP BY ALL ORDER BY count(*) DESC LIMIT 1"
     ).fetchone()
     ids = cache / "batch-sirens.csv"
-    batch = [rng.choice(sirens) for _ in range(min(1_000_000, max(scale, 1000)))]
+    batch = [rng.choice(sirens) for _ in range(batch_rows(scale))]
     ids.write_text("siren\n" + "\n".join(batch) + "\n")
     prep = {
         "scale": scale,
@@ -362,10 +362,38 @@ def filters(prep: dict, rounds: int) -> dict:
     return out
 
 
+def batch_rows(scale: int) -> int:
+    """How many identifiers the batch files hold (drawn with replacement)."""
+    return min(1_000_000, max(scale, 1000))
+
+
+def sirets_file(prep: dict) -> str:
+    """The file of SIRETs of the établissement-level batch (diffusible établissements drawn with
+    replacement, as many as the SIRENs' file), written beside the cached mirror the first time."""
+    path = Path(prep["batch_file"]).with_name("batch-sirets.csv")
+    if not path.is_file():
+        import duckdb
+
+        con = duckdb.connect()
+        sirets = [
+            r[0]
+            for r in con.execute(
+                f"SELECT siret FROM '{prep['et_parquet']}' WHERE statutDiffusionEtablissement = 'O'"
+            ).fetchall()
+        ]
+        con.close()
+        rng = random.Random(7)
+        drawn = [rng.choice(sirets) for _ in range(batch_rows(prep["scale"]))]
+        path.write_text("siret\n" + "\n".join(drawn) + "\n")
+    return str(path)
+
+
 def bulk(prep: dict, rounds: int) -> dict:
-    """Export of 1 M établissement rows (CSV, Parquet) and batch of 1 M SIRENs, as processes."""
+    """Export of every établissement row (CSV, Parquet), batch of SIRENs (unit level) and of SIRETs
+    (établissement level), as processes."""
     data = prep["data"]
     et, ul = prep["et_parquet"], prep["ul_parquet"]
+    sirets = sirets_file(prep)
     out: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -383,6 +411,11 @@ def bulk(prep: dict, rounds: int) -> dict:
             ("batch", "duckdb_parquet"): duck + [
                 f"COPY (SELECT i.siren, u.* EXCLUDE (siren) FROM read_csv('{prep['batch_file']}', columns = "
                 f"{{'siren': 'VARCHAR'}}, header = true) i LEFT JOIN '{ul}' u USING (siren)) TO '{tmp / 'db.csv'}' (HEADER)"],
+            ("batch_sirets", "mirror"): mirror_cmd("batch", sirets, "--level", "etablissement", "-o",
+                                                   str(tmp / "bs.csv"), "-q", "--data-dir", data),
+            ("batch_sirets", "duckdb_parquet"): duck + [
+                f"COPY (SELECT i.siret, e.* EXCLUDE (siret) FROM read_csv('{sirets}', columns = "
+                f"{{'siret': 'VARCHAR'}}, header = true) i LEFT JOIN '{et}' e USING (siret)) TO '{tmp / 'dbs.csv'}' (HEADER)"],
         }  # fmt: skip
         times: dict = {}
         for _ in range(rounds):

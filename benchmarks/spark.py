@@ -34,7 +34,7 @@ from benchmarks.bench import (
     prepare,
     standard_filter_args,
 )
-from benchmarks.http import replace_section
+from benchmarks.report import replace_section
 from mirror.core.config import LOOKUP_STORE_ENV
 
 SECTION = "## Spark local beside DuckDB"
