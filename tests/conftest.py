@@ -80,10 +80,17 @@ def pytest_unconfigure(config):
 
 
 # Test files whose tests all run on one xdist worker under `make test` (`--dist loadgroup`), so that their
-# session-scoped fixtures are built once per run: the Spark tests share one SparkSession (a JVM start costs
-# ~20 s and 1 GB). Grouped by file path here, because pytest-xdist's own `xdist_group` mark stopped working
-# with pytest 9.2 (pytest-xdist issue #1386: the group suffix it appends to node ids is lost).
-ONE_WORKER_FILES = {"tests/engines/test_spark.py": "spark"}
+# session- and module-scoped fixtures are built once per run: the Spark tests share one SparkSession (a JVM
+# start costs ~20 s and 1 GB); the others build a module world of 7 to 20 s that every worker running one of
+# their tests built again. Grouped by file path here, because pytest-xdist's own `xdist_group` mark stopped
+# working with pytest 9.2 (pytest-xdist issue #1386: the group suffix it appends to node ids is lost).
+ONE_WORKER_FILES = {
+    "tests/engines/test_spark.py": "spark",
+    "tests/load/test_stock_changes.py": "stock-changes",
+    "tests/update/test_update_hardening.py": "update-hardening",
+    "tests/http/test_app.py": "http-app",
+    "tests/load/test_geolocation.py": "geolocation",
+}
 
 
 @pytest.hookimpl(optionalhook=True)
