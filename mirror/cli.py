@@ -18,6 +18,7 @@ from typing import NoReturn
 import click
 
 from mirror import __version__
+from mirror.core.changes import KINDS as CHANGE_KINDS
 from mirror.core.config import DATA_DIR_ENV, duckdb_memory_limit, duckdb_threads, resolve_data_dir
 from mirror.core.errors import BadInput, MirrorError, OutputClosed, first_line
 
@@ -1199,8 +1200,7 @@ def search_command(text, limit, offset, departement, code_postal, naf, etat, fmt
 @click.option("--ids", "ids_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Only the SIRENs / SIRETs of this file (one per line).")  # fmt: skip
 @click.option("--kind", "kinds", multiple=True, metavar="KIND",
-              help="Only these kinds: creation, cessation, fermeture, reactivation, siege, name, activity, "
-              "address, effectif, categorie_juridique, diffusion, removed, doublon, succession, other; repeatable.")  # fmt: skip
+              help=f"Only these kinds: {', '.join(CHANGE_KINDS)}; repeatable.")  # fmt: skip
 @click.option("--fields", "fields", multiple=True, metavar="NAME",
               help="Only these variables (stock file column names, e.g. activitePrincipaleUniteLegale); repeatable.")  # fmt: skip
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
