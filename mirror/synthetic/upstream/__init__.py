@@ -12,10 +12,23 @@ INSEE-like API):
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
+
+
+class UpstreamServer(ThreadingHTTPServer):
+    """The stand-ins' HTTP server: a client that hangs up before its answer is written (a timeout, Ctrl-C
+    in `mirror sync`, a test that stops reading) is the client's business, not a traceback on stderr."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # BrokenPipe, ConnectionReset, ConnectionAborted
+            return
+        super().handle_error(request, client_address)
 
 
 class App(Protocol):
@@ -60,13 +73,12 @@ def send_bytes(
         handler.wfile.write(body)
 
 
-def serve(apps: Sequence[App], host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+def serve(apps: Sequence[App], host: str = "127.0.0.1", port: int = 0) -> tuple[UpstreamServer, str]:
     """Starts a threaded HTTP server for `apps` in a daemon thread; returns it and its base URL.
 
     Port 0 picks a free ephemeral port. Stop it with `server.shutdown(); server.server_close()`.
     """
-    server = ThreadingHTTPServer((host, port), make_handler(apps))
-    server.daemon_threads = True
+    server = UpstreamServer((host, port), make_handler(apps))
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="upstream", daemon=True
     )

@@ -29,7 +29,7 @@ import json
 import re
 import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,7 +40,7 @@ from mirror.core.schema import (
     GEOLOCALISATION_RESOURCE_IDS,
     STOCK_FILES,
 )
-from mirror.synthetic.upstream import send_bytes, serve
+from mirror.synthetic.upstream import UpstreamServer, send_bytes, serve
 
 DATASET_SLUG = "base-sirene-des-entreprises-et-de-leurs-etablissements-siren-siret"
 GEOLOCALISATION_SLUG = "geolocalisation-des-etablissements-du-repertoire-sirene-pour-les-etudes-statistiques"
@@ -498,7 +498,7 @@ class DatagouvUpstream:
 
 def serve_datagouv(
     folders: Path | str | dict[str, Path], port: int = 0, **options
-) -> tuple[ThreadingHTTPServer, str]:
+) -> tuple[UpstreamServer, str]:
     """Starts a standalone data.gouv-like server on 127.0.0.1; the app is `server.upstream`.
 
     Returns (server, base_url); use base_url as `--datagouv-url`. Stop it with

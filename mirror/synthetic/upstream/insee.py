@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 from mirror.core.config import INSEE_KEY_HEADER
 from mirror.core.insee_records import etablissement_record, lien_record, unite_legale_record
 from mirror.core.schema import LAST_PROCESSED
-from mirror.synthetic.upstream import make_handler, send_bytes
+from mirror.synthetic.upstream import UpstreamServer, make_handler, send_bytes
 from mirror.synthetic.upstream.changes import DailyChanges
 
 PREFIX = "/api-sirene/3.11"
@@ -401,13 +401,10 @@ def serve_insee(
 
     The app is `server.app` (to change knobs). Stop with `server.shutdown(); server.server_close()`.
     """
-    from http.server import ThreadingHTTPServer
-
     if changes is None:
         changes = DailyChanges(stock_dir, month, seed=seed)
     app = InseeApp(changes, **options)
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_insee_handler([app]))
-    server.daemon_threads = True
+    server = UpstreamServer(("127.0.0.1", port), make_insee_handler([app]))
     server.app = app
     threading.Thread(target=server.serve_forever, args=(0.1,), name="insee-upstream", daemon=True).start()
     host, bound = server.server_address[:2]

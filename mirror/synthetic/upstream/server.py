@@ -16,10 +16,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from mirror.core.errors import MirrorError
+from mirror.synthetic.upstream import UpstreamServer
 
 INSEE_PREFIX = "/api-sirene/3.11"
 DEFAULT_API_KEY = "demo-key"
@@ -47,7 +48,7 @@ def prepare_stock(data: Path, month: str, scale: int, seed: int = 0, geolocation
 class Upstream:
     """A running combined upstream; `close()` stops it."""
 
-    server: ThreadingHTTPServer
+    server: UpstreamServer
     base_url: str
     datagouv: object  # mirror.synthetic.upstream.datagouv.DatagouvUpstream
     insee: object  # mirror.synthetic.upstream.insee app
@@ -67,10 +68,10 @@ class Upstream:
         self.server.server_close()
 
 
-def _bind(host: str, port: int) -> ThreadingHTTPServer:
+def _bind(host: str, port: int) -> UpstreamServer:
     """The listening server (its handler is set once the apps exist); a busy port is a one-line error."""
     try:
-        return ThreadingHTTPServer((host, port), BaseHTTPRequestHandler)
+        return UpstreamServer((host, port), BaseHTTPRequestHandler)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise MirrorError(
@@ -116,7 +117,6 @@ def start(
         raise
     # make_insee_handler = mirror.synthetic.upstream.make_handler + POST (the INSEE search form variant)
     server.RequestHandlerClass = make_insee_handler([*before, insee, datagouv])
-    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="demo-upstream", daemon=True).start()
     bound_host, bound_port = server.server_address[:2]
     return Upstream(server, f"http://{bound_host}:{bound_port}", datagouv, insee, changes, month)
