@@ -333,9 +333,21 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress, max_wa
     # The watermark moves only over contiguous days: `--since` after the usual start leaves a gap.
     contiguous = start <= default_start
     if not contiguous and not dry_run:
+        # The days between the usual start and --since: those never applied are missing; the others
+        # (the usual start is the last applied day, fetched again for its late changes) are only skipped.
+        applied = set(state.get("deltas", []))
+        between = [default_start + timedelta(days=i) for i in range((start - default_start).days)]
+        missing = [d for d in between if d.isoformat() not in applied]
+        shown = missing or between
+        span = (
+            f"Days {shown[0].isoformat()} .. {shown[-1].isoformat()} are"
+            if len(shown) > 1
+            else f"Day {shown[0].isoformat()} is"
+        )
+        what = "not applied" if missing else "applied already, not fetched again for late changes"
         report.notes.append(
-            f"Days {default_start.isoformat()} .. {(start - timedelta(days=1)).isoformat()} are not applied: "
-            f"the watermark stays, the next run starts from {default_start.isoformat()}."
+            f"{span} {what} (--since {start.isoformat()}): the watermark stays, the next run starts from "
+            f"{default_start.isoformat()}."
         )
     con = duckdb.connect()
     try:

@@ -161,7 +161,8 @@ def test_update_watermark_overlap_dry_run_mass_update_and_unpublished_days(upstr
         up.insee.today = date(2026, 10, 8)
         gap = mirror_cmd("update", mirror, up, "--since", "2026-10-06")
         assert gap.returncode == 0, gap.stderr
-        assert "2026-10-04 .. 2026-10-05 are not applied" in gap.stdout
+        # (2026-10-04, the last applied day, would have been fetched again: it is applied, not missing)
+        assert "Day 2026-10-05 is not applied (--since 2026-10-06): the watermark stays" in gap.stdout
         assert json.loads((mirror / "state.json").read_text())["delta_watermark"] == "2026-10-05T00:00:00"
         up.insee.calls.clear()
         assert mirror_cmd("update", mirror, up).returncode == 0
