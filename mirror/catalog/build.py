@@ -29,7 +29,7 @@ from mirror.catalog import current
 from mirror.core import datadir as snap
 from mirror.core.config import catalog_path
 from mirror.core.errors import MirrorError, first_line
-from mirror.core.schema import GEOLOCATION_COLUMNS, SIRET_INDEX, STOCK_FILES
+from mirror.core.schema import GEOLOCATION_COLUMNS, SIRET_INDEX, STOCK_FILES, opted_out_person
 from mirror.core.sql import REF_DIR, SQL_DIR, escape, ident, idents, literal, render
 from mirror.core.typed import base_columns
 from mirror.deltas import store as deltas
@@ -246,8 +246,14 @@ def views_sql(etablissements_columns) -> list[tuple[Path, str]]:
         for c in GEOLOCATION_COLUMNS
         if c in present
     )
+    rules = {
+        "opted_out_unit": opted_out_person("statutDiffusionUniteLegale", "categorieJuridiqueUniteLegale"),
+        "opted_out_etablissement": opted_out_person(
+            "e.statutDiffusionEtablissement", "u.categorieJuridiqueUniteLegale"
+        ),
+    }
     files = sorted(VIEWS_SQL.glob("*.sql")) if VIEWS_SQL.is_dir() else []
-    return [(p, render(f"views/{p.name}", geolocation_masks=masks)) for p in files]
+    return [(p, render(f"views/{p.name}", geolocation_masks=masks, **rules)) for p in files]
 
 
 def _etablissements_columns(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -307,6 +307,16 @@ def insee_parquet_type(table: str, column: str) -> str:
 
 ND = "[ND]"
 
+
+def opted_out_person(statut: str, categorie: str) -> str:
+    """The SQL boolean (never NULL) of a partially diffusible natural person, sql/catalog/opted_out_person.sql
+    over the SQL expressions `statut` (a statut de diffusion) and `categorie` (the unit's catégorie
+    juridique): whose identity is masked and whom no name finds."""
+    from mirror.core.sql import render_cached
+
+    return render_cached("catalog/opted_out_person.sql", statut=statut, categorie=categorie)
+
+
 # Unité légale, natural person (catégorie juridique 1000) with statutDiffusionUniteLegale = P.
 MASKED_UL_PERSON_COLUMNS = (
     "sexeUniteLegale",

@@ -21,7 +21,7 @@ from datetime import date
 from mirror.core import nomenclatures as ref
 from mirror.core.errors import BadInput, MirrorError
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
-from mirror.core.schema import GEOLOCATION_COLUMNS
+from mirror.core.schema import GEOLOCATION_COLUMNS, opted_out_person
 from mirror.export.where import compile_where
 
 LEVELS = ("etablissement", "unite-legale")
@@ -425,14 +425,12 @@ def build_where(
         haystack = "strip_accents(lower(concat_ws(' ', " + ", ".join(q(c) for c in names) + ")))"
         for w in words:
             add(f"contains({haystack}, strip_accents(lower(?)))", w)
-        # An opted-out natural person (statut P, catégorie juridique 1000, 2xxx or unknown: the rule of
-        # sql/views/20_diffusibles.sql) is found by no name, not even by the enseigne of an établissement that
-        # is itself diffusible: as in the search index (README "Diffusion rules").
+        # An opted-out natural person (sql/catalog/opted_out_person.sql) is found by no name, not even by
+        # the enseigne of an établissement that is itself diffusible: as in the search index (README
+        # "Diffusion rules").
         if {"statutDiffusionUniteLegale", "categorieJuridiqueUniteLegale"} <= available:
-            cj = q("categorieJuridiqueUniteLegale")
             add(
-                f"NOT coalesce({q('statutDiffusionUniteLegale')} = 'P' "
-                f"AND ({cj} IS NULL OR {cj} = '1000' OR {cj} LIKE '2%'), false)"
+                f"NOT {opted_out_person(q('statutDiffusionUniteLegale'), q('categorieJuridiqueUniteLegale'))}"
             )
 
     if f.where is not None:  # an empty --where is refused, not ignored

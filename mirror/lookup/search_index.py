@@ -22,6 +22,7 @@ import threading
 
 import duckdb
 
+from mirror.core.schema import opted_out_person
 from mirror.core.sql import ident, render
 
 BATCH_ROWS = 50_000
@@ -154,7 +155,8 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
         db.executemany(_INSERT_UNIT, ((r[0], *r[FTS_COLUMNS:]) for r in rows))
         count += len(rows)
 
-    _stream(con, render("lookup/search_units.sql", restrict=restrict), units)
+    opted_out = opted_out_person("statutDiffusionUniteLegale", "categorieJuridiqueUniteLegale")
+    _stream(con, render("lookup/search_units.sql", restrict=restrict, opted_out=opted_out), units)
 
     def etablissements(rows: list[tuple]) -> None:
         db.executemany(_INSERT_ET, (r[:10] for r in rows))

@@ -1,8 +1,8 @@
 -- Rows of the company search index (mirror.lookup.search_index.index_units), one per unité légale, in siren
 -- order (the FTS5 rowid is the siren as an integer: appending rowids in order keeps FTS5's doclists cheap).
 -- Every text comes from the *_diffusibles views, so the '[ND]' masks are respected; '[ND]' values are
--- skipped, and a partially diffusible natural person (the views' own definition: statut P and catégorie
--- juridique 1000, 2xxx or unknown) gets no name text at all (no person name, no dénomination usuelle, no
+-- skipped, and a partially diffusible natural person (${opted_out}: sql/catalog/opted_out_person.sql, the
+-- views' own definition) gets no name text at all (no person name, no dénomination usuelle, no
 -- enseigne): it is found by its SIREN / SIRET only. Units whose siren is not 9 digits are left out.
 --   ${restrict}: a condition on `siren` (`true` for a full build, else sql/lookup/search_restrict.sql).
 -- Columns: the FTS5 row (id, nom, enseignes, departement, code_postal, naf, etat, commune, region, epci,
@@ -10,9 +10,7 @@
 -- sql/lookup/search_schema.sql.
 WITH u AS (
     SELECT *,
-        coalesce(statutDiffusionUniteLegale = 'P'
-                 AND (categorieJuridiqueUniteLegale IS NULL OR categorieJuridiqueUniteLegale = '1000'
-                      OR categorieJuridiqueUniteLegale LIKE '2%'), false) AS nd_person
+        ${opted_out} AS nd_person
     FROM unites_legales_diffusibles
     WHERE ${restrict} AND regexp_full_match(siren, '[0-9]{9}')
 ),

@@ -19,6 +19,8 @@
 --     P établissement by a masked value;
 --   * the secondary address's street part -> '[ND]' when present (conservative, not in INSEE's list);
 --   * for a natural person's établissement: enseignes and dénomination usuelle -> '[ND]'.
+-- Who is such a natural person: sql/catalog/opted_out_person.sql, ${opted_out_unit} over the unit's columns,
+-- ${opted_out_etablissement} over the établissement's statut and its unit's catégorie juridique.
 -- The commune, pays, activity, effectifs, état administratif, dates and identifiers stay public.
 --
 -- etablissements_masques_adresse: the établissement rule alone (every mask above except the enseignes and
@@ -50,9 +52,7 @@ SELECT * EXCLUDE (nd_person) REPLACE (
 )
 FROM (
     SELECT *,
-        coalesce(statutDiffusionUniteLegale = 'P'
-                 AND (categorieJuridiqueUniteLegale IS NULL OR categorieJuridiqueUniteLegale = '1000'
-                      OR categorieJuridiqueUniteLegale LIKE '2%'), false) AS nd_person
+        ${opted_out_unit} AS nd_person
     FROM unites_legales
 );
 
@@ -109,9 +109,7 @@ SELECT * EXCLUDE (nd_person) REPLACE (
 )
 FROM (
     SELECT e.*,
-        coalesce(e.statutDiffusionEtablissement = 'P'
-                 AND (u.categorieJuridiqueUniteLegale IS NULL OR u.categorieJuridiqueUniteLegale = '1000'
-                      OR u.categorieJuridiqueUniteLegale LIKE '2%'), false) AS nd_person
+        ${opted_out_etablissement} AS nd_person
     FROM etablissements_masques_adresse e
     LEFT JOIN (SELECT siren, categorieJuridiqueUniteLegale FROM unites_legales) u ON u.siren = e.siren
 );
