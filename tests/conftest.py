@@ -90,6 +90,10 @@ ONE_WORKER_FILES = {
     "tests/update/test_update_hardening.py": "update-hardening",
     "tests/http/test_app.py": "http-app",
     "tests/load/test_geolocation.py": "geolocation",
+    "tests/http/test_insee_query.py": "insee-query",
+    "tests/export/test_filters.py": "export-filters",
+    "tests/export/test_export.py": "export",
+    "tests/lookup/test_search.py": "search",
 }
 
 
