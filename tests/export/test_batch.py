@@ -197,6 +197,8 @@ def test_the_batch_joins_are_hash_joins(world, level):
             query = build_batch_query(con, level, columns, False, "_plan_input", dedupe=dedupe)
             plan = "\n".join(r[1] for r in con.execute(f"EXPLAIN {query.sql}").fetchall())
             assert "HASH_JOIN" in plan
-            assert "NESTED_LOOP" not in plan and "BLOCKWISE_NL" not in plan and "CROSS_PRODUCT" not in plan, plan
+            assert "NESTED_LOOP" not in plan and "BLOCKWISE_NL" not in plan and "CROSS_PRODUCT" not in plan, (
+                plan
+            )
     finally:
         con.unregister("_plan_input")
