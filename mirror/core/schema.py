@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mirror.core.sql import render_cached
+
 LAYOUTS = ("3.9", "3.11", "current")
 
 # --------------------------------------------------------------------------------------------
@@ -312,8 +314,6 @@ def opted_out_person(statut: str, categorie: str) -> str:
     """The SQL boolean (never NULL) of a partially diffusible natural person, sql/catalog/opted_out_person.sql
     over the SQL expressions `statut` (a statut de diffusion) and `categorie` (the unit's catégorie
     juridique): whose identity is masked and whom no name finds."""
-    from mirror.core.sql import render_cached
-
     return render_cached("catalog/opted_out_person.sql", statut=statut, categorie=categorie)
 
 
