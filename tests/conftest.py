@@ -14,7 +14,6 @@ import pytest
 from mirror.core.config import LOOKUP_STORE_ENV
 
 REPO = Path(__file__).resolve().parent.parent
-WITHOUT_PANDAS = REPO / "tests" / "support" / "without_pandas"
 
 # The tests' temporary folders go to a RAM file system when the machine has one with room to spare: the
 # writers fsync every file and folder they publish (tens of ms each on this machine's disk), which made a
@@ -116,8 +115,6 @@ def mirror_env(data_dir: Path | None = None, env: dict | None = None) -> dict:
     """The environment of a CLI run of the tests (run_mirror): no MIRROR_* or key of the caller's."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") and k != "INSEE_API_KEY"}
     full_env[LOOKUP_STORE_ENV] = os.environ.get(LOOKUP_STORE_ENV, "off")  # see lookup_store_off
-    # the CLI runs as in a plain install of the package, without pandas (see the module's docstring)
-    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(WITHOUT_PANDAS), full_env.get("PYTHONPATH")]))
     if data_dir is not None:
         full_env["MIRROR_DATA_DIR"] = str(data_dir)
     full_env.update(env or {})
