@@ -382,5 +382,9 @@ def create_app(config: ServeConfig) -> Starlette:
 
 
 def app_from_env():
-    """The app factory of `--workers N` (uvicorn imports it in each worker process)."""
+    """The app factory of `--workers N` (uvicorn imports it in each worker process, a fresh interpreter that
+    did not start at the program's entry point: pandas is kept unimported here too)."""
+    from mirror.core.unused_imports import hide_pandas
+
+    hide_pandas()
     return create_app(ServeConfig.from_env())
