@@ -851,7 +851,7 @@ def _head(db, expression: str, words: list[str] | None, query: Query):
             universe = [i for (i,) in db.execute(_sql("recherche_exact"), [expression, *lists])]
         if words is not None:
             total, window = fts.ranked(db, expression, words, WINDOW)
-            head = [(int(r["siren"]), r["score"]) for r in window]
+            head = [(int(r[0]), fts.score(r)) for r in window]  # r[0]: the siren (fts.FIELDS)
         else:
             total, head = fts.count(db, expression), []
         if universe is not None:

@@ -243,10 +243,25 @@ def match_expression(db: sqlite3.Connection, words: list[str], filters: list[tup
 # ------------------------------------------------------------------------------------------------
 
 
+# Positions in a candidate row (sql/lookup/search_candidates.sql: FIELDS, then the FTS5 rank).
+_SIREN, _NOM, _SIGLE, _ETAT, _OUVERTS, _RANK = (
+    *(
+        FIELDS.index(f)
+        for f in ("siren", "nom_complet", "sigle", "etat_administratif", "etablissements_ouverts")
+    ),
+    len(FIELDS),
+)
+
+
 def _row(row: tuple) -> dict:
     out = dict(zip(FIELDS, row[:-1], strict=True))
-    out["score"] = None if row[-1] is None else round(-row[-1], 6)
+    out["score"] = score(row)
     return out
+
+
+def score(row: tuple) -> float | None:
+    """The bm25 relevance of a candidate row (larger is better; None for a SIREN / SIRET typed)."""
+    return None if row[_RANK] is None else round(-row[_RANK], 6)
 
 
 @functools.lru_cache(maxsize=100_000)
@@ -260,18 +275,18 @@ def _name_words(nom_complet: str | None, sigle: str | None) -> tuple[tuple[str, 
     return tuple(tokens(name)), tuple(tokens(sigle))
 
 
-def _rerank(rows: list[dict], words: list[str]) -> list[dict]:
+def _rerank(rows: list[tuple], words: list[str]) -> list[tuple]:
+    """The candidate rows in the served order (see the module doc); rows stay tuples: only the page served
+    becomes dicts (a window is 1,000 rows, building them all was a quarter of a common word's search)."""
     if not rows:
         return rows
-    top = max(r["score"] for r in rows) or 1.0
+    top = max(score(r) for r in rows) or 1.0
     wanted = tuple(words)
 
-    def key(r: dict):
-        exact = wanted in _name_words(r["nom_complet"], r["sigle"])
-        bucket = (
-            int((top - r["score"]) / top * RELEVANCE_STEPS) if top > 0 else 0
-        )  # 0: within 10 % of the best
-        return (not exact, bucket, r["etat_administratif"] != "A", -r["etablissements_ouverts"], r["siren"])
+    def key(r: tuple):
+        exact = wanted in _name_words(r[_NOM], r[_SIGLE])
+        bucket = int((top - score(r)) / top * RELEVANCE_STEPS) if top > 0 else 0  # 0: within 10 % of the best
+        return (not exact, bucket, r[_ETAT] != "A", -r[_OUVERTS], r[_SIREN])
 
     return sorted(rows, key=key)
 
@@ -320,14 +335,15 @@ def search(
         total, rows = ranked(db, match_expression(db, words, filters), words)
     finally:
         db.close()
-    return SearchResult(total, rows[offset : offset + limit], limit, offset)
+    return SearchResult(total, [_row(r) for r in rows[offset : offset + limit]], limit, offset)
 
 
 def ranked(
     db: sqlite3.Connection, expression: str, words: list[str], window: int = WINDOW
 ) -> tuple[int, list[dict]]:
-    """(number of matches of `expression`, the best `window` of them re-ranked): see the module doc."""
-    rows = [_row(r) for r in db.execute(_sql("search_candidates"), [expression, window]).fetchall()]
+    """(number of matches of `expression`, the best `window` of them re-ranked: rows of FIELDS then the FTS5
+    rank, as tuples; `score(row)` is its relevance): see the module doc."""
+    rows = db.execute(_sql("search_candidates"), [expression, window]).fetchall()
     # Counted only when the window is full (the count evaluates the whole expression a second time).
     total = len(rows) if len(rows) < window else count(db, expression)
     return total, _rerank(rows, words)

@@ -38,6 +38,7 @@ REPO = _root.REPO
 run_mirror = _root.run_mirror
 built_once = _root.built_once
 private_mirror = _root.private_mirror
+mirror_env = _root.mirror_env
 
 CONTEXT = {"context": "tests", "object": "mirror serve", "recipient": "13002526500013"}
 
@@ -121,21 +122,11 @@ def running_server(data_dir: Path, *args: str, store: bool = True, log_dir: Path
 
 
 @pytest.fixture(scope="session")
-def http_mirror(stock_dir, tmp_path_factory) -> Path:
-    """A mirror of the session's generated stock, with its lookup store (built by the load)."""
-    from mirror.load.stock import load_snapshot
-
-    data = tmp_path_factory.mktemp("http-mirror") / "data"
-    before = os.environ.get(LOOKUP_STORE_ENV)
-    os.environ[LOOKUP_STORE_ENV] = "on"  # a session fixture runs inside whichever test comes first
-    try:
-        load_snapshot(data, [stock_dir], month="2026-10", force=True)
-    finally:
-        if before is None:
-            os.environ.pop(LOOKUP_STORE_ENV, None)
-        else:
-            os.environ[LOOKUP_STORE_ENV] = before
-    return data
+def http_mirror(loaded_stock) -> Path:
+    """The mirror the servers serve: the run's loaded generated stock, with its lookup store (tests/conftest.py
+    `loaded_stock`, built once per run for every worker). Read only: a test that writes takes a
+    `private_mirror` copy."""
+    return loaded_stock
 
 
 @pytest.fixture(scope="session")
