@@ -340,7 +340,7 @@ def search(
 
 def ranked(
     db: sqlite3.Connection, expression: str, words: list[str], window: int = WINDOW
-) -> tuple[int, list[dict]]:
+) -> tuple[int, list[tuple]]:
     """(number of matches of `expression`, the best `window` of them re-ranked: rows of FIELDS then the FTS5
     rank, as tuples; `score(row)` is its relevance): see the module doc."""
     rows = db.execute(_sql("search_candidates"), [expression, window]).fetchall()
