@@ -13,8 +13,6 @@ from __future__ import annotations
 import duckdb
 
 from mirror.core.geo import LAMBERT_93, OVERSEAS_EPSG
-from mirror.core.projection import PARAMS as PROJECTIONS
-from mirror.core.projection import to_wgs84
 from mirror.core.schema import (
     DERIVED_COLUMNS,
     GEOLOCATION_COLUMNS,
@@ -43,6 +41,8 @@ def base_columns(table_key: str) -> dict[str, str]:
 
 def epsg_sql(code: str) -> str:
     """SQL expression: EPSG of the Lambert columns for commune code `code` (mirror.core.geo's table)."""
+    from mirror.core.projection import PARAMS as PROJECTIONS  # numpy: only where rows are typed
+
     overseas = " ".join(f"WHEN '{k}' THEN {v}" for k, v in OVERSEAS_EPSG.items() if v in PROJECTIONS)
     return (
         f"CASE WHEN {code} IS NULL OR left({code}, 2) = '99' THEN NULL "
@@ -55,6 +55,8 @@ def _wgs84_udf(x, y, epsg):
     """Vectorised (Arrow) UDF: projected coordinates + their EPSG -> STRUCT(lat, lon) in WGS84."""
     import numpy as np
     import pyarrow as pa
+
+    from mirror.core.projection import to_wgs84
 
     xs = np.asarray(x.to_numpy(zero_copy_only=False), dtype="float64")
     ys = np.asarray(y.to_numpy(zero_copy_only=False), dtype="float64")

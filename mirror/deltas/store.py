@@ -42,10 +42,12 @@ import shutil
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from mirror.core.datadir import current_snapshot_path, fsync_dir, grace_elapsed, read_state
 from mirror.core.faults import crash_point
@@ -92,6 +94,9 @@ def list_days(data_dir: Path) -> list[date]:
 
 def _string_table(table: str, rows: list[dict]) -> pa.Table:
     """All-VARCHAR Arrow table of stock-like string rows ("" -> NULL, as DuckDB reads an empty CSV field)."""
+    import pyarrow as pa  # with numpy, 0.2 s of import: for the writers only
+    import pyarrow.compute as pc
+
     columns = list(STOCK_FILES_BY_KEY[table].columns)
     raw = pa.Table.from_pylist(rows, schema=pa.schema([(c, pa.string()) for c in columns]))
     null = pa.scalar(None, pa.string())
