@@ -359,40 +359,50 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress, max_wa
             from tqdm import tqdm
 
             bar = tqdm(total=len(days), desc="days", unit="day")
-        for day in days:
-            try:
-                summary = _apply_day(
-                    con, client, data_dir, day, state, dry_run, coverage, snapshot_selects, geolocated
-                )
-            except IntegrityError as exc:
-                kept = "the days before it are kept, " if report.days and not dry_run else ""
-                raise IntegrityError(
-                    f"{exc}; {day.isoformat()} not applied ({kept}the watermark stays)"
-                ) from None
-            report.days.append(summary)
-            if not dry_run:
-                state = _save_state(
-                    data_dir,
-                    # the store keeps answering the state this day replaces until its refresh commits
-                    lookup_grace=lookup_store.grace_entry(data_dir, state),
-                    deltas=[d.isoformat() for d in deltas.list_days(data_dir)],
-                    delta_seq=_state_seq(state) + 1,
-                    delta_watermark=_watermark(state, coverage, day if contiguous else None),
-                    last_update={
-                        "at": datetime.now().isoformat(timespec="seconds"),
-                        "day": day.isoformat(),
-                        "counts": summary.counts,
-                        "liens": summary.liens,
-                    },
-                )
-                # A new merged version with this day, and the catalog over it (the switch readers see),
-                # then the lookup store (the SIRENs the day touched, in one transaction).
-                catalog.rebuild(data_dir, deltas.compact_for(data_dir), reuse=True)
-                note = lookup_build.maintain(data_dir)
-                if note:
-                    report.notes.append(note)
-            if bar is not None:
-                bar.update(1)
+        # The lookup store follows once, after the last day (a refresh costs seconds whatever the day's
+        # size): until then it answers the state before this run, which its grace entry names for readers.
+        grace, applied = None, False
+        try:
+            for day in days:
+                try:
+                    summary = _apply_day(
+                        con, client, data_dir, day, state, dry_run, coverage, snapshot_selects, geolocated
+                    )
+                except IntegrityError as exc:
+                    kept = "the days before it are kept, " if report.days and not dry_run else ""
+                    raise IntegrityError(
+                        f"{exc}; {day.isoformat()} not applied ({kept}the watermark stays)"
+                    ) from None
+                report.days.append(summary)
+                if not dry_run:
+                    if not applied:
+                        grace = lookup_store.grace_entry(data_dir, state)
+                    state = _save_state(
+                        data_dir,
+                        lookup_grace=grace,
+                        deltas=[d.isoformat() for d in deltas.list_days(data_dir)],
+                        delta_seq=_state_seq(state) + 1,
+                        delta_watermark=_watermark(state, coverage, day if contiguous else None),
+                        last_update={
+                            "at": datetime.now().isoformat(timespec="seconds"),
+                            "day": day.isoformat(),
+                            "counts": summary.counts,
+                            "liens": summary.liens,
+                        },
+                    )
+                    # A new merged version with this day, and the catalog over it (the switch readers see).
+                    catalog.rebuild(data_dir, deltas.compact_for(data_dir), reuse=True)
+                    applied = True
+                if bar is not None:
+                    bar.update(1)
+        except Exception:
+            if applied:  # a later day failed: the store still follows the days applied (Ctrl-C does not wait)
+                lookup_build.maintain(data_dir)
+            raise
+        if applied:  # the SIRENs the days touched, in one transaction
+            note = lookup_build.maintain(data_dir)
+            if note:
+                report.notes.append(note)
         if bar is not None:
             bar.close()
     finally:
