@@ -121,14 +121,37 @@ def _typed_expr(table_key: str, col: str, source_types: dict[str, str]) -> str:
     return f"{expr} AS {ident(col)}"
 
 
-def typed_select_sql(table_key: str, source: str, source_types: dict[str, str]) -> str:
+# The commune / département lookups of sql/catalog/typed_etablissements.sql, in its two forms (keep_order).
+_LIST_LOOKUPS = {
+    "commune_departement": "getvariable('mirror_commune_departement')[_ck]",
+    "commune_region": "getvariable('mirror_commune_region')[_ck]",
+    "commune_epci": "getvariable('mirror_commune_epci')[_ck]",
+    "departement_code": "getvariable('mirror_departement_code')[_dk]",
+    "departement_region": "getvariable('mirror_departement_region')[_dk]",
+    "lookup_joins": "",
+}
+_JOIN_LOOKUPS = {
+    "commune_departement": "_g.departement",
+    "commune_region": "_g.region",
+    "commune_epci": "_g.epci",
+    "departement_code": "_d.code",
+    "departement_region": "_d.region",
+    "lookup_joins": " LEFT JOIN _mirror_commune_geo _g ON _g.key = keyed._ck - 1"
+    " LEFT JOIN _mirror_departements _d ON _d.key = keyed._dk - 1",
+}
+
+
+def typed_select_sql(
+    table_key: str, source: str, source_types: dict[str, str], keep_order: bool = True
+) -> str:
     """SELECT turning `source` (table/view name or parenthesised query with INSEE column names) into the
     typed rows of base view `table_key`. `source_types`: column -> DuckDB type of the source columns.
 
     Known columns are cast to mirror.core.schema.typed_column_type (dates/timestamps/numbers with TRY_CAST:
     junk becomes NULL, never an error; empty strings become NULL; integer identifiers re-padded);
     columns absent from the source are NULL; columns unknown to us are kept, after the known ones.
-    For etablissements, the derived columns are computed (needs prepare_connection(con)).
+    For etablissements, the derived columns are computed (needs prepare_connection(con)); `keep_order`
+    False lets them come from joins, binding in milliseconds instead of ~0.3 s, the rows then in any order.
     """
     stock = STOCK_FILES_BY_KEY[table_key]
     known = list(stock.columns)
@@ -158,6 +181,7 @@ def typed_select_sql(table_key: str, source: str, source_types: dict[str, str]) 
         epsg=epsg_sql("codeCommuneEtablissement"),
         typed_names=", ".join(ident(c) for c in known),
         extra_names=extra_cols,
+        **(_LIST_LOOKUPS if keep_order else _JOIN_LOOKUPS),
     )
 
 

@@ -114,7 +114,9 @@ def write_typed_rows(
     con.register(raw, _string_table(table, rows))
     try:
         types = {c: "VARCHAR" for c in STOCK_FILES_BY_KEY[table].columns}
-        con.execute(f"CREATE OR REPLACE TABLE {name} AS {typed_select_sql(table, raw, types)}")
+        # Any row order: write_day sorts the rows by key.
+        typed = typed_select_sql(table, raw, types, keep_order=False)
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS {typed}")
     finally:
         con.unregister(raw)
 

@@ -645,6 +645,46 @@ def test_derived_geography_equals_a_join_on_the_cog_lookup(tmp_path, stock_dir):
     assert con.sql("SELECT count(*) FROM e WHERE epci IS NOT NULL").fetchone()[0] > 0
 
 
+def test_both_forms_of_the_derived_geography_give_the_same_rows(loaded_stock):
+    """typed_select_sql's list lookups (the loader: source order kept) and its joins (update days: fast to
+    bind) give the same rows, on every établissement of a snapshot and on edge commune codes."""
+    from mirror.core.schema import STOCK_FILES_BY_KEY
+    from mirror.core.typed import prepare_connection, typed_select_sql
+
+    con = duckdb.connect()
+    prepare_connection(con)
+    columns = ", ".join(
+        f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in STOCK_FILES_BY_KEY["etablissements"].columns
+    )
+    glob = loaded_stock / "snapshots" / "2026-10" / "etablissements" / "*" / "*.parquet"
+    con.execute(f"CREATE TABLE raw AS SELECT {columns} FROM read_parquet('{glob}')")
+    edge = [
+        "2A004",
+        "2B033",
+        "75101",
+        "13201",
+        "99123",
+        "97101",
+        "98735",
+        "97501",
+        "2A999",
+        "ABCDE",
+        "1234",
+        None,
+    ]
+    con.executemany(
+        "INSERT INTO raw (siret, codeCommuneEtablissement) VALUES (?, ?)",
+        [(f"edge{i}", code) for i, code in enumerate(edge)],
+    )
+    types = dict.fromkeys(STOCK_FILES_BY_KEY["etablissements"].columns, "VARCHAR")
+    lists, joins = (typed_select_sql("etablissements", "raw", types, keep_order=k) for k in (True, False))
+    (rows,) = con.execute("SELECT count(*) FROM raw").fetchone()
+    for a, b in ((lists, joins), (joins, lists)):
+        assert con.execute(f"SELECT count(*) FROM (({a}) EXCEPT ALL ({b}))").fetchone() == (0,)
+    (located,) = con.execute(f"SELECT count(departement) FROM ({joins})").fetchone()
+    assert rows > 1000 and located > rows * 0.9
+
+
 @pytest.mark.slow
 def test_write_error_while_splitting_partitions_is_one_line_and_keeps_the_previous_snapshot(
     tmp_path, monkeypatch
