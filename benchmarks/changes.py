@@ -12,7 +12,9 @@ same process (medians of the rounds):
   hand-written diff;
 - a watchlist of N_WATCHED SIRENs collected after a sync that applied one day (`watch.collect`), against a
   DuckDB semi-join of that day's delta files with the list;
-- `get --date` (`get_document(as_of=...)`) per SIREN, against the same document today from the views.
+- `get --date` (`get_document(as_of=...)`) per SIREN on the data directory (the day's rows rebuilt from the
+  lookup store's rows of the unit), against the same rebuilt from the catalog's Parquet tables (a connection
+  as the source: the path without a current store) and the document today from the views.
 """
 
 from __future__ import annotations
@@ -116,10 +118,13 @@ def run(scale: int, rounds: int, cache_root: Path) -> dict:
     from mirror.serve.documents import get_document
     from mirror.watch import lists as watch
 
-    os.environ["MIRROR_LOOKUP_STORE"] = "off"  # both sides of get --date from the views
+    from mirror.lookup.build import refresh
+
     cache = cache_root / f"changes-{scale}"
     info = build(cache, scale)
     data, nxt = cache / "mirror", cache / "next"
+    t, done = timed(lambda: refresh(data))  # the store the world's sync did not build (the rows of get --date)
+    log(f"lookup store {done} in {t:.1f} s")
     old_dir = snapshots_dir(data) / read_state(data)["snapshot"]["dir"]
     new_dir = snapshots_dir(nxt) / read_state(nxt)["snapshot"]["dir"]
     con = connect(data)
@@ -169,11 +174,15 @@ def run(scale: int, rounds: int, cache_root: Path) -> dict:
         samples.setdefault("watchlist_semijoin", []).append(t)
         counts["watchlist_semijoin"] = n
         con = connect(data)
-        per = []
+        per, per_store = [], []
         for s in lookups:
-            t, _ = timed(lambda s=s, con=con: get_document(con, s, as_of=date(2020, 6, 30)))
+            t, views = timed(lambda s=s, con=con: get_document(con, s, as_of=date(2020, 6, 30)))
             per.append(t)
+            t, stored = timed(lambda s=s: get_document(str(data), s, as_of=date(2020, 6, 30)))
+            per_store.append(t)
+            assert stored == views, s
         samples.setdefault("get_date", []).append(statistics.median(per))
+        samples.setdefault("get_date_store", []).append(statistics.median(per_store))
         per = []
         for s in lookups:
             t, _ = timed(lambda s=s, con=con: get_document(con, s))

@@ -69,6 +69,7 @@ CREATE TABLE lookup_etablissements (siret TEXT PRIMARY KEY, statut TEXT, statut_
 CREATE TABLE lookup_doublons (siren TEXT PRIMARY KEY, replacing TEXT) WITHOUT ROWID;
 CREATE TABLE lookup_insee_unites_legales (key TEXT PRIMARY KEY, record BLOB) WITHOUT ROWID;
 CREATE TABLE lookup_insee_etablissements (key TEXT PRIMARY KEY, record BLOB) WITHOUT ROWID;
+CREATE TABLE lookup_rows (siren TEXT PRIMARY KEY, rows BLOB) WITHOUT ROWID;
 """
 
 
@@ -264,23 +265,85 @@ def _write_insee(
     """Inserts the INSEE API Sirene records (mirror.lookup.insee: sql/insee/*.sql, every period, no date)
     of every unit (kind "siren") or établissement ("siret") of the catalog `con`, as _write_level does the
     documents; returns the dictionary (trained on the first batch when none is given)."""
+    table = INSEE_TABLES[kind]
+    batches = _batches(con, insee.all_records_sql(kind), {"date": None})
+    label = f"INSEE records ({kind})"
+    return _write_keyed_blobs(db, table, batches, dictionary, zstd_level, progress, label)
+
+
+def _write_keyed_blobs(
+    db: sqlite3.Connection,
+    table: str,
+    batches,
+    dictionary: zstandard.ZstdCompressionDict | None,
+    zstd_level: int,
+    progress: Callable[[str], None] | None,
+    label: str,
+) -> zstandard.ZstdCompressionDict:
+    """Inserts the (key, text) rows of the Arrow `batches` into the store table `table` (key, blob), each
+    text compressed with `dictionary` (trained on the first batch when None); returns the dictionary."""
     import pyarrow as pa
 
-    table = INSEE_TABLES[kind]
     cctx = _compressor(dictionary, zstd_level) if dictionary is not None else None
     written = 0
-    for batch in _batches(con, insee.all_records_sql(kind), {"date": None}):
+    for batch in batches:
         blobs = batch.column(1).cast(pa.binary()).to_pylist()
         if cctx is None:
             dictionary = _train(blobs)
             cctx = _compressor(dictionary)
+        # zstd compresses the batch on every core while DuckDB computes the next one.
         compressed = cctx.multi_compress_to_buffer(blobs, threads=-1)
         rows = sorted(zip(batch.column(0).to_pylist(), (c.tobytes() for c in compressed), strict=True))
         db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", rows)
         written += batch.num_rows
         if progress is not None:
-            progress(f"lookup store: {written:,} INSEE records ({kind})")
+            progress(f"lookup store: {written:,} {label}")
     return dictionary if dictionary is not None else _train([])
+
+
+# The base views whose rows the store keeps per SIREN for point-in-time documents (sql/lookup/store_rows.sql).
+ROW_TABLES = ("unites_legales", "unites_legales_historique", "etablissements", "etablissements_historique")
+ROWS_PER_RANGE = 500_000  # units per store_rows.sql query of a full build: bounded list aggregates
+
+
+def _write_rows(
+    con: duckdb.DuckDBPyConnection,
+    db: sqlite3.Connection,
+    dictionary: zstandard.ZstdCompressionDict | None,
+    progress: Callable[[str], None] | None = None,
+    zstd_level: int = LEVEL,
+) -> zstandard.ZstdCompressionDict:
+    """Inserts, per SIREN of the catalog `con`, its current rows and historique periods (the four base views)
+    as the compressed lines `<table>\t<JSON array>`: what mirror.serve.documents.point_in_time needs for a
+    `--date` document without scanning the Parquet tables. A large mirror is read in SIREN ranges of about
+    ROWS_PER_RANGE units, so that the list aggregates stay bounded. Returns the dictionary (trained on the
+    first batch when none is given)."""
+    (units,) = con.execute("SELECT count(*) FROM unites_legales").fetchone()
+    ranges = max(1, -(-units // ROWS_PER_RANGE))
+    bounds = [""]
+    if ranges > 1:
+        cuts = [i / ranges for i in range(1, ranges)]
+        (quantiles,) = con.execute(render("lookup/store_rows_bounds.sql"), [cuts]).fetchone()
+        bounds += sorted(set(quantiles))
+    bounds.append("\uffff")  # above any SIREN
+    batches = (
+        batch
+        for low, high in zip(bounds, bounds[1:], strict=False)
+        for batch in _batches(con, render("lookup/store_rows.sql"), {"low": low, "high": high})
+    )
+    label = "units' rows for point-in-time documents"
+    return _write_keyed_blobs(db, "lookup_rows", batches, dictionary, zstd_level, progress, label)
+
+
+def _rows_structure(con: duckdb.DuckDBPyConnection) -> str:
+    """{base view: from_json structure of a list of its rows} as JSON: the column names and types the rows
+    of lookup_rows were written with."""
+    return json.dumps(
+        {
+            table: con.execute(render("lookup/store_rows_structure.sql", table=ident(table))).fetchone()[0]
+            for table in ROW_TABLES
+        }
+    )
 
 
 def _write_doublons(con: duckdb.DuckDBPyConnection, db: sqlite3.Connection) -> None:
@@ -344,6 +407,9 @@ def build(
         t_insee = time.monotonic()
         dict_insee = {kind: _write_insee(con, db, kind, None, progress) for kind in INSEE_TABLES}
         insee_seconds = time.monotonic() - t_insee
+        t_rows = time.monotonic()
+        dict_rows = _write_rows(con, db, None, progress)
+        rows_seconds = time.monotonic() - t_rows
         _write_doublons(con, db)
         if progress is not None:
             progress("lookup store: search index")
@@ -356,7 +422,10 @@ def build(
             dictionary_etablissements=dict_et.as_bytes(),
             dictionary_insee_unites_legales=dict_insee["siren"].as_bytes(),
             dictionary_insee_etablissements=dict_insee["siret"].as_bytes(),
+            dictionary_rows=dict_rows.as_bytes(),
+            rows_structure=_rows_structure(con),
             insee_seconds=round(insee_seconds, 1),
+            rows_seconds=round(rows_seconds, 1),
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.monotonic() - t0, 1),
         )
@@ -449,6 +518,12 @@ def _apply_days(con: duckdb.DuckDBPyConnection, data_dir: Path, path: Path, have
                     _write_level(docs, db, level, _day_dictionary(meta, level), zstd_level=DAY_LEVEL)
                 for kind, level in (("siren", "insee_unites_legales"), ("siret", "insee_etablissements")):
                     _write_insee(docs, db, kind, _day_dictionary(meta, level), zstd_level=DAY_LEVEL)
+                # every row of the affected units (the `search` catalog holds all their établissements)
+                db.executemany(
+                    "DELETE FROM lookup_rows WHERE siren = ?",
+                    [(s,) for s in set(affected.column("siren").to_pylist())],
+                )
+                _write_rows(search, db, _day_dictionary(meta, "rows"), zstd_level=DAY_LEVEL)
                 _write_doublons(con, db)
                 search_index.index_units(db, search, sirens="restricted_units")
                 _set_meta(db, token=json.dumps(wanted, sort_keys=True))

@@ -39,12 +39,12 @@ from mirror.core.datadir import STATE_NAME, held_lock, lock_holder_alive
 
 STORE_NAME = "lookup.sqlite"
 GRACE_FIELD = "lookup_grace"  # state.json: {token, pid, since} of the state a working writer replaced
-FORMAT_VERSION = (
-    "3"  # 2: the search index's filter columns, search_etablissements and search_geo; 3: INSEE records
-)
+# 2: the search index's filter columns, search_etablissements and search_geo; 3: INSEE records; 4: the
+# rows of each SIREN for point-in-time documents
+FORMAT_VERSION = "4"
 VARIANTS = ("v3", "v3d", "v4", "v4d")
 # The zstd dictionaries of the store (lookup_meta `dictionary_<level>`), one per kind of compressed blob.
-LEVELS = ("unites_legales", "etablissements", "insee_unites_legales", "insee_etablissements")
+LEVELS = ("unites_legales", "etablissements", "insee_unites_legales", "insee_etablissements", "rows")
 INSEE_TABLES = {"siren": "lookup_insee_unites_legales", "siret": "lookup_insee_etablissements"}
 # How long a reader waits for a writer's commit (the daily update holds its exclusive lock only while it
 # writes its pages) before falling back to the views.
@@ -155,6 +155,8 @@ class LookupStore:
             )
             for level in LEVELS
         }
+        # {base view: from_json structure} of lookup_rows (mirror.lookup.build._rows_structure)
+        self.rows_structure = json.loads(meta["rows_structure"])
         self._state = _StateCache(self.data_dir)
         self._token_text = self._token = None
         self.lagging = False  # the last begin() answered from the previous state, a writer at work
@@ -246,6 +248,12 @@ class LookupStore:
         a SIREN (kind "siren") or SIRET ("siret"), or None when unknown."""
         row = self.db.execute(f"SELECT record FROM {INSEE_TABLES[kind]} WHERE key = ?", [key]).fetchone()
         return None if row is None else self._dctx[f"insee_{_LEVEL_OF[kind]}"].decompress(row[0]).decode()
+
+    def unit_rows(self, siren: str) -> dict[str, str]:
+        """{base view: JSON array of its rows} of a SIREN: its unité légale, its établissements and their
+        historique periods (sql/lookup/store_rows.sql); {} when the mirror has none."""
+        row = self.db.execute("SELECT rows FROM lookup_rows WHERE siren = ?", [siren]).fetchone()
+        return {} if row is None else decode_variants(self._dctx["rows"].decompress(row[0]))
 
     def replacing(self, siren: str) -> str | None:
         """The SIREN that replaces a SIREN closed as a doublon (StockDoublons), else None."""

@@ -281,10 +281,15 @@ def get_document(
         return 422, error_document(422, fmt, "siren")
     args = (ident, kind, fmt, diffusibles, non_diffusables, siege, follow_doublons)
     if as_of is not None:  # the views over that day's rows (the store holds today's documents only)
+        stored = _stored_rows(source, ident[:9])
         con, owned = _connect(source)
         try:
-            replacing = _ViewSource(con).replacing(ident[:9])
-            with point_in_time(con, [ident[:9], *([replacing] if replacing else [])], as_of) as cur:
+            if stored is None:
+                replacing = _ViewSource(con).replacing(ident[:9])
+                sirens = [ident[:9], *([replacing] if replacing else [])]
+            else:
+                sirens = list(stored[1])
+            with point_in_time(con, sirens, as_of, stored) as cur:
                 return _answer(_ViewSource(cur), *args)
         finally:
             if owned:
@@ -312,37 +317,51 @@ AS_OF_TABLES = {
 }
 
 
+def _stored_rows(source, siren: str) -> tuple[dict[str, str], dict[str, dict[str, str]]] | None:
+    """For a data directory whose lookup store is current: (the from_json structure of each base view,
+    {SIREN: {base view: JSON array of its rows}}) of `siren` and of the unit replacing it when it is a
+    doublon, read in one store transaction; None when only the catalog can say (point_in_time scans it)."""
+    if not isinstance(source, str | os.PathLike) or not os.fspath(source):
+        return None
+    from mirror.lookup.store import open_store
+
+    store = open_store(source)
+    if store is None:
+        return None
+
+    def read(s):
+        replacing = s.replacing(siren)
+        return s.rows_structure, {x: s.unit_rows(x) for x in dict.fromkeys([siren, replacing]) if x}
+
+    return store.read(read, current_only=True)
+
+
 @contextlib.contextmanager
-def point_in_time(con: duckdb.DuckDBPyConnection, sirens: list[str], day: date):
+def point_in_time(
+    con: duckdb.DuckDBPyConnection,
+    sirens: list[str],
+    day: date,
+    stored: tuple[dict[str, str], dict[str, dict[str, str]]] | None = None,
+):
     """A private cursor of the catalog `con` whose TEMP tables, named like the four base views the document
     views read, hold the units `sirens` and their établissements as they stood on `day` (the rule per
     variable: sql/documents/as_of_current.sql); the document views on it answer for that day. The day and
-    the SIRENs are bound values, never SQL text."""
+    the SIRENs are bound values, never SQL text. stored: those units' rows as the lookup store keeps them
+    (_stored_rows), read instead of scanning the catalog's Parquet tables (the same rows: one SIREN costs
+    the same at any scale)."""
     cur = con.cursor()
     try:
         cur.execute("CREATE TEMP TABLE as_of_day AS SELECT CAST(? AS DATE) AS day", [day])
-        sirens = sorted(set(sirens))
-        deps = {
-            row[0]
-            for siren in sirens
-            for row in cur.execute(
-                "SELECT DISTINCT departement FROM etablissements_departements WHERE siret >= ? AND siret < ?",
-                [siren, siren + ":"],
-            ).fetchall()
-        }
-        known = sorted(d for d in deps if d is not None)
-        partitions = [f"departement IN ({', '.join('?' * len(known))})"] if known else []
-        if None in deps:
-            partitions.append("departement IS NULL")
-        (db,) = cur.execute("SELECT current_database()").fetchone()
-        sources = render_cached(
-            "documents/as_of_sources.sql",
-            db=sql_ident(db),
-            sirens=", ".join("?" * len(sirens)),
-            departements=" OR ".join(partitions) or "false",
-        )
-        for statement in filter(str.strip, sources.split(";")):
-            cur.execute(statement, sirens + (known if "departement" in statement else []))
+        if stored is None:
+            _as_of_sources_from_catalog(cur, sirens)
+        else:
+            structure, units = stored
+            for table in (name for pair in AS_OF_TABLES.items() for name in (pair[0], pair[1][0])):
+                arrays = [rows[table][1:-1] for rows in units.values() if rows.get(table, "[]") != "[]"]
+                cur.execute(
+                    render_cached("documents/as_of_source_rows.sql", name=sql_ident(f"as_of_source_{table}")),
+                    ["[" + ",".join(arrays) + "]", structure[table]],
+                )
         for table, (historique, key, created) in AS_OF_TABLES.items():
             replace = ", ".join(
                 f"CASE WHEN v.{sql_ident(key)} IS NULL THEN c.{sql_ident(c)} ELSE v.{sql_ident(c)} END AS {sql_ident(c)}"
@@ -364,6 +383,33 @@ def point_in_time(con: duckdb.DuckDBPyConnection, sirens: list[str], day: date):
         yield cur
     finally:
         cur.close()
+
+
+def _as_of_sources_from_catalog(cur: duckdb.DuckDBPyConnection, sirens: list[str]) -> None:
+    """point_in_time's as_of_source_* TEMP tables, scanned from the catalog: the rows of the units `sirens`
+    and of their établissements (only the département partitions that hold them)."""
+    sirens = sorted(set(sirens))
+    deps = {
+        row[0]
+        for siren in sirens
+        for row in cur.execute(
+            "SELECT DISTINCT departement FROM etablissements_departements WHERE siret >= ? AND siret < ?",
+            [siren, siren + ":"],
+        ).fetchall()
+    }
+    known = sorted(d for d in deps if d is not None)
+    partitions = [f"departement IN ({', '.join('?' * len(known))})"] if known else []
+    if None in deps:
+        partitions.append("departement IS NULL")
+    (db,) = cur.execute("SELECT current_database()").fetchone()
+    sources = render_cached(
+        "documents/as_of_sources.sql",
+        db=sql_ident(db),
+        sirens=", ".join("?" * len(sirens)),
+        departements=" OR ".join(partitions) or "false",
+    )
+    for statement in filter(str.strip, sources.split(";")):
+        cur.execute(statement, sirens + (known if "departement" in statement else []))
 
 
 def get_successions(data_dir: str | os.PathLike, siret: str, fmt: str = "v3") -> tuple[int, dict]:

@@ -81,6 +81,27 @@ def assert_store_equals_views(data_dir: Path, ids: list[str]) -> int:
     return compared
 
 
+def assert_point_in_time_equals_views(data_dir: Path, ids: list[str], days: list[date]) -> int:
+    """For each identifier and day, the `--date` document rebuilt from the store's rows of the unit equals
+    the one rebuilt from the catalog's Parquet tables (a connection as the source never reads the store);
+    returns the number of answers compared."""
+    from mirror.serve.documents import _stored_rows
+
+    con = connect(data_dir)
+    compared = 0
+    try:
+        for n, ident in enumerate(ids):
+            assert _stored_rows(data_dir, ident[:9]) is not None, "the store must answer the rows"
+            for day in days:
+                fmt = ("v3", "v4")[n % 2]
+                got = get_document(data_dir, ident, fmt, as_of=day)
+                assert got == get_document(con, ident, fmt, as_of=day), (ident, fmt, day)
+                compared += 1
+    finally:
+        con.close()
+    return compared
+
+
 @pytest.mark.slow
 def test_store_answers_what_the_views_answer_and_follows_every_update_day(upstream_data, tmp_path):
     """sync (load + store build), then days of INSEE changes (renames, cessations, creations, siège
@@ -119,6 +140,13 @@ def test_store_answers_what_the_views_answer_and_follows_every_update_day(upstre
     changed = sorted({r["siren"] for day in days for r in day.unites_legales})
     changed_sirets = sorted({r["siret"] for day in days for r in day.etablissements})
     assert assert_store_equals_views(mirror, changed + changed_sirets + base_ids[:300]) > 1000
+    # the rows kept for point-in-time documents follow the days too
+    assert (
+        assert_point_in_time_equals_views(
+            mirror, changed[:12] + changed_sirets[:6], [date(2026, 10, 3), date(2015, 1, 1)]
+        )
+        == 36
+    )
     # The INSEE records follow the days too: the changed units (their établissements nest the unit) and
     # établissements, and every other key, cut to every boundary day.
     assert assert_insee_store_equals_views(mirror) > 6 * 1000
@@ -325,3 +353,40 @@ def test_store_built_by_load_equals_the_views_on_a_sample(stock_dir, tmp_path):
     writer.execute("UPDATE lookup_etablissements SET documents = x'00ff00ff' WHERE siret = ?", [siret])
     writer.close()
     assert get_document(mirror, siret, "v3") == expected[siret]
+
+
+def test_point_in_time_rows_cut_in_siren_ranges_are_the_rows_of_one_pass(loaded_stock, monkeypatch):
+    """A large mirror's full build writes the per-unit rows in SIREN ranges (bounded memory): cut into ranges
+    of 400 units, the store holds the same rows per SIREN as written in one pass, and every row of the four
+    base views once."""
+    import sqlite3 as sqlite
+
+    import zstandard
+
+    from mirror.lookup import build as store_build
+    from mirror.lookup.store import decode_variants
+
+    con = connect(loaded_stock)
+    try:
+        (units,) = con.execute("SELECT count(*) FROM unites_legales").fetchone()
+        assert units > 2 * 400, "several ranges"
+        written = []
+        for per_range in (store_build.ROWS_PER_RANGE, 400):
+            monkeypatch.setattr(store_build, "ROWS_PER_RANGE", per_range)
+            db = sqlite.connect(":memory:")
+            db.execute("CREATE TABLE lookup_rows (siren TEXT PRIMARY KEY, rows BLOB) WITHOUT ROWID")
+            dctx = zstandard.ZstdDecompressor(dict_data=store_build._write_rows(con, db, None))
+            units = {}
+            for siren, blob in db.execute("SELECT siren, rows FROM lookup_rows"):
+                tables = decode_variants(dctx.decompress(blob))
+                units[siren] = {
+                    t: sorted(json.dumps(r, sort_keys=True) for r in json.loads(v)) for t, v in tables.items()
+                }
+            written.append(units)
+        one_pass, ranges = written
+        assert one_pass == ranges
+        for table in store_build.ROW_TABLES:
+            (rows,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+            assert sum(len(u[table]) for u in ranges.values()) == rows > 0, table
+    finally:
+        con.close()

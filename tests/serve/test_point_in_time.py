@@ -106,6 +106,39 @@ def test_the_siege_moves_back_before_a_transfer(loaded_stock, periods):
         con.close()
 
 
+def test_the_store_rows_rebuild_the_documents_the_catalog_rebuilds(loaded_stock, periods):
+    """A data directory with a current lookup store rebuilds the day's rows from the rows it keeps per unit
+    (no Parquet scan); the documents equal those rebuilt from the catalog's tables (a connection as the
+    source), for units with several periods, their établissements, doublons and unknown SIRENs."""
+    from mirror.serve.documents import _stored_rows
+
+    by_unit, sieges = periods
+    con = connect(loaded_stock)
+    try:
+        sirets = [
+            r[0]
+            for r in con.execute(
+                "SELECT min(siret) FROM etablissements WHERE siren IN (SELECT unnest(?)) GROUP BY siren",
+                [list(by_unit)],
+            ).fetchall()
+        ]
+        doublons = [r[0] for r in con.execute("SELECT sirenDoublon FROM doublons LIMIT 2").fetchall()]
+        ids = [*by_unit, *(s for s, _d, _n in sieges), *sirets, *doublons, "000000000"]
+        assert sirets and doublons
+        compared = 0
+        for n, ident in enumerate(ids):
+            assert _stored_rows(loaded_stock, ident[:9]) is not None
+            rows = by_unit.get(ident[:9]) or [(date(2018, 6, 1), None)]
+            for day in {rows[0][0] or date(2000, 1, 1), date(2018, 6, 1)}:
+                fmt = ("v3", "v4")[n % 2]
+                got = get_document(loaded_stock, ident, fmt, follow_doublons=True, as_of=day)
+                assert got == get_document(con, ident, fmt, follow_doublons=True, as_of=day), (ident, day)
+                compared += 1
+    finally:
+        con.close()
+    assert compared >= 20
+
+
 def test_before_creation_is_404_and_the_cli_says_so(loaded_stock, periods):
     """Before a unit's creation (or its first period) the answer is 404, as INSEE's `date=`; the CLI
     exits 3 with API Entreprise's error body; a malformed date is one line, exit 2."""
