@@ -114,11 +114,10 @@ def run(scale: int, rounds: int, cache_root: Path) -> dict:
     from mirror.core.datadir import read_state, snapshots_dir, write_json_atomic
     from mirror.deltas.store import day_dir
     from mirror.load.stock_changes import write_stock_changes
+    from mirror.lookup.build import refresh
     from mirror.serve.changes import changes
     from mirror.serve.documents import get_document
     from mirror.watch import lists as watch
-
-    from mirror.lookup.build import refresh
 
     cache = cache_root / f"changes-{scale}"
     info = build(cache, scale)

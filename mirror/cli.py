@@ -19,7 +19,13 @@ import click
 
 from mirror import __version__
 from mirror.core.changes import KINDS as CHANGE_KINDS
-from mirror.core.config import DATA_DIR_ENV, duckdb_memory_limit, duckdb_threads, resolve_data_dir
+from mirror.core.config import (
+    DATA_DIR_ENV,
+    duckdb_memory_limit,
+    duckdb_threads,
+    resolve_data_dir,
+    store_build_mode,
+)
 from mirror.core.errors import BadInput, MirrorError, OutputClosed, first_line
 
 
@@ -64,6 +70,7 @@ def _check_environment() -> None:
     """Bad tuning variables fail at start in one line, before any work (the load reads them again)."""
     duckdb_threads()
     duckdb_memory_limit()
+    store_build_mode(None)
 
 
 def _os_error_line(exc: OSError) -> str:
@@ -1365,27 +1372,33 @@ def store_command(rebuild, data_dir):
     `mirror load`, `mirror update` and `mirror sync` keep it current themselves (unless
     MIRROR_LOOKUP_STORE=off); this command repairs or rebuilds it. Until it is current, lookups answer
     from the SQL views (same documents, slower) and search warns.
+
+    A whole new store (a new snapshot, --rebuild) is built without holding the writer lock, so that
+    updates go on meanwhile, then switched in under the lock and brought to the days applied since.
+    Writers start this command in the background themselves when MIRROR_STORE_BUILD=background (the
+    default above 2 million unités légales), its output in DATA_DIR/lookup-build.log.
     """
     import time
 
     from mirror.catalog.build import connect, prepare_writer
     from mirror.core import datadir as snapshot
     from mirror.lookup import build as lookup_build
-    from mirror.lookup.store import state_token, store_path
+    from mirror.lookup.store import store_path
 
     connect(data_dir, read_only=True).close()  # "no mirror in DATA_DIR" as one line
     t0 = time.monotonic()
-    with snapshot.writer_lock(data_dir, "mirror store"):
-        for note in prepare_writer(data_dir):  # a crashed writer's leftovers, a catalog to repair
-            click.echo(note, err=True)
-        if rebuild:
-            con = connect(data_dir, read_only=True)
-            try:
-                lookup_build.build(con, data_dir, state_token(snapshot.read_state(data_dir)))
-            finally:
-                con.close()
-            done = "built"
-        else:
+    if rebuild or lookup_build.plan(data_dir) == "full":
+        try:
+            with snapshot.writer_lock(data_dir, "mirror store"):
+                for note in prepare_writer(data_dir):
+                    click.echo(note, err=True)
+        except MirrorError:  # a writer at work (the one that started this build): it cleaned up itself
+            pass
+        done = lookup_build.build_beside_writers(data_dir, rebuild=rebuild)
+    else:
+        with snapshot.writer_lock(data_dir, "mirror store"):
+            for note in prepare_writer(data_dir):  # a crashed writer's leftovers, a catalog to repair
+                click.echo(note, err=True)
             done = lookup_build.refresh(data_dir)
     size = store_path(data_dir).stat().st_size
     click.echo(

@@ -278,6 +278,7 @@ def test_busy_port_is_one_line(tmp_path, busy_port):
         ({"MIRROR_MEMORY_LIMIT": "lots"}, "MIRROR_MEMORY_LIMIT"),
         ({"MIRROR_MEMORY_LIMIT": "12 parsecs"}, "MIRROR_MEMORY_LIMIT"),
         ({"MIRROR_MEMORY_LIMIT": "150%"}, "MIRROR_MEMORY_LIMIT"),
+        ({"MIRROR_STORE_BUILD": "later"}, "MIRROR_STORE_BUILD"),
     ],
 )
 def test_bad_tuning_variables_are_bad_input(env, needle, tiny, tmp_path):

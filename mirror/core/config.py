@@ -98,3 +98,22 @@ def lookup_store_enabled() -> bool:
     if raw in ("off", "0", "false", "no"):
         return False
     raise BadInput(f"{LOOKUP_STORE_ENV} must be on or off (got {raw[:40]!r})")
+
+
+STORE_BUILD_ENV = "MIRROR_STORE_BUILD"
+# A mirror with more unités légales than this builds its lookup store in the background by default: about
+# 5 to 8 minutes of build per million units on the 2-core reference machine (docs/BENCHMARKS.md).
+BACKGROUND_BUILD_UNITS = 2_000_000
+
+
+def store_build_mode(units: int | None) -> str:
+    """How a writer that needs a whole new lookup store gets it: "wait" (build it before returning, the
+    previous store answering meanwhile) or "background" (a detached `mirror store` builds it beside the
+    writers, lookups answer from the views until it is switched in). MIRROR_STORE_BUILD=wait|background|
+    auto (default: background for a mirror of more than BACKGROUND_BUILD_UNITS units)."""
+    raw = (os.environ.get(STORE_BUILD_ENV) or "auto").strip().lower()
+    if raw in ("wait", "background"):
+        return raw
+    if raw == "auto":
+        return "background" if (units or 0) > BACKGROUND_BUILD_UNITS else "wait"
+    raise BadInput(f"{STORE_BUILD_ENV} must be wait, background or auto (got {raw[:40]!r})")

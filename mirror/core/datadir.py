@@ -175,8 +175,9 @@ def writer_at_work(data_dir: Path) -> bool:
 
 
 @contextlib.contextmanager
-def writer_lock(data_dir: Path, command: str):
-    """One writer at a time on DATA_DIR (fcntl.flock on DATA_DIR/.lock, never blocks: fails at once).
+def writer_lock(data_dir: Path, command: str, wait_seconds: float = 0):
+    """One writer at a time on DATA_DIR (fcntl.flock on DATA_DIR/.lock; fails at once, or after waiting up
+    to `wait_seconds` for the holder to let go).
 
     Re-entrant within a process, so `mirror sync` can hold it and call load_snapshot. The lock file
     records the holder (pid, command, host, start time) for the error message of the next writer.
@@ -195,9 +196,15 @@ def writer_lock(data_dir: Path, command: str):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:  # a read-only or unwritable data directory: a writer can do nothing there
         raise MirrorError(f"cannot write into {data_dir}: {exc.strerror or exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
         try:
             holder = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
         except ValueError:
@@ -235,6 +242,19 @@ def writer_lock(data_dir: Path, command: str):
 # ------------------------------------------------------------------------------------------------
 
 
+def building_pid(path: Path) -> int | None:
+    """The pid of the live process (this one included) building the lookup store file `path`
+    (LOOKUP_BUILDING_PREFIX<pid>.sqlite), or None when that process is gone: a leftover."""
+    try:
+        pid = int(path.name[len(LOOKUP_BUILDING_PREFIX) :].split(".")[0])
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return None
+    except PermissionError:  # another user's live process
+        return pid
+    return pid
+
+
 def clean_leftovers(data_dir: Path) -> list[str]:
     """Deletes what an interrupted writer left (.building-* folders, lookup stores being built,
     catalog/state/current.json temp files and the catalog's DuckDB .wal, e.g. `sirene.duckdb.tmp-<pid>.wal`
@@ -253,6 +273,8 @@ def clean_leftovers(data_dir: Path) -> list[str]:
     if data_dir.is_dir():
         for p in data_dir.iterdir():
             if p.name.startswith(LOOKUP_BUILDING_PREFIX):
+                if building_pid(p) is not None:  # a live background build (mirror.lookup.build)
+                    continue
                 with contextlib.suppress(OSError):
                     p.unlink()
                 removed.append(p.name)

@@ -2,7 +2,8 @@
 dies abruptly (like a kill -9: no cleanup, no message but one line on stderr).
 
 - MIRROR_CRASH_AT=<stage>: die at that named stage of a writer (load, update, compaction, catalog).
-- MIRROR_PAUSE_AT=<stage>: sleep 60 s there instead (interrupt tests send a signal meanwhile).
+- MIRROR_PAUSE_AT=<stage>: sleep there instead, 60 s or MIRROR_PAUSE_SECONDS (interrupt tests send a
+  signal meanwhile; concurrency tests run another writer meanwhile).
 - MIRROR_EXPORT_CRASH_AFTER=<n>: an export or batch dies once n rows are written (0: just before the
   final rename).
 
@@ -17,15 +18,16 @@ import time
 
 CRASH_ENV = "MIRROR_CRASH_AT"
 PAUSE_ENV = "MIRROR_PAUSE_AT"
+PAUSE_SECONDS_ENV = "MIRROR_PAUSE_SECONDS"
 EXPORT_CRASH_ENV = "MIRROR_EXPORT_CRASH_AFTER"
 
 
 def crash_point(stage: str) -> None:
-    """Exit abruptly when $MIRROR_CRASH_AT names this stage; pause 60 s when $MIRROR_PAUSE_AT names it."""
+    """Exit abruptly when $MIRROR_CRASH_AT names this stage; pause when $MIRROR_PAUSE_AT names it."""
     if os.environ.get(PAUSE_ENV) == stage:
         sys.stderr.write(f"[paused at {stage}]\n")
         sys.stderr.flush()
-        time.sleep(60)
+        time.sleep(float(os.environ.get(PAUSE_SECONDS_ENV) or 60))
     if os.environ.get(CRASH_ENV) == stage:
         sys.stdout.flush()
         sys.stderr.write(f"[crash injected at {stage}]\n")

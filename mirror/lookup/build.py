@@ -33,8 +33,14 @@ import duckdb
 import zstandard
 
 from mirror.catalog.build import connect, restricted
-from mirror.core.config import lookup_store_enabled
-from mirror.core.datadir import LOOKUP_BUILDING_PREFIX, fsync_dir, read_state, update_state
+from mirror.core.config import lookup_store_enabled, store_build_mode
+from mirror.core.datadir import (
+    LOOKUP_BUILDING_PREFIX,
+    fsync_dir,
+    read_state,
+    update_state,
+    writer_lock,
+)
 from mirror.core.errors import MirrorError, first_line
 from mirror.core.faults import crash_point
 from mirror.core.sql import ident, literal, render
@@ -45,6 +51,7 @@ from mirror.lookup.store import (
     GRACE_FIELD,
     INSEE_TABLES,
     VARIANTS,
+    background_builder,
     decode_variants,
     encode_variants,
     state_token,
@@ -93,11 +100,17 @@ def _store_token(path: Path) -> dict | None:
 
 def maintain(data_dir: Path, progress: Callable[[str], None] | None = None) -> str | None:
     """refresh() for the writers (load, update, sync) once their state is published: a failure does not
-    undo their work, lookups then answer from the views. Returns a note for the user, or None."""
+    undo their work, lookups then answer from the views. A whole new store is built in a detached `mirror
+    store` instead when core.config.store_build_mode says "background" (a large mirror). Returns a note for
+    the user, or None."""
     if not lookup_store_enabled():
         return None
     t0 = time.monotonic()
     try:
+        state = read_state(data_dir)
+        units = ((state.get("snapshot") or {}).get("rows") or {}).get("unites_legales")
+        if plan(data_dir) == "full" and store_build_mode(units) == "background":
+            return start_background_build(data_dir)
         done = refresh(data_dir, progress)
     except (MirrorError, duckdb.Error, sqlite3.Error, zstandard.ZstdError, OSError) as exc:
         first = first_line(exc)
@@ -110,6 +123,28 @@ def maintain(data_dir: Path, progress: Callable[[str], None] | None = None) -> s
         size = store_path(data_dir).stat().st_size
         return f"Lookup store built in {time.monotonic() - t0:.1f}s ({size / 1e6:,.0f} MB)."
     return None
+
+
+def plan(data_dir: Path) -> str:
+    """What refresh() would do now: "current", "days" (apply the delta days the store lacks) or "full"."""
+    state = read_state(Path(data_dir))
+    if not state.get("snapshot"):
+        return "current"
+    wanted = state_token(state)
+    have = _store_token(store_path(data_dir))
+    if have == wanted:
+        return "current"
+    return "days" if _catches_up(have, wanted) else "full"
+
+
+def _catches_up(have: dict | None, wanted: dict) -> bool:
+    """Whether a store built for `have` reaches `wanted` by applying delta days (same snapshot load)."""
+    return (
+        have is not None
+        and have["snapshot"] == wanted["snapshot"]
+        and have["loaded_at"] == wanted["loaded_at"]
+        and set(have["deltas"]) <= set(wanted["deltas"])
+    )
 
 
 def refresh(data_dir: Path, progress: Callable[[str], None] | None = None) -> str:
@@ -125,18 +160,96 @@ def refresh(data_dir: Path, progress: Callable[[str], None] | None = None) -> st
         return "current"
     con = connect(data_dir, read_only=True)
     try:
-        if (
-            have is not None
-            and have["snapshot"] == wanted["snapshot"]
-            and have["loaded_at"] == wanted["loaded_at"]
-            and set(have["deltas"]) <= set(wanted["deltas"])
-        ):
+        if _catches_up(have, wanted):
             _apply_days(con, data_dir, path, have, wanted)
             return "updated"
         build(con, data_dir, wanted, progress)
         return "built"
     finally:
         con.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Background builds: a whole store built beside the writers, switched in under the writer lock
+# ------------------------------------------------------------------------------------------------
+
+BUILD_LOG = "lookup-build.log"  # DATA_DIR/lookup-build.log: what the background builds printed
+SWITCH_WAIT_SECONDS = 3600  # how long a background build waits for the writer lock to switch its store in
+BUILD_ATTEMPTS = 3  # a new snapshot published during a build makes it start again, at most this often
+_STARTED: list = []  # the builders this process started (reaped by subprocess as they end)
+
+
+def start_background_build(data_dir: Path) -> str:
+    """Starts a detached `mirror store` on `data_dir` (unless one is at work), its output appended to
+    DATA_DIR/lookup-build.log; returns the note for the user. The build does not hold the writer lock (the
+    caller's runs on, later days apply meanwhile); the store it builds is switched in under the lock and
+    brought to the days applied since (build_beside_writers)."""
+    import subprocess
+    import sys
+
+    data_dir = Path(data_dir)
+    pid = background_builder(data_dir)
+    if pid is None:
+        log = open(data_dir / BUILD_LOG, "ab")  # noqa: SIM115 (handed to the child)
+        try:
+            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} mirror store\n".encode())
+            log.flush()
+            child = subprocess.Popen(
+                [sys.executable, "-m", "mirror", "store", "--data-dir", str(data_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # not killed with the writer's terminal or process group
+                close_fds=True,  # the writer lock stays the writer's
+            )
+        finally:
+            log.close()
+        _STARTED.append(child)
+        pid = child.pid
+        # its file names it at once: the next maintain() of this run must not start a second build
+        (data_dir / f"{LOOKUP_BUILDING_PREFIX}{pid}.sqlite").touch()
+    return (
+        f"Lookup store: being built in the background (pid {pid}, log {data_dir / BUILD_LOG}); "
+        "lookups answer from the views until it is switched in (`mirror status` tells)."
+    )
+
+
+def build_beside_writers(
+    data_dir: Path, progress: Callable[[str], None] | None = None, rebuild: bool = False
+) -> str:
+    """A whole store for the current state, built without the writer lock (writers go on meanwhile), then
+    switched in under it: as it is when no writer moved on, brought to the delta days applied meanwhile, or
+    built again when a new snapshot was published meanwhile (at most BUILD_ATTEMPTS times). Returns what
+    was done ("current", "built"). rebuild: build even when the store is current."""
+    data_dir = Path(data_dir)
+    for _attempt in range(BUILD_ATTEMPTS):
+        token = state_token(read_state(data_dir))
+        con = connect(data_dir, read_only=True)
+        try:
+            tmp = _build_aside(con, data_dir, token, progress)
+        finally:
+            con.close()
+        try:
+            crash_point("lookup-built-aside")
+            with writer_lock(data_dir, "mirror store (switch)", wait_seconds=SWITCH_WAIT_SECONDS):
+                state = read_state(data_dir)
+                wanted = state_token(state)
+                if not rebuild and _store_token(store_path(data_dir)) == wanted:
+                    return "current"  # a writer built it meanwhile
+                if token == wanted or _catches_up(token, wanted):
+                    if token != wanted:  # the days applied meanwhile, before anyone reads it
+                        con = connect(data_dir, read_only=True)
+                        try:
+                            _apply_days(con, data_dir, tmp, token, wanted)
+                        finally:
+                            con.close()
+                    _switch_in(tmp, data_dir)
+                    return "built"
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise MirrorError(
+        f"the mirror published {BUILD_ATTEMPTS} snapshots during the lookup store's builds: run `mirror store` again"
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -389,11 +502,22 @@ def build(
     progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Builds the whole store aside from the catalog `con`, then switches it in (os.replace)."""
+    return _switch_in(_build_aside(con, data_dir, token, progress), data_dir)
+
+
+def _build_aside(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    token: dict,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """The whole store for `token`, from the catalog `con`, in DATA_DIR/.lookup-building-<pid>.sqlite (read
+    by nobody, removed on failure); returns its path."""
     t0 = time.monotonic()
-    path = store_path(data_dir)
     tmp = data_dir / f"{LOOKUP_BUILDING_PREFIX}{os.getpid()}.sqlite"
-    for leftover in (tmp, tmp.with_name(tmp.name + "-journal")):
-        leftover.unlink(missing_ok=True)
+    tmp.with_name(tmp.name + "-journal").unlink(missing_ok=True)
+    if tmp.exists():  # emptied, not removed: the file names this build to other processes throughout
+        os.truncate(tmp, 0)
     db = sqlite3.connect(tmp, isolation_level=None)
     try:
         db.execute("PRAGMA page_size = 8192")
@@ -437,6 +561,13 @@ def build(
         tmp.unlink(missing_ok=True)
         raise
     db.close()
+    return tmp
+
+
+def _switch_in(tmp: Path, data_dir: Path) -> Path:
+    """Makes the built store `tmp` DATA_DIR/lookup.sqlite, durably, in one rename (readers holding the
+    previous file keep reading it; mirror.lookup.store reopens on the next lookup)."""
+    path = store_path(data_dir)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)

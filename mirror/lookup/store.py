@@ -35,7 +35,13 @@ from pathlib import Path
 
 import zstandard
 
-from mirror.core.datadir import STATE_NAME, held_lock, lock_holder_alive
+from mirror.core.datadir import (
+    LOOKUP_BUILDING_PREFIX,
+    STATE_NAME,
+    building_pid,
+    held_lock,
+    lock_holder_alive,
+)
 
 STORE_NAME = "lookup.sqlite"
 GRACE_FIELD = "lookup_grace"  # state.json: {token, pid, since} of the state a working writer replaced
@@ -284,9 +290,18 @@ def open_store(data_dir: Path) -> LookupStore | None:
     return store
 
 
+def background_builder(data_dir: Path) -> int | None:
+    """The pid of a live process building this data directory's store aside (a background build,
+    mirror.lookup.build.build_beside_writers), else None."""
+    for path in Path(data_dir).glob(f"{LOOKUP_BUILDING_PREFIX}*.sqlite"):
+        if (pid := building_pid(path)) is not None:
+            return pid
+    return None
+
+
 def describe(data_dir: Path) -> dict:
     """What `mirror status` shows of the store: its path, whether it exists and is current, when it was
-    built and how long that took."""
+    built and how long that took, the pid of a build at work beside the writers."""
     path = store_path(data_dir)
     out = {
         "path": str(path),
@@ -295,6 +310,7 @@ def describe(data_dir: Path) -> dict:
         "built_at": None,
         "build_seconds": None,
         "lagging": False,
+        "building_pid": background_builder(data_dir),
     }
     if not out["exists"]:
         return out

@@ -150,6 +150,12 @@ def status(data_dir: Path, today: date | None = None) -> dict:
             "the lookup store is being brought up to the new state by the writer at work: lookups and search "
             "answer the previous state until it commits"
         )
+    elif lookup_store_enabled() and not lookup["current"] and lookup["building_pid"] is not None:
+        warnings.append(
+            f"the lookup store is being built by pid {lookup['building_pid']} (a background build logs to "
+            f"{Path(data_dir) / 'lookup-build.log'}): lookups answer from the SQL views (same answers, "
+            "slower) until it is switched in"
+        )
     elif lookup_store_enabled() and not lookup["current"]:
         what = "is not current" if lookup["exists"] else "is missing"
         warnings.append(

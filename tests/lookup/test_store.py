@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -215,6 +216,59 @@ def test_crash_while_building_or_updating_keeps_the_previous_store_answering(ups
     assert store is not None and store.begin()
     store.end()
     assert assert_store_equals_views(mirror, changed) > 0
+
+
+@pytest.mark.slow
+def test_a_background_build_runs_beside_the_writers_and_catches_up_their_days(upstream_data, tmp_path):
+    """MIRROR_STORE_BUILD=background: sync returns once the snapshot is published and a detached `mirror
+    store` builds the store without the writer lock (the views answer meanwhile, and `mirror status` says
+    so); an update applies days while it builds; the build then switches its store in under the lock and
+    applies those days: current, equal to the views, no file left behind."""
+    from mirror.lookup.store import background_builder
+
+    mirror = tmp_path / "mirror"
+    env = {"MIRROR_STORE_BUILD": "background", "MIRROR_PAUSE_AT": "lookup-built-aside"}
+    env["MIRROR_PAUSE_SECONDS"] = "12"  # the built store waits there while the update below runs
+    up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 1))
+    try:
+        result = mirror_cmd("sync", mirror, up, env=env)
+        assert result.returncode == 0, result.stderr
+    finally:
+        up.close()
+    assert "being built in the background" in result.stdout + result.stderr
+    builder = background_builder(mirror)
+    assert builder is not None and not store_path(mirror).exists()
+    status = run_mirror("status", data_dir=mirror, env={"MIRROR_LOOKUP_STORE": "on"})
+    assert f"being built by pid {builder}" in status.stdout + status.stderr
+    ids = identifiers(mirror)[:20]
+    con = connect(mirror)
+    views = list(iter_documents(con, ids, "v3"))
+    con.close()
+    assert [get_document(mirror, i) for i, _s, _b in views] == [(s, b) for _i, s, b in views]
+
+    up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 3))
+    try:
+        result = mirror_cmd("update", mirror, up, env={"MIRROR_STORE_BUILD": "background"})
+        assert result.returncode == 0, result.stderr
+        changed = sorted(
+            {r["siren"] for d in (1, 2) for r in up.changes.changes_for(date(2026, 10, d)).unites_legales}
+        )
+    finally:
+        up.close()
+    assert background_builder(mirror) == builder  # not a second build: that one catches up
+    assert datadir.read_state(mirror)["deltas"] == ["2026-10-01", "2026-10-02"]
+    for _ in range(240):
+        if background_builder(mirror) is None:
+            break
+        time.sleep(0.5)
+    assert background_builder(mirror) is None, "the background build did not end"
+    log = (mirror / "lookup-build.log").read_text()
+    assert "lookup store built" in log, log
+    store = open_store(mirror)
+    assert store is not None and store.begin() and not store.lagging  # current, the two days included
+    store.end()
+    assert assert_store_equals_views(mirror, changed + ids) > 0
+    assert not list(mirror.glob(".lookup-building-*"))
 
 
 @pytest.mark.slow
