@@ -343,12 +343,13 @@ def point_in_time(
     day: date,
     stored: tuple[dict[str, str], dict[str, dict[str, str]]] | None = None,
 ):
-    """A private cursor of the catalog `con` whose TEMP tables, named like the four base views the document
-    views read, hold the units `sirens` and their établissements as they stood on `day` (the rule per
+    """A private cursor of the catalog `con` whose TEMP views, named like the four base views the document
+    views read, give the units `sirens` and their établissements as they stood on `day` (the rule per
     variable: sql/documents/as_of_current.sql); the document views on it answer for that day. The day and
     the SIRENs are bound values, never SQL text. stored: those units' rows as the lookup store keeps them
     (_stored_rows), read instead of scanning the catalog's Parquet tables (the same rows: one SIREN costs
-    the same at any scale)."""
+    the same at any scale). The day's rows are views over the TEMP tables as_of_source_*, not tables:
+    one document query binds them, where creating four tables cost 15 ms."""
     cur = con.cursor()
     try:
         cur.execute("CREATE TEMP TABLE as_of_day AS SELECT CAST(? AS DATE) AS day", [day])
@@ -375,11 +376,11 @@ def point_in_time(
                 created=sql_ident(created),
                 replace=replace,
             )
-            cur.execute(f"CREATE TEMP TABLE {sql_ident(table)} AS {select}")
+            cur.execute(f"CREATE TEMP VIEW {sql_ident(table)} AS {select}")
             select = render_cached(
                 "documents/as_of_historique.sql", source=sql_ident(f"as_of_source_{historique}")
             )
-            cur.execute(f"CREATE TEMP TABLE {sql_ident(historique)} AS {select}")
+            cur.execute(f"CREATE TEMP VIEW {sql_ident(historique)} AS {select}")
         yield cur
     finally:
         cur.close()

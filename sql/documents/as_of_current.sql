@@ -1,5 +1,5 @@
 -- Point in time (mirror.serve.documents.point_in_time): the rows of ${source} as they stood on the day held
--- by the TEMP table as_of_day, for a private cursor's TEMP table that shadows the base view of that name.
+-- by the TEMP table as_of_day, for a private cursor's TEMP view that shadows the base view of that name.
 --
 -- The historised variables (the columns of the historique file, ${replace}) come from the period valid on
 -- that day: dateDebut on or before it (NULL: since ever) and dateFin on or after it (NULL: still open).
