@@ -614,10 +614,14 @@ def _apply_days(con: duckdb.DuckDBPyConnection, data_dir: Path, path: Path, have
     import pyarrow.compute as pc
 
     units, sirets = _touched(data_dir, have, wanted)
-    docs = restricted(data_dir, units, sirets)
     unit_of_siret = pc.utf8_slice_codeunits(sirets.column("siret").combine_chunks(), 0, 9)
     affected = pa.table({"siren": pa.concat_arrays([units.column("siren").combine_chunks(), unit_of_siret])})
     search = restricted(data_dir, affected)
+    try:
+        docs = restricted(data_dir, units, sirets, rows_from=search)  # a subset of search's rows
+    except BaseException:
+        search.close()
+        raise
     try:
         rewritten = sorted({r[0] for r in docs.execute("SELECT siren FROM unites_legales").fetchall()})
         unit_keys = units.column("siren").to_pylist()
