@@ -99,6 +99,22 @@ def _locked(exc: duckdb.Error) -> bool:
 _COPY_ATTEMPTS = 3
 
 
+def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """The DuckDB file `path`, attached read-only under its stem (the name `duckdb.connect(path)` gives it)
+    and made the default, in a new in-memory instance. Not duckdb.connect(path): while a connection to a
+    path is open in the process, connecting to that path again reuses its instance, which reads the file
+    the path named when it was first opened (duckdb/duckdb#15912); the catalog is replaced by os.replace,
+    so a long-lived process (`mirror serve`) would go on answering from the catalog it first saw."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH {literal(path)} AS {ident(path.stem)} (READ_ONLY)")
+        con.execute(f"USE {ident(path.stem)}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     """`path` opened read-only; when another process holds it open for writing (DuckDB's exclusive file
     lock), a private copy of it opened read-only instead.
@@ -110,7 +126,7 @@ def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     reads its build record; else it is taken again. The copy is unlinked as soon as it is open (DuckDB
     keeps its descriptor), so nothing is left behind."""
     try:
-        return duckdb.connect(str(path), read_only=True)
+        return _attach_read_only(path)
     except duckdb.Error as exc:
         if not _locked(exc):
             raise MirrorError(f"cannot open {path}: {first_line(exc)}") from exc
@@ -125,7 +141,7 @@ def _open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
             after = path.stat()
             if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
                 continue
-            con = duckdb.connect(str(copy), read_only=True)
+            con = _attach_read_only(copy)
             try:
                 con.execute(render("catalog/build_record_read.sql")).fetchone()
             except duckdb.Error as exc:

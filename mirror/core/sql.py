@@ -67,3 +67,18 @@ def render_cached(path: str, /, **values) -> str:
     """`render`, kept per process for the hot paths (a lookup, a search request): the SQL files are the
     package's own and do not change while it runs. `values` must be hashable."""
     return _rendered(path, tuple(sorted(values.items())))
+
+
+def private_cursor(con):
+    """A cursor of the DuckDB connection `con` (its own TEMP objects and registrations, the same instance)
+    in `con`'s current database. DuckDB's USE is per connection and a cursor is a new connection whose
+    default database is the instance's: the catalog connections attach their file
+    (mirror.catalog.build._attach_read_only), so their cursors are put back in it."""
+    (database,) = con.execute("SELECT current_database()").fetchone()
+    cur = con.cursor()
+    try:
+        cur.execute(f"USE {ident(database)}")
+    except BaseException:
+        cur.close()
+        raise
+    return cur

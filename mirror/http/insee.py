@@ -55,7 +55,7 @@ from mirror.core.datadir import read_state, writer_at_work
 from mirror.core.errors import MirrorError
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
 from mirror.core.schema import LIENS_SUCCESSION_COLUMNS, typed_column_type
-from mirror.core.sql import ident, render_cached
+from mirror.core.sql import ident, private_cursor, render_cached
 from mirror.http.entreprise import LOOP_BUSY_MS
 from mirror.http.insee_query import COLLECTIONS, QueryError, translate
 from mirror.http.params import last
@@ -158,7 +158,7 @@ def _connection(data_dir: Path):
         shared = _shared.get(key)
         if shared is None or shared[0] != token:
             shared = _shared[key] = (token, connect(data_dir))
-        cursor = shared[1].cursor()
+        cursor = private_cursor(shared[1])
     if held is not None:
         held[1].close()
     conns[key] = (token, cursor)

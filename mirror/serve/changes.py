@@ -41,7 +41,7 @@ from mirror.core.changes import (
 from mirror.core.datadir import current_snapshot_path, read_state, snapshots_dir
 from mirror.core.errors import BadInput
 from mirror.core.schema import LAST_PROCESSED, MASKABLE_COLUMNS
-from mirror.core.sql import ident, literal, render
+from mirror.core.sql import ident, literal, private_cursor, render
 from mirror.deltas.store import coverage_for, day_dir, list_days
 
 SOURCES = (
@@ -84,7 +84,7 @@ def changes(
             return changes(data_dir, since, until, ids, kinds, fields, con, sources)
         finally:
             con.close()
-    con = con.cursor()  # private: the registered identifiers never reach the caller's connection
+    con = private_cursor(con)  # private: the registered identifiers never reach the caller's connection
     days = _days_over_snapshot(Path(data_dir)) if "daily" in sources else []
     if ids is not None:
         con.register("_changes_ids", pa.table({"id": pa.array(sorted(set(ids)), pa.string())}))

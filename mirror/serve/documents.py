@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from mirror.core.changes import historised_columns
 from mirror.core.identifiers import is_valid_siren, is_valid_siret
-from mirror.core.sql import SQL_DIR, render_cached
+from mirror.core.sql import SQL_DIR, private_cursor, render_cached
 from mirror.core.sql import ident as sql_ident
 
 if TYPE_CHECKING:  # DuckDB and pyarrow are imported where used: a lookup answered by the store needs neither
@@ -350,7 +350,7 @@ def point_in_time(
     (_stored_rows), read instead of scanning the catalog's Parquet tables (the same rows: one SIREN costs
     the same at any scale). The day's rows are views over the TEMP tables as_of_source_*, not tables:
     one document query binds them, where creating four tables cost 15 ms."""
-    cur = con.cursor()
+    cur = private_cursor(con)
     try:
         cur.execute("CREATE TEMP TABLE as_of_day AS SELECT CAST(? AS DATE) AS day", [day])
         if stored is None:
@@ -610,7 +610,7 @@ def iter_documents(
     ids = _identifier_table(identifiers)
     lengths = set(pc.unique(pc.utf8_length(ids.column("id"))).to_pylist())
     sirens, sirets = 9 in lengths, 14 in lengths
-    cur = con.cursor()  # private: its TEMP tables and registration never reach the caller's connection
+    cur = private_cursor(con)  # private: its TEMP tables and registration never reach the caller's connection
     try:
         cur.register("_documents_ids", ids)
         (db,) = cur.execute("SELECT current_database()").fetchone()

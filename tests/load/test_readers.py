@@ -288,3 +288,29 @@ def test_load_into_a_read_only_data_dir_is_one_line(tmp_path):
         assert line.startswith(f"Error: cannot write into {data}: Read-only file system"), line
     finally:
         subprocess.run(["umount", str(data)], check=False)
+
+
+def test_a_process_holding_the_catalog_open_reads_the_one_published_after_it(tmp_path):
+    """A catalog is replaced by os.replace. A process still holding a connection to the previous one (a
+    `mirror serve` worker, a search cursor) must open the new one: duckdb.connect on the same path would
+    hand back the instance of the previous file while it is open (duckdb/duckdb#15912). Its cursors read
+    the new one too."""
+    from mirror.core.sql import private_cursor
+
+    path = tmp_path / "sirene.duckdb"
+    for value, target in ((1, path), (2, tmp_path / "next.duckdb")):
+        con = duckdb.connect(str(target))
+        con.execute(f"CREATE TABLE t AS SELECT {value} AS v")
+        con.execute("CREATE VIEW w AS SELECT v * 10 AS x FROM t")
+        con.close()
+    held = catalog._open_read_only(path)
+    assert held.execute("SELECT x FROM w").fetchone() == (10,)
+    os.replace(tmp_path / "next.duckdb", path)
+    new = catalog._open_read_only(path)
+    assert new.execute("SELECT x FROM w").fetchone() == (20,)  # not the held instance's file
+    assert new.execute("SELECT current_database()").fetchone() == ("sirene",)
+    cur = private_cursor(new)
+    assert cur.execute("SELECT x FROM w").fetchone() == (20,)
+    assert held.execute("SELECT x FROM w").fetchone() == (10,)  # the holder keeps its consistent state
+    for c in (cur, new, held):
+        c.close()
