@@ -55,6 +55,13 @@ def test_a_day_applied_while_serving_is_served_at_once(tmp_path):
             insee_paths = {s: f"/api-sirene/3.11/siren/{s}" for s in changed[:20]}  # from the store too
             insee_before = {s: answer(srv.get(p)) for s, p in insee_paths.items()}
             health_before = srv.get("/health").json()
+            # v2 is answered by the views (DuckDB) in the server process; an INSEE search opens its shared
+            # catalog connection first, which must not keep later connections on the catalog it saw
+            assert srv.get("/api-sirene/3.11/siren", {"q": f"siren:{changed[0]}"}).status_code == 200
+            v2_paths = {s: f"/v2/entreprises/{s}" for s in changed[:20]}
+            v2_before = {
+                s: answer(srv.get(p, {**CONTEXT, "non_diffusables": "true"})) for s, p in v2_paths.items()
+            }
 
             answers, insee_answers, stop = [], [], threading.Event()
 
@@ -77,6 +84,9 @@ def test_a_day_applied_while_serving_is_served_at_once(tmp_path):
 
             after = {s: answer(srv.get(p, CONTEXT)) for s, p in paths.items()}
             insee_after = {s: answer(srv.get(p)) for s, p in insee_paths.items()}
+            v2_after = {
+                s: answer(srv.get(p, {**CONTEXT, "non_diffusables": "true"})) for s, p in v2_paths.items()
+            }
             health_after = srv.get("/health").json()
     finally:
         up.close()
@@ -88,6 +98,8 @@ def test_a_day_applied_while_serving_is_served_at_once(tmp_path):
     now = {s: get_document(mirror, s, fmt="v3", diffusibles=True) for s in paths}
     assert {s: (st, on_server(b)) for s, (st, b) in after.items()} == now  # the new state, without a restart
     assert any(before[s] != after[s] for s in paths), "the day changed none of the sampled units"
+    v2_now = {s: get_document(mirror, s, fmt="v2", non_diffusables=True) for s in v2_paths}
+    assert v2_after == v2_now and v2_after != v2_before  # the views of the new catalog, not the first one
     assert health_after["last_update"] == "2026-10-01" != health_before["last_update"]
     assert answers
     for s, got in answers:  # every answer during the update: one state or the other, never a 5xx
