@@ -1367,7 +1367,8 @@ def watch_show_command(name, since, data_dir):
 def store_command(rebuild, data_dir):
     """Bring DATA_DIR/lookup.sqlite up to date: the keyed v3/v4 documents `mirror get` and the Python
     API answer from in well under a millisecond, the INSEE API Sirene 3.11 records `mirror serve`'s
-    /api-sirene/3.11 lookups answer from, and the search index.
+    /api-sirene/3.11 lookups answer from, each unit's rows that `mirror get --date` rebuilds a past day
+    from, and the search index.
 
     `mirror load`, `mirror update` and `mirror sync` keep it current themselves (unless
     MIRROR_LOOKUP_STORE=off); this command repairs or rebuilds it. Until it is current, lookups answer

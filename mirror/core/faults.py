@@ -3,7 +3,8 @@ dies abruptly (like a kill -9: no cleanup, no message but one line on stderr).
 
 - MIRROR_CRASH_AT=<stage>: die at that named stage of a writer (load, update, compaction, catalog).
 - MIRROR_PAUSE_AT=<stage>: sleep there instead, 60 s or MIRROR_PAUSE_SECONDS (interrupt tests send a
-  signal meanwhile; concurrency tests run another writer meanwhile).
+  signal meanwhile), or until the file MIRROR_RESUME_FILE exists (concurrency tests run another writer
+  meanwhile, then create it).
 - MIRROR_EXPORT_CRASH_AFTER=<n>: an export or batch dies once n rows are written (0: just before the
   final rename).
 
@@ -19,6 +20,7 @@ import time
 CRASH_ENV = "MIRROR_CRASH_AT"
 PAUSE_ENV = "MIRROR_PAUSE_AT"
 PAUSE_SECONDS_ENV = "MIRROR_PAUSE_SECONDS"
+RESUME_FILE_ENV = "MIRROR_RESUME_FILE"
 EXPORT_CRASH_ENV = "MIRROR_EXPORT_CRASH_AFTER"
 
 
@@ -27,7 +29,10 @@ def crash_point(stage: str) -> None:
     if os.environ.get(PAUSE_ENV) == stage:
         sys.stderr.write(f"[paused at {stage}]\n")
         sys.stderr.flush()
-        time.sleep(float(os.environ.get(PAUSE_SECONDS_ENV) or 60))
+        until = time.monotonic() + float(os.environ.get(PAUSE_SECONDS_ENV) or 60)
+        resume = os.environ.get(RESUME_FILE_ENV)
+        while time.monotonic() < until and not (resume and os.path.exists(resume)):
+            time.sleep(0.05 if resume else max(0.0, until - time.monotonic()))
     if os.environ.get(CRASH_ENV) == stage:
         sys.stdout.flush()
         sys.stderr.write(f"[crash injected at {stage}]\n")

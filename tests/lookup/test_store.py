@@ -227,8 +227,9 @@ def test_a_background_build_runs_beside_the_writers_and_catches_up_their_days(up
     from mirror.lookup.store import background_builder
 
     mirror = tmp_path / "mirror"
+    resume = tmp_path / "resume"  # the built store waits at that stage until the update below is done
     env = {"MIRROR_STORE_BUILD": "background", "MIRROR_PAUSE_AT": "lookup-built-aside"}
-    env["MIRROR_PAUSE_SECONDS"] = "12"  # the built store waits there while the update below runs
+    env.update(MIRROR_RESUME_FILE=str(resume), MIRROR_PAUSE_SECONDS="120")
     up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 1))
     try:
         result = mirror_cmd("sync", mirror, up, env=env)
@@ -257,6 +258,7 @@ def test_a_background_build_runs_beside_the_writers_and_catches_up_their_days(up
         up.close()
     assert background_builder(mirror) == builder  # not a second build: that one catches up
     assert datadir.read_state(mirror)["deltas"] == ["2026-10-01", "2026-10-02"]
+    resume.touch()
     for _ in range(240):
         if background_builder(mirror) is None:
             break
