@@ -42,6 +42,7 @@ demo: install
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)  # benchmarks.http's load generator (Debian)
 	$(BIN)/python -m benchmarks.bench --scale $(SCALE)
 	$(BIN)/python -m benchmarks.serving --scale $(SCALE)
 	$(BIN)/python -m benchmarks.http --scale $(SCALE)
