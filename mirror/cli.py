@@ -26,7 +26,7 @@ from mirror.core.config import (
     resolve_data_dir,
     store_build_mode,
 )
-from mirror.core.errors import BadInput, MirrorError, OutputClosed, first_line
+from mirror.core.errors import BadInput, MirrorError, OutputClosed, WriterBusy, first_line
 
 
 def data_dir_option(func):
@@ -1393,7 +1393,7 @@ def store_command(rebuild, data_dir):
             with snapshot.writer_lock(data_dir, "mirror store"):
                 for note in prepare_writer(data_dir):
                     click.echo(note, err=True)
-        except MirrorError:  # a writer at work (the one that started this build): it cleaned up itself
+        except WriterBusy:  # a writer at work (the one that started this build): it cleaned up itself
             pass
         done = lookup_build.build_beside_writers(data_dir, rebuild=rebuild)
     else:

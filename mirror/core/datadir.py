@@ -33,7 +33,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mirror.core.errors import BadInput, MirrorError
+from mirror.core.errors import BadInput, MirrorError, WriterBusy
 from mirror.core.faults import crash_point
 
 STATE_NAME = "state.json"
@@ -215,7 +215,7 @@ def writer_lock(data_dir: Path, command: str, wait_seconds: float = 0):
             if holder
             else "another process"
         )
-        raise MirrorError(f"another mirror writer is running on {data_dir}: {who}; try again later") from None
+        raise WriterBusy(f"another mirror writer is running on {data_dir}: {who}; try again later") from None
     info = {"pid": os.getpid(), "command": command, "host": socket.gethostname(), "since": utc_now()}
     try:
         os.ftruncate(fd, 0)

@@ -1,7 +1,8 @@
 """Errors a user can cause or meet: the library raises them, the CLI prints them as one line (never a
 traceback) and exits with their `exit_code`.
 
-    MirrorError             anything else that stops a command (exit 1): a missing mirror, a lock held...
+    MirrorError             anything else that stops a command (exit 1): a missing mirror...
+    ├── WriterBusy          another writer holds the data directory's lock (exit 1)
     ├── BadInput            a bad option, argument, identifier or input file (exit 2)
     ├── NotFound            what was asked for is not in the mirror (exit 3)
     ├── UpstreamUnavailable data.gouv.fr or the INSEE API cannot be reached, refuses or keeps failing (exit 1)
@@ -20,6 +21,10 @@ class MirrorError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+class WriterBusy(MirrorError):
+    """Another writer (load, update, sync, store) holds DATA_DIR/.lock: try again once it is done."""
 
 
 class BadInput(MirrorError):

@@ -41,7 +41,7 @@ from mirror.core.datadir import (
     update_state,
     writer_lock,
 )
-from mirror.core.errors import MirrorError, first_line
+from mirror.core.errors import MirrorError, WriterBusy, first_line
 from mirror.core.faults import crash_point
 from mirror.core.sql import ident, literal, render
 from mirror.deltas.store import day_dir
@@ -50,6 +50,7 @@ from mirror.lookup.store import (
     FORMAT_VERSION,
     GRACE_FIELD,
     INSEE_TABLES,
+    ROW_TABLES,
     VARIANTS,
     background_builder,
     decode_variants,
@@ -107,9 +108,8 @@ def maintain(data_dir: Path, progress: Callable[[str], None] | None = None) -> s
         return None
     t0 = time.monotonic()
     try:
-        state = read_state(data_dir)
-        units = ((state.get("snapshot") or {}).get("rows") or {}).get("unites_legales")
-        if plan(data_dir) == "full" and store_build_mode(units) == "background":
+        what, _have, _wanted, units = _plan(data_dir)
+        if what == "full" and store_build_mode(units) == "background":
             return start_background_build(data_dir)
         done = refresh(data_dir, progress)
     except (MirrorError, duckdb.Error, sqlite3.Error, zstandard.ZstdError, OSError) as exc:
@@ -127,14 +127,20 @@ def maintain(data_dir: Path, progress: Callable[[str], None] | None = None) -> s
 
 def plan(data_dir: Path) -> str:
     """What refresh() would do now: "current", "days" (apply the delta days the store lacks) or "full"."""
+    return _plan(data_dir)[0]
+
+
+def _plan(data_dir: Path) -> tuple[str, dict | None, dict | None, int | None]:
+    """(plan, the store's token, the token state.json wants, the snapshot's number of units)."""
     state = read_state(Path(data_dir))
     if not state.get("snapshot"):
-        return "current"
+        return "current", None, None, None
+    units = (state["snapshot"].get("rows") or {}).get("unites_legales")
     wanted = state_token(state)
     have = _store_token(store_path(data_dir))
     if have == wanted:
-        return "current"
-    return "days" if _catches_up(have, wanted) else "full"
+        return "current", have, wanted, units
+    return ("days" if _catches_up(have, wanted) else "full"), have, wanted, units
 
 
 def _catches_up(have: dict | None, wanted: dict) -> bool:
@@ -150,18 +156,13 @@ def _catches_up(have: dict | None, wanted: dict) -> bool:
 def refresh(data_dir: Path, progress: Callable[[str], None] | None = None) -> str:
     """Makes the store current for state.json; returns what was done ("current", "updated", "built")."""
     data_dir = Path(data_dir)
-    state = read_state(data_dir)
-    if not state.get("snapshot"):
-        return "current"
-    wanted = state_token(state)
-    path = store_path(data_dir)
-    have = _store_token(path)
-    if have == wanted:
+    what, have, wanted, _units = _plan(data_dir)
+    if what == "current":
         return "current"
     con = connect(data_dir, read_only=True)
     try:
-        if _catches_up(have, wanted):
-            _apply_days(con, data_dir, path, have, wanted)
+        if what == "days":
+            _apply_days(con, data_dir, store_path(data_dir), have, wanted)
             return "updated"
         build(con, data_dir, wanted, progress)
         return "built"
@@ -176,7 +177,7 @@ def refresh(data_dir: Path, progress: Callable[[str], None] | None = None) -> st
 BUILD_LOG = "lookup-build.log"  # DATA_DIR/lookup-build.log: what the background builds printed
 SWITCH_WAIT_SECONDS = 3600  # how long a background build waits for the writer lock to switch its store in
 BUILD_ATTEMPTS = 3  # a new snapshot published during a build makes it start again, at most this often
-_STARTED: list = []  # the builders this process started (reaped by subprocess as they end)
+_STARTED: list = []  # the builders this process started and has not reaped yet (no zombie outlives a run)
 
 
 def start_background_build(data_dir: Path) -> str:
@@ -188,6 +189,7 @@ def start_background_build(data_dir: Path) -> str:
     import sys
 
     data_dir = Path(data_dir)
+    _STARTED[:] = [child for child in _STARTED if child.poll() is None]
     pid = background_builder(data_dir)
     if pid is None:
         log = open(data_dir / BUILD_LOG, "ab")  # noqa: SIM115 (handed to the child)
@@ -222,6 +224,11 @@ def build_beside_writers(
     built again when a new snapshot was published meanwhile (at most BUILD_ATTEMPTS times). Returns what
     was done ("current", "built"). rebuild: build even when the store is current."""
     data_dir = Path(data_dir)
+    if (other := background_builder(data_dir, besides=os.getpid())) is not None:
+        raise WriterBusy(
+            f"the lookup store is already being built by pid {other} (log {data_dir / BUILD_LOG}); "
+            "try again once it is done"
+        )
     for _attempt in range(BUILD_ATTEMPTS):
         token = state_token(read_state(data_dir))
         con = connect(data_dir, read_only=True)
@@ -414,8 +421,6 @@ def _write_keyed_blobs(
     return dictionary if dictionary is not None else _train([])
 
 
-# The base views whose rows the store keeps per SIREN for point-in-time documents (sql/lookup/store_rows.sql).
-ROW_TABLES = ("unites_legales", "unites_legales_historique", "etablissements", "etablissements_historique")
 ROWS_PER_RANGE = 500_000  # units per store_rows.sql query of a full build: bounded list aggregates
 
 

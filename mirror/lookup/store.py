@@ -49,6 +49,9 @@ GRACE_FIELD = "lookup_grace"  # state.json: {token, pid, since} of the state a w
 # rows of each SIREN for point-in-time documents
 FORMAT_VERSION = "4"
 VARIANTS = ("v3", "v3d", "v4", "v4d")
+# The base views whose rows lookup_rows keeps per SIREN for point-in-time documents (sql/lookup/store_rows.sql
+# writes them in this order; mirror.serve.documents.point_in_time rebuilds one TEMP table per name).
+ROW_TABLES = ("unites_legales", "unites_legales_historique", "etablissements", "etablissements_historique")
 # The zstd dictionaries of the store (lookup_meta `dictionary_<level>`), one per kind of compressed blob.
 LEVELS = ("unites_legales", "etablissements", "insee_unites_legales", "insee_etablissements", "rows")
 INSEE_TABLES = {"siren": "lookup_insee_unites_legales", "siret": "lookup_insee_etablissements"}
@@ -290,11 +293,11 @@ def open_store(data_dir: Path) -> LookupStore | None:
     return store
 
 
-def background_builder(data_dir: Path) -> int | None:
-    """The pid of a live process building this data directory's store aside (a background build,
-    mirror.lookup.build.build_beside_writers), else None."""
+def background_builder(data_dir: Path, besides: int | None = None) -> int | None:
+    """The pid of a live process (other than `besides`) building this data directory's store aside (a
+    background build, mirror.lookup.build.build_beside_writers), else None."""
     for path in Path(data_dir).glob(f"{LOOKUP_BUILDING_PREFIX}*.sqlite"):
-        if (pid := building_pid(path)) is not None:
+        if (pid := building_pid(path)) is not None and pid != besides:
             return pid
     return None
 

@@ -356,8 +356,10 @@ def point_in_time(
         if stored is None:
             _as_of_sources_from_catalog(cur, sirens)
         else:
+            from mirror.lookup.store import ROW_TABLES
+
             structure, units = stored
-            for table in (name for pair in AS_OF_TABLES.items() for name in (pair[0], pair[1][0])):
+            for table in ROW_TABLES:
                 arrays = [rows[table][1:-1] for rows in units.values() if rows.get(table, "[]") != "[]"]
                 cur.execute(
                     render_cached("documents/as_of_source_rows.sql", name=sql_ident(f"as_of_source_{table}")),

@@ -241,6 +241,11 @@ def test_a_background_build_runs_beside_the_writers_and_catches_up_their_days(up
     assert builder is not None and not store_path(mirror).exists()
     status = run_mirror("status", data_dir=mirror, env={"MIRROR_LOOKUP_STORE": "on"})
     assert f"being built by pid {builder}" in status.stdout + status.stderr
+    second = run_mirror("store", data_dir=mirror, env={"MIRROR_LOOKUP_STORE": "on"})  # not a second build
+    assert second.returncode == 1 and second.stderr.splitlines() == [
+        f"Error: the lookup store is already being built by pid {builder} "
+        f"(log {mirror / 'lookup-build.log'}); try again once it is done"
+    ], second.stderr
     ids = identifiers(mirror)[:20]
     con = connect(mirror)
     views = list(iter_documents(con, ids, "v3"))
