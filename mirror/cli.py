@@ -314,8 +314,9 @@ def _max_wait_option(func):
         "--max-wait",
         type=click.FloatRange(min=0),
         metavar="SECONDS",
-        help="Most seconds spent retrying an INSEE API that fails or cannot be reached, over the whole run "
-        "(each retry is printed with its wait; default: env MIRROR_RETRY_BUDGET, else 600).",
+        help="Most seconds spent retrying an INSEE API (and, for sync, data.gouv.fr) that fails or cannot be "
+        "reached, over the whole run (each retry is printed with its wait; default: env MIRROR_RETRY_BUDGET, "
+        "else 600).",
     )(func)
 
 

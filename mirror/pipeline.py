@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mirror.core.errors import MirrorError
 from mirror.update import run as update
+from mirror.update.insee_client import DEFAULT_RETRY_BUDGET, RETRY_BUDGET_ENV, seconds_setting
 
 # Checking data.gouv.fr for a newer stock: a few retries only, the next run checks again.
 CHECK_RETRIES = 2
@@ -123,6 +124,17 @@ def _refresh_stock(data_dir, state, picked, current, datagouv_url, fmt, show, re
             snapshot.update_state(data_dir, sync_stock={"month": month, "last_modified": stamp})
 
 
+def _check_retries(max_wait: float | None) -> int:
+    """The retries of the data.gouv.fr check whose backoff waits fit in the run's retry budget (`--max-wait`,
+    else MIRROR_RETRY_BUDGET): `--max-wait 0` means no waiting at all, for data.gouv.fr as for INSEE."""
+    budget = seconds_setting(max_wait, RETRY_BUDGET_ENV, DEFAULT_RETRY_BUDGET)
+    retries, waited = 0, 0.0
+    while retries < CHECK_RETRIES and waited + CHECK_BACKOFF * 2**retries <= budget:
+        waited += CHECK_BACKOFF * 2**retries
+        retries += 1
+    return retries
+
+
 def run_sync(
     data_dir: Path,
     datagouv_url: str | None = None,
@@ -140,7 +152,7 @@ def run_sync(
     stock, since loading it means reloading the month (`mirror download --geolocalisation` + `mirror load`).
 
     PartlyDone (exit 4, with `.report`) when the days were applied but the stock step failed; `max_wait`
-    bounds the INSEE retry waits (mirror.update.run.run_update)."""
+    bounds the retry waits (INSEE: mirror.update.run.run_update; the data.gouv.fr check: _check_retries)."""
     update.api_key()  # a missing key is reported before any work
     from mirror.core import datadir as snapshot
     from mirror.download import datagouv as download
@@ -155,7 +167,9 @@ def run_sync(
         state = snapshot.read_state(data_dir)
         current = (state.get("snapshot") or {}).get("month")
         try:
-            resources = download.discover(datagouv_url, retries=CHECK_RETRIES, backoff=CHECK_BACKOFF)
+            resources = download.discover(
+                datagouv_url, retries=_check_retries(max_wait), backoff=CHECK_BACKOFF
+            )
             picked = download.pick(resources, fmt)
             if not picked:
                 raise MirrorError("data.gouv.fr lists no Sirene stock file")

@@ -402,12 +402,14 @@ def test_sync_with_data_gouv_unreachable_is_partly_done_exit_4(upstream_data, tm
         up.insee.today = date(2026, 10, 5)
         result = run_mirror(
             "sync", "--datagouv-url", "http://127.0.0.1:9", "--insee-url", up.insee_url, "--rate", "100000",
-            "-q", data_dir=mirror, env=ENV,
+            "-q", "--max-wait", "0", data_dir=mirror, env=ENV,
         )  # fmt: skip
         assert result.returncode == 4, result.stdout + result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: partly done: "), result.stderr
         assert "data.gouv.fr could not be checked" in lines[0]
+        # --max-wait 0 bounds the data.gouv.fr check too: one attempt, no backoff wait
+        assert "Connection refused" in result.stdout and "attempts" not in result.stdout
         assert "warning: cannot check data.gouv.fr" in result.stdout and "2026-10-04" in result.stdout
         assert state(mirror)["deltas"][-1] == "2026-10-04"
         again = sync(mirror, up)
