@@ -25,6 +25,7 @@ from mirror.core.config import (
     duckdb_threads,
     resolve_data_dir,
     store_build_mode,
+    writer_niceness,
 )
 from mirror.core.errors import BadInput, MirrorError, OutputClosed, WriterBusy, first_line
 
@@ -71,6 +72,17 @@ def _check_environment() -> None:
     duckdb_threads()
     duckdb_memory_limit()
     store_build_mode(None)
+    writer_niceness()
+
+
+def _yield_cpu() -> None:
+    """A writer command lowers its priority to $MIRROR_NICE (core.config.writer_niceness) before any work:
+    DuckDB's threads, started later, inherit it (on Linux the niceness is per thread), and so does a
+    background store build. A caller already run at a lower priority (`nice -n 19 mirror sync`) keeps it."""
+    target = writer_niceness()
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: a system without getpriority
+        if os.getpriority(os.PRIO_PROCESS, 0) < target:
+            os.setpriority(os.PRIO_PROCESS, 0, target)
 
 
 def _os_error_line(exc: OSError) -> str:
@@ -353,6 +365,7 @@ def update_command(since, until, dry_run, insee_url, rate, max_wait, quiet, data
     closed unités légales and établissements (changed: processed again by INSEE since the mirror's
     version, so a day applied again counts 0), and the requests made.
     """
+    _yield_cpu()
     from mirror.update.run import parse_day, run_update
 
     report = run_update(
@@ -416,6 +429,7 @@ def sync_command(datagouv_url, insee_url, rate, fmt, geolocation, max_wait, quie
     Crontab example (INSEE publishes the day's changes between 07:00 and 08:00 Paris time):
       30 8 * * *  cd /srv/sirene && .venv/bin/mirror sync --quiet >> sync.log 2>&1
     """
+    _yield_cpu()
     from mirror.pipeline import run_sync
 
     try:
@@ -945,6 +959,7 @@ def load_command(paths, month, force, keep, quiet, data_dir):
     établissements' latitude/longitude come from it where it has them (else from the stock's Lambert
     columns) and they gain qualiteXY (geocoding quality), iris and qpv (filters --iris, --qpv of export).
     """
+    _yield_cpu()
     from mirror.load.stock import load_snapshot
 
     s = load_snapshot(data_dir, list(paths), month=month, force=force, progress=not quiet, keep=keep)
@@ -1380,6 +1395,7 @@ def store_command(rebuild, data_dir):
     Writers start this command in the background themselves when MIRROR_STORE_BUILD=background (the
     default above 2 million unités légales), its output in DATA_DIR/lookup-build.log.
     """
+    _yield_cpu()
     import time
 
     from mirror.catalog.build import connect, prepare_writer

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror.core.config import LOOKUP_STORE_ENV
+from mirror.core.config import LOOKUP_STORE_ENV, NICE_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -115,6 +115,9 @@ def mirror_env(data_dir: Path | None = None, env: dict | None = None) -> dict:
     """The environment of a CLI run of the tests (run_mirror): no MIRROR_* or key of the caller's."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") and k != "INSEE_API_KEY"}
     full_env[LOOKUP_STORE_ENV] = os.environ.get(LOOKUP_STORE_ENV, "off")  # see lookup_store_off
+    # Writers at the test worker's priority: niced (their default), they would lose the CPU to the other
+    # workers' in-process tests while their own test waits (test_cli_errors proves the default niceness).
+    full_env[NICE_ENV] = "0"
     if data_dir is not None:
         full_env["MIRROR_DATA_DIR"] = str(data_dir)
     full_env.update(env or {})
@@ -147,6 +150,20 @@ def lookup_store_off(request, monkeypatch):
     it is off for them (in-process and in the CLI runs of run_mirror) unless the test is marked
     `lookup_store`. tests/lookup prove that the store answers exactly what the views answer."""
     monkeypatch.setenv(LOOKUP_STORE_ENV, "on" if request.node.get_closest_marker("lookup_store") else "off")
+
+
+def mount_tmpfs(path: Path, size: str) -> None:
+    """A tmpfs of `size` mounted at `path` (the tests run as root here); skips the test where it cannot be."""
+    path.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode(errors='replace').strip()[:80]})")
+
+
+def umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def built_once(tmp_path_factory, name: str, build) -> Path:

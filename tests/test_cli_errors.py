@@ -3,6 +3,7 @@ traceback (issue 18, item 8). Plus Ctrl-C / SIGTERM during a load: one line, 130
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO, private_mirror, run_mirror
+from conftest import REPO, mount_tmpfs, private_mirror, run_mirror, umount
 
 DEAD_URL = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused at once
 COMMANDS = [
@@ -30,19 +31,6 @@ COMMANDS = [
     "generate",
     "demo-upstream",
 ]
-
-
-def _mount_tmpfs(path: Path, size: str) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode(errors='replace').strip()[:80]})")
-
-
-def _umount(path: Path) -> None:
-    subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +99,7 @@ def _setup(env_name: str, tiny: dict, tmp_path: Path, cleanup: list) -> tuple[Pa
     out.mkdir()
     if env_name == "read-only":
         mnt = tmp_path / "ro"
-        _mount_tmpfs(mnt, "64m")
+        mount_tmpfs(mnt, "64m")
         cleanup.append(mnt)
         private_mirror(tiny["data"], mnt / "data")
         (mnt / "out").mkdir()
@@ -121,7 +109,7 @@ def _setup(env_name: str, tiny: dict, tmp_path: Path, cleanup: list) -> tuple[Pa
         data, out = mnt / "data", mnt / "out"
     elif env_name == "full-disk":
         mnt = tmp_path / "full"
-        _mount_tmpfs(mnt, "1m")
+        mount_tmpfs(mnt, "1m")
         cleanup.append(mnt)
         data, out = mnt / "data", mnt / "out"
         data.mkdir()
@@ -135,7 +123,7 @@ def _setup(env_name: str, tiny: dict, tmp_path: Path, cleanup: list) -> tuple[Pa
                 pass
     elif env_name == "full-disk-outputs":  # a real mirror, outputs onto a full file system
         mnt = tmp_path / "full"
-        _mount_tmpfs(mnt, "1m")
+        mount_tmpfs(mnt, "1m")
         cleanup.append(mnt)
         private_mirror(tiny["data"], data)
         out = mnt / "out"
@@ -258,7 +246,7 @@ def test_bad_environment_one_line(env_name, command, tiny, tmp_path, busy_port):
         _assert_one_line(r, (env_name, command) in MAY_SUCCEED)
     finally:
         for mnt in cleanup:
-            _umount(mnt)
+            umount(mnt)
 
 
 def test_busy_port_is_one_line(tmp_path, busy_port):
@@ -279,6 +267,8 @@ def test_busy_port_is_one_line(tmp_path, busy_port):
         ({"MIRROR_MEMORY_LIMIT": "12 parsecs"}, "MIRROR_MEMORY_LIMIT"),
         ({"MIRROR_MEMORY_LIMIT": "150%"}, "MIRROR_MEMORY_LIMIT"),
         ({"MIRROR_STORE_BUILD": "later"}, "MIRROR_STORE_BUILD"),
+        ({"MIRROR_NICE": "20"}, "MIRROR_NICE"),
+        ({"MIRROR_NICE": "low"}, "MIRROR_NICE"),
     ],
 )
 def test_bad_tuning_variables_are_bad_input(env, needle, tiny, tmp_path):
@@ -340,9 +330,9 @@ def test_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
     assert r.returncode == 1 and "Traceback" in r.stderr, r.stderr
 
 
-def _start_paused_load(stock: Path, data: Path) -> subprocess.Popen:
+def _start_paused_load(stock: Path, data: Path, extra_env: dict | None = None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") and k != "INSEE_API_KEY"}
-    env.update({"MIRROR_DATA_DIR": str(data), "MIRROR_PAUSE_AT": "build"})
+    env.update({"MIRROR_DATA_DIR": str(data), "MIRROR_PAUSE_AT": "build", **(extra_env or {})})
     proc = subprocess.Popen(
         [sys.executable, "-m", "mirror", "load", str(stock), "-q", "--month", "2026-11", "--force"],
         stdout=subprocess.PIPE,
@@ -355,6 +345,31 @@ def _start_paused_load(stock: Path, data: Path) -> subprocess.Popen:
     line = proc.stderr.readline()  # "[paused at build]"
     assert line.startswith("[paused at build]") or time.monotonic() > deadline, line
     return proc
+
+
+def _thread_niceness(pid: int) -> list[int]:
+    """The niceness of every thread of process `pid` (/proc/PID/task/TID/stat, field 19)."""
+    values = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            values.append(int(fields[16]))  # fields after "(comm)" start at field 3: 19 - 3 = 16
+    return values
+
+
+@pytest.mark.parametrize("nice,expected", [(None, 10), ("0", os.getpriority(os.PRIO_PROCESS, 0)), ("15", 15)])
+def test_writers_run_at_their_niceness_in_every_thread(nice, expected, tiny, tmp_path):
+    """A load paused mid-build (DuckDB's threads started) runs every thread at MIRROR_NICE (default 10),
+    so that a cron job beside `mirror serve` yields the CPU to it; 0 keeps the caller's priority."""
+    data = tmp_path / "data"
+    private_mirror(tiny["data"], data)
+    proc = _start_paused_load(tiny["stock"], data, {} if nice is None else {"MIRROR_NICE": nice})
+    try:
+        threads = _thread_niceness(proc.pid)
+        assert len(threads) > 1 and set(threads) == {expected}, threads
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
 
 
 @pytest.mark.slow

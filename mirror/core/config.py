@@ -86,6 +86,24 @@ def tuned_connection(temp_dir: Path):
     return con
 
 
+NICE_ENV = "MIRROR_NICE"
+# The writers' niceness: a cron `mirror sync` beside `mirror serve` on a 2-core machine took half the CPU from
+# the server (DuckDB runs a thread per core), which put its p99 at 69 ms during an update (docs/BENCHMARKS.md).
+DEFAULT_WRITER_NICE = 10
+
+
+def writer_niceness() -> int:
+    """$MIRROR_NICE: the scheduling niceness (0 to 19) the writer commands (load, update, sync, store) run at,
+    so that they yield the CPU to readers on the same machine (an idle machine runs them at full speed all
+    the same). Default DEFAULT_WRITER_NICE; 0 keeps the caller's priority."""
+    raw = os.environ.get(NICE_ENV)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_WRITER_NICE
+    if not (raw.strip().isdigit() and 0 <= int(raw) <= 19):
+        raise BadInput(f"{NICE_ENV} must be an integer from 0 to 19 (got {raw[:40]!r})")
+    return int(raw)
+
+
 LOOKUP_STORE_ENV = "MIRROR_LOOKUP_STORE"
 
 

@@ -39,6 +39,8 @@ run_mirror = _root.run_mirror
 built_once = _root.built_once
 private_mirror = _root.private_mirror
 mirror_env = _root.mirror_env
+mount_tmpfs = _root.mount_tmpfs
+umount = _root.umount
 
 CONTEXT = {"context": "tests", "object": "mirror serve", "recipient": "13002526500013"}
 
