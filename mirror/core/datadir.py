@@ -46,6 +46,12 @@ LOCK_NAME = ".lock"
 SNAPSHOTS = "snapshots"
 BUILDING_PREFIX = ".building-"
 LOOKUP_BUILDING_PREFIX = ".lookup-building-"  # a lookup store being built (mirror.lookup.build)
+# DATA_DIR/lookup.sqlite is a symbolic link to the current store file, LOOKUP_FILE_PREFIX<n>.sqlite: each
+# whole build gets its own file name, so that SQLite's -wal and -shm files (named after the file a link
+# resolves to) never outlive their database under the same name (mirror.lookup.build._switch_in).
+LOOKUP_STORE_NAME = "lookup.sqlite"
+LOOKUP_FILE_PREFIX = "lookup-"
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 SNAPSHOT_DIR_RE = re.compile(r"^(\d{4}-\d{2})(?:\.(\d+))?$")
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -255,8 +261,18 @@ def building_pid(path: Path) -> int | None:
     return pid
 
 
+def store_files(data_dir: Path) -> set[str]:
+    """The names of the lookup store's files that DATA_DIR/lookup.sqlite currently uses: the file it links
+    to and that file's SQLite side files; a plain lookup.sqlite (stores built before the link) and its
+    side files (its -journal can be a hot journal SQLite needs)."""
+    link = Path(data_dir) / LOOKUP_STORE_NAME
+    target = os.readlink(link) if link.is_symlink() else LOOKUP_STORE_NAME
+    return {target, *(target + suffix for suffix in SQLITE_SIDE_FILES)}
+
+
 def clean_leftovers(data_dir: Path) -> list[str]:
-    """Deletes what an interrupted writer left (.building-* folders, lookup stores being built,
+    """Deletes what an interrupted writer left (.building-* folders, lookup stores being built, store files
+    DATA_DIR/lookup.sqlite no longer links to,
     catalog/state/current.json temp files and the catalog's DuckDB .wal, e.g. `sirene.duckdb.tmp-<pid>.wal`
     of a killed update, ref-parquet versions being written or deleted).
 
@@ -271,10 +287,17 @@ def clean_leftovers(data_dir: Path) -> list[str]:
                     shutil.rmtree(p, ignore_errors=True)
                     removed.append(f"{folder}/{p.name}")
     if data_dir.is_dir():
+        current_store = store_files(data_dir)
         for p in data_dir.iterdir():
             if p.name.startswith(LOOKUP_BUILDING_PREFIX):
                 if building_pid(p) is not None:  # a live background build (mirror.lookup.build)
                     continue
+                with contextlib.suppress(OSError):
+                    p.unlink()
+                removed.append(p.name)
+                continue
+            store_file = p.name.startswith(LOOKUP_FILE_PREFIX) and ".sqlite" in p.name
+            if (store_file or p.name.startswith(LOOKUP_STORE_NAME + "-")) and p.name not in current_store:
                 with contextlib.suppress(OSError):
                     p.unlink()
                 removed.append(p.name)
@@ -360,12 +383,13 @@ def grace_elapsed(folder: Path) -> bool:
 
 
 def dir_size(path: Path) -> int:
-    """Bytes on disk under a path (0 if absent)."""
+    """Bytes on disk under a path (0 if absent); a link inside counts as a link (DATA_DIR/lookup.sqlite: its
+    store file is counted once, as itself)."""
     total = 0
     if path.is_file():
         return path.stat().st_size
     for root, _dirs, files in os.walk(path):
         for f in files:
             with contextlib.suppress(OSError):
-                total += os.stat(os.path.join(root, f)).st_size
+                total += os.lstat(os.path.join(root, f)).st_size
     return total

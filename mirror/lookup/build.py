@@ -6,10 +6,12 @@ the writer lock, after the catalog was switched to that state):
 - same snapshot, new delta days: one SQLite transaction deletes and re-derives the unités légales and
   établissements of the SIRENs those days touched (their documents come from the catalog's document views,
   the single source of document truth) and re-indexes them for search. Readers keep the previous state
-  until the commit; a crash rolls the transaction back (SQLite's journal) and the next run redoes it.
+  until the commit, and are never locked out by it (WAL mode); a crash rolls the transaction back and the
+  next run redoes it.
 - anything else (first build, a new snapshot, a day removed): a full build into
-  DATA_DIR/.lookup-building-<pid>.sqlite, switched in by one os.replace. Until then lookups answer from the
-  views (the store's token no longer matches state.json).
+  DATA_DIR/.lookup-building-<pid>.sqlite, renamed to a store file of its own (lookup-<n>.sqlite) and
+  switched in by replacing the link DATA_DIR/lookup.sqlite in one os.replace. Until then lookups answer
+  from the views (the store's token no longer matches state.json).
 
 Documents are compressed one key at a time with a zstd dictionary trained on a sample of the mirror's own
 documents (stored in the file), so an update rewrites one row per key and a read decompresses 2-5 KB.
@@ -18,6 +20,7 @@ documents (stored in the file), so an update rewrites one row per key and a read
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import queue
@@ -36,8 +39,11 @@ from mirror.catalog.build import connect, restricted
 from mirror.core.config import lookup_store_enabled, store_build_mode
 from mirror.core.datadir import (
     LOOKUP_BUILDING_PREFIX,
+    LOOKUP_FILE_PREFIX,
+    SQLITE_SIDE_FILES,
     fsync_dir,
     read_state,
+    store_files,
     update_state,
     writer_lock,
 )
@@ -63,6 +69,9 @@ FORMATS = ("v3", "v4")  # v2, API Entreprise's retired version, is answered by t
 DICT_BYTES = 400_000
 DICT_SAMPLES = 4_000
 LEVEL = 9  # full builds: the smallest blobs (165 B per établissement at 1 M units against 198 B at 6)
+WAL_SIZE_LIMIT = (
+    64 * 2**20
+)  # bytes the -wal file is cut back to after a checkpoint (a day writes ~10 MB at 100k)
 DAY_LEVEL = 3  # update days: 8x faster to compress; the few rows a day rewrites are 10-15 % larger
 _DELTA_TABLES_WITH_SIREN = (
     "unites_legales",
@@ -520,7 +529,8 @@ def _build_aside(
     by nobody, removed on failure); returns its path."""
     t0 = time.monotonic()
     tmp = data_dir / f"{LOOKUP_BUILDING_PREFIX}{os.getpid()}.sqlite"
-    tmp.with_name(tmp.name + "-journal").unlink(missing_ok=True)
+    for suffix in SQLITE_SIDE_FILES:
+        tmp.with_name(tmp.name + suffix).unlink(missing_ok=True)
     if tmp.exists():  # emptied, not removed: the file names this build to other processes throughout
         os.truncate(tmp, 0)
     db = sqlite3.connect(tmp, isolation_level=None)
@@ -560,7 +570,9 @@ def _build_aside(
         )
         db.execute("COMMIT")
         crash_point("lookup-before-switch")
-        db.execute("PRAGMA journal_mode = DELETE")  # readers and daily updates use a rollback journal
+        # WAL: a daily update's commit appends to the -wal file while readers go on reading, where a rollback
+        # journal locked them out for its whole write-out (a p99 of 100 ms under load, docs/BENCHMARKS.md)
+        db.execute("PRAGMA journal_mode = WAL")
     except BaseException:
         db.close()
         tmp.unlink(missing_ok=True)
@@ -570,14 +582,28 @@ def _build_aside(
 
 
 def _switch_in(tmp: Path, data_dir: Path) -> Path:
-    """Makes the built store `tmp` DATA_DIR/lookup.sqlite, durably, in one rename (readers holding the
-    previous file keep reading it; mirror.lookup.store reopens on the next lookup)."""
-    path = store_path(data_dir)
+    """Makes the built store `tmp` the one DATA_DIR/lookup.sqlite links to, durably: `tmp` gets a file name
+    of its own (lookup-<n>.sqlite), then the link is replaced in one rename. Readers holding the previous
+    file keep reading it (mirror.lookup.store reopens on the next lookup); it is removed with its side
+    files. A database in WAL mode must never be replaced under its own name: its -wal and -shm files,
+    named after it and still open in the readers, would be read as the new database's."""
+    link = store_path(data_dir)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    for n in itertools.count(time.time_ns()):
+        name = f"{LOOKUP_FILE_PREFIX}{n}.sqlite"
+        if not (data_dir / name).exists():
+            break
+    os.rename(tmp, data_dir / name)
+    staged = data_dir / f"{LOOKUP_BUILDING_PREFIX}{os.getpid()}.link"
+    staged.unlink(missing_ok=True)
+    os.symlink(name, staged)
+    previous = store_files(data_dir)  # before the switch: the files the link names now
+    os.replace(staged, link)
     fsync_dir(data_dir)
-    return path
+    for old in previous - store_files(data_dir) - {link.name}:
+        (data_dir / old).unlink(missing_ok=True)
+    return link
 
 
 # ------------------------------------------------------------------------------------------------
@@ -632,9 +658,8 @@ def _apply_days(con: duckdb.DuckDBPyConnection, data_dir: Path, path: Path, have
         unit_keys = units.column("siren").to_pylist()
         db = sqlite3.connect(path, isolation_level=None, timeout=60)
         try:
-            db.execute(
-                "PRAGMA cache_size = -1000000"
-            )  # the whole transaction in memory: a short exclusive lock
+            db.execute("PRAGMA cache_size = -1000000")  # the whole transaction in memory
+            db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")  # the -wal file, once checkpointed
             meta = dict(db.execute("SELECT name, value FROM lookup_meta").fetchall())
             db.execute("BEGIN IMMEDIATE")
             try:

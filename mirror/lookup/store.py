@@ -37,13 +37,14 @@ import zstandard
 
 from mirror.core.datadir import (
     LOOKUP_BUILDING_PREFIX,
+    LOOKUP_STORE_NAME,
     STATE_NAME,
     building_pid,
     held_lock,
     lock_holder_alive,
 )
 
-STORE_NAME = "lookup.sqlite"
+STORE_NAME = LOOKUP_STORE_NAME  # a link to the current store file (core.datadir.LOOKUP_FILE_PREFIX)
 GRACE_FIELD = "lookup_grace"  # state.json: {token, pid, since} of the state a working writer replaced
 # 2: the search index's filter columns, search_etablissements and search_geo; 3: INSEE records; 4: the
 # rows of each SIREN for point-in-time documents
@@ -55,8 +56,10 @@ ROW_TABLES = ("unites_legales", "unites_legales_historique", "etablissements", "
 # The zstd dictionaries of the store (lookup_meta `dictionary_<level>`), one per kind of compressed blob.
 LEVELS = ("unites_legales", "etablissements", "insee_unites_legales", "insee_etablissements", "rows")
 INSEE_TABLES = {"siren": "lookup_insee_unites_legales", "siret": "lookup_insee_etablissements"}
-# How long a reader waits for a writer's commit (the daily update holds its exclusive lock only while it
-# writes its pages) before falling back to the views.
+# How long a reader waits for a writer's lock before falling back to the views. A store in WAL mode (every
+# store built since the link layout, core.datadir.LOOKUP_FILE_PREFIX) never makes readers wait for a daily
+# update's commit; a store built before it (rollback journal) locks them out while the commit writes its
+# pages and syncs them (about 100 ms at 100,000 units).
 READ_BUSY_MS = 2000
 
 
@@ -143,6 +146,18 @@ class _StateCache:
         return self._grace
 
 
+def _open_on_read_only_media(path: Path) -> sqlite3.Connection:
+    """A store in WAL mode on a read-only file system with no -shm file (a clean close removes it): SQLite
+    cannot open it read-only there, but no writer can be at work either, and without a -wal file every
+    committed page is in the database file, so it is read as immutable (no locks, no WAL)."""
+    target = os.path.realpath(path)
+    if os.path.exists(target + "-wal"):
+        raise sqlite3.OperationalError(f"cannot open {path} read-only beside its -wal file")
+    db = sqlite3.connect(f"{Path(target).as_uri()}?immutable=1", uri=True, isolation_level=None)
+    db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
+    return db
+
+
 class LookupStore:
     """A read-only handle on DATA_DIR/lookup.sqlite. Not shared between threads (open one per thread)."""
 
@@ -153,8 +168,13 @@ class LookupStore:
         self._identity = (st.st_ino, st.st_dev)
         self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
         self.busy_ms = None
-        self.set_busy_timeout(READ_BUSY_MS)
-        meta = dict(self.db.execute("SELECT name, value FROM lookup_meta").fetchall())
+        try:
+            self.set_busy_timeout(READ_BUSY_MS)
+            meta = dict(self.db.execute("SELECT name, value FROM lookup_meta").fetchall())
+        except sqlite3.OperationalError:
+            self.db.close()
+            self.db = _open_on_read_only_media(self.path)
+            meta = dict(self.db.execute("SELECT name, value FROM lookup_meta").fetchall())
         if meta.get("format_version") != FORMAT_VERSION:
             self.db.close()
             raise sqlite3.DatabaseError(f"lookup store format {meta.get('format_version')!r}")
