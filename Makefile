@@ -45,7 +45,7 @@ bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)  # benchmarks.http's load generator (Debian)
 	$(BIN)/python -m benchmarks.bench --scale $(SCALE)
 	$(BIN)/python -m benchmarks.serving --scale $(SCALE)
-	$(BIN)/python -m benchmarks.http --scale $(SCALE)
+	$(BIN)/python -m benchmarks.http --scale $(SCALE) --during-update
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -8,9 +8,10 @@ Scenarios, each on a freshly started server (python -m mirror serve, access log 
 - the same with /v3/insee/sirene/unites_legales/{siren};
 - recherche-entreprises /search, top 25 (per_page=25), rotating over search terms, when mirror.http.recherche
   exists;
-- with --during-update: the établissement lookups while `mirror update` applies days of changes from the
-  local INSEE-like upstream (a mirror built by `mirror sync` from the local data.gouv.fr-like upstream,
-  copied for each run): back-to-back 5 s wrk runs until the update ends.
+- with --during-update: the établissement lookups, then the searches, while `mirror update` applies days of
+  changes from the local INSEE-like upstream (a mirror built by `mirror sync` from the local
+  data.gouv.fr-like upstream, copied for each run): back-to-back 5 s wrk runs until the update ends; each
+  with the update at the writers' default niceness (MIRROR_NICE unset) and at MIRROR_NICE=0.
 
 Reported: requests/s, latency percentiles (wrk's own, from its Lua `done` hook), errors, and how many times
 the real APIs' quotas that is (API Entreprise 250 requests/min, recherche-entreprises 7 requests/s per IP,
@@ -113,11 +114,12 @@ def prepare(scale: int, cache: Path) -> Path:
 
 def _store_current(data: Path) -> Path:
     """The cached mirror, its lookup store rebuilt when it is not current (e.g. a store format upgrade since
-    it was built: lookups would then measure the SQL views)."""
-    from mirror.lookup.store import describe
+    it was built: lookups would then measure the SQL views) or is a plain file (a rollback-journal store
+    built before the link layout of mirror.lookup.build._switch_in: updates would lock its readers out)."""
+    from mirror.lookup.store import describe, store_path
 
-    if not describe(data)["current"]:
-        log(f"lookup store of {data} not current: mirror store --rebuild")
+    if not describe(data)["current"] or not store_path(data).is_symlink():
+        log(f"lookup store of {data} not current or built before WAL mode: mirror store --rebuild")
         subprocess.run(
             [sys.executable, "-m", "mirror", "store", "--rebuild", "--data-dir", str(data)],
             check=True, env={**os.environ, "MIRROR_LOOKUP_STORE": "on"}, cwd=ROOT,
@@ -218,7 +220,6 @@ def bench(
     workers: list[int],
     update: bool,
     repeat: int = 2,
-    update_nice: int = 0,
 ) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
@@ -249,9 +250,13 @@ def bench(
             )
             results.append(r)
     if update:
-        results.append(during_update(scale, cache, threads, connections, max(workers)))
-        if update_nice:
-            results.append(during_update(scale, cache, threads, connections, max(workers), nice=update_nice))
+        # The writers' default niceness against the update at the server's priority (MIRROR_NICE=0), for
+        # lookups and for searches, alternated so that the machine's other load falls on both alike.
+        for name in ("v3_etablissements", "search_top25"):
+            for writer_nice in (None, 0):
+                results.append(
+                    during_update(scale, cache, threads, connections, max(workers), name, writer_nice)
+                )
     return {
         "scale": scale,
         "date": time.strftime("%Y-%m-%d"),
@@ -314,13 +319,22 @@ def _statuses(data_dir: Path, sirets: list[str]) -> dict[str, int]:
 
 
 def during_update(
-    scale: int, cache: Path, threads: int, connections: int, workers: int, days: int = 3, nice: int = 0
+    scale: int,
+    cache: Path,
+    threads: int,
+    connections: int,
+    workers: int,
+    scenario: str = "v3_etablissements",
+    writer_nice: int | None = None,
+    days: int = 3,
 ) -> dict:
-    """The établissement lookups while `mirror update` applies `days` days (run under `nice -n NICE` when
-    `nice` > 0, as a cron job beside a server can be)."""
+    """The `scenario` requests (établissement lookups or /search) while `mirror update` applies `days`
+    days; `writer_nice`: the update's MIRROR_NICE (None: the writers' default, core.config.DEFAULT_WRITER_NICE;
+    0: the update at the server's priority, as before that default)."""
     from datetime import date, timedelta
 
     from mirror.catalog.build import connect, rebuild
+    from mirror.core.config import DEFAULT_WRITER_NICE, NICE_ENV
     from mirror.deltas.store import compact_for
     from mirror.synthetic.upstream import server as upstream
 
@@ -338,8 +352,15 @@ def during_update(
             "ORDER BY hash(e.siret) LIMIT 20000").fetchall()]  # fmt: skip
     finally:
         con.close()
-    paths = cache / "paths-during-update.txt"
-    paths.write_text("".join(f"/v3/insee/sirene/etablissements/{s}?{CONTEXT}\n" for s in sirets))
+    paths = cache / f"paths-{scenario}-during-update.txt"
+    if scenario == "v3_etablissements":
+        paths.write_text("".join(f"/v3/insee/sirene/etablissements/{s}?{CONTEXT}\n" for s in sirets))
+    else:
+        shutil.copyfile(cache / f"paths-{scenario}.txt", paths)
+    env = _mirror_env()
+    env.pop(NICE_ENV, None)
+    if writer_nice is not None:
+        env[NICE_ENV] = str(writer_nice)
     up = upstream.start(
         up_data, UPDATE_MONTH, scale=scale, seed=3, today=date(2026, 10, 1) + timedelta(days=days)
     )
@@ -347,13 +368,13 @@ def during_update(
     runs = []
     try:
         run_wrk(server.url, paths, cache / "bench.lua", threads, connections, 3)
-        log(f"lookups during `mirror update` ({days} days), {workers} worker(s)")
+        nice = DEFAULT_WRITER_NICE if writer_nice is None else writer_nice
+        log(f"{scenario} during `mirror update` ({days} days, MIRROR_NICE={nice}), {workers} worker(s)")
         t0 = time.monotonic()
         update = subprocess.Popen(
-            [*(["nice", "-n", str(nice)] if nice else []),
-             sys.executable, "-m", "mirror", "update", "--insee-url", up.insee_url, "--rate", "100000", "-q",
+            [sys.executable, "-m", "mirror", "update", "--insee-url", up.insee_url, "--rate", "100000", "-q",
              "--data-dir", str(work)],
-            env=_mirror_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         while update.poll() is None:
             runs.append(run_wrk(server.url, paths, cache / "bench.lua", threads, connections, 5))
@@ -365,12 +386,11 @@ def during_update(
         server.close()
         up.close()
     requests_total = sum(r["requests"] for r in runs)
-    statuses_after = _statuses(work, sirets)
     result = {
-        "scenario": "v3_etablissements_during_update",
+        "scenario": f"{scenario}_during_update",
         "workers": workers,
         "update_days": days,
-        "update_nice": nice,
+        "writer_nice": nice,
         "update_seconds": round(update_seconds, 1),
         "wrk_runs": len(runs),
         "requests": requests_total,
@@ -382,8 +402,9 @@ def during_update(
         "p999_ms": max((r["p999_ms"] for r in runs), default=0.0),
         "max_ms": max((r["max_ms"] for r in runs), default=0.0),
         "errors": {k: sum(r["errors"][k] for r in runs) for k in (runs[0]["errors"] if runs else {})},
-        "statuses_after": statuses_after,
     }
+    if scenario == "v3_etablissements":
+        result["statuses_after"] = _statuses(work, sirets)
     log(f"  update {update_seconds:.0f} s; {result['req_s']:,.0f} req/s (median of {len(runs)} runs), "
         f"p99 {result['p99_ms']:.2f} ms (worst run), errors {result['errors']}")  # fmt: skip
     return result
@@ -438,27 +459,31 @@ def render_section(results_dir: Path) -> list[str]:
                 f"{r['p50_ms']:.2f} ms | {r['p90_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['max_ms']:.1f} ms | "
                 f"{errors} | {' | '.join(ratios)} |"
             )
-        for r in run["results"]:
-            if "update_seconds" in r:
-                lines += [
-                    "",
-                    f"During {_row_name(r).split(' during ', 1)[1]}: "
-                    f"{r['update_days']} days applied in {r['update_seconds']:.0f} s "
-                    f"while wrk ran {r['wrk_runs']} back-to-back 5 s runs; requests/s is their median (lowest "
-                    f"{r['req_s_min']:,.0f}), p90 / p99 / max the worst run's. Between a day's publication and "
-                    "the end of the store's refresh of that day the store answers the previous state (state.json "
-                    "`lookup_grace`, while the writer is alive); the server shares the 2 cores with the update "
-                    "(DuckDB uses both), which sets the tail. Errors are wrk's count of 4xx/5xx answers; the paths "
-                    "were sampled before the update, and "
-                    + (
-                        "after it the sampled établissements answer "
-                        + ", ".join(f"{n:,} × {code}" for code, n in r["statuses_after"].items())
-                        + " (a day closes units as doublons, 301, or makes them non-diffusible, 451): the errors are "
-                        "those answers, not failures."
-                        if "statuses_after" in r
-                        else "a day can make an établissement non-diffusible (451); not inspected in this run."
-                    ),
-                ]
+        during = [r for r in run["results"] if "update_seconds" in r]
+        if during:
+            seconds = ", ".join(f"{r['update_seconds']:.0f}" for r in during)
+            lines += [
+                "",
+                f"During `mirror update`: {during[0]['update_days']} days applied (in {seconds} s, row by "
+                "row) while wrk ran back-to-back 5 s runs; requests/s is their median, p90 / p99 / max the "
+                "worst run's. `MIRROR_NICE` is the update's niceness: 10 is the writers' default, 0 the update "
+                "at the server's priority. The server shares the 2 cores with the update (DuckDB runs a thread "
+                "per core): at niceness 10 the update yields it to a saturated server and takes longer, the "
+                "server comes first. The lookup store is in WAL mode, so the update's commit does not lock the "
+                "readers out: with the rollback journal it had before (commit 94adb2d and earlier), a reader "
+                "waited the whole commit, about 100 ms at this scale, and the lookups' p99 during an update "
+                "was 69 to 100 ms. Between a day's publication and the end of the store's refresh of that day the "
+                "store answers the previous state (state.json `lookup_grace`, while the writer is alive). "
+                "Errors are wrk's count of 4xx/5xx answers: the établissements were sampled before the update, "
+                "and a day closes units as doublons (301) or makes them non-diffusible (451)"
+                + (
+                    ": after it they answer "
+                    + ", ".join(f"{n:,} × {code}" for code, n in during[0]["statuses_after"].items())
+                    + "."
+                    if "statuses_after" in during[0]
+                    else "."
+                ),
+            ]
         lines += [
             "",
             "The quotas are the real APIs' published limits as requests per second: API Entreprise 250/min "
@@ -475,13 +500,17 @@ _ROW_NAMES = {
     "v3_etablissements": "`/v3/insee/sirene/etablissements/{siret}`",
     "v3_unites_legales": "`/v3/insee/sirene/unites_legales/{siren}`",
     "search_top25": "`/search?q=...&per_page=25`",
-    "v3_etablissements_during_update": "`/v3/insee/sirene/etablissements/{siret}` during `mirror update`",
 }
 
 
 def _row_name(r: dict) -> str:
-    label = _ROW_NAMES.get(r["scenario"], r["scenario"])
-    return label + (f" (under `nice -n {r['update_nice']}`)" if r.get("update_nice") else "")
+    scenario = r["scenario"].removesuffix("_during_update")
+    label = _ROW_NAMES.get(scenario, scenario)
+    if scenario == r["scenario"]:
+        return label
+    if "writer_nice" in r:
+        return f"{label} during `mirror update` (`MIRROR_NICE={r['writer_nice']}`)"
+    return f"{label} during `mirror update` (at the server's priority)"  # before the writers' niceness
 
 
 def write_section(report: Path, results_dir: Path) -> None:
@@ -501,20 +530,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--cache", type=Path, default=ROOT / ".bench-cache")
     parser.add_argument(
-        "--during-update", action="store_true", help="Also the lookups while `mirror update` applies days."
-    )
-    parser.add_argument(
-        "--update-nice",
-        type=int,
-        default=0,
-        help="With --during-update, a second run with the update under `nice -n N` (a cron job beside a server).",
+        "--during-update",
+        action="store_true",
+        help="Also the lookups and searches while `mirror update` applies days (at the writers' default "
+        "niceness, then at MIRROR_NICE=0).",
     )
     args = parser.parse_args(argv)
     cache = args.cache / f"http-{args.scale}"
     cache.mkdir(parents=True, exist_ok=True)
     res = bench(
         args.scale, cache, args.duration, args.connections, args.threads, args.workers, args.during_update,
-        args.repeat, args.update_nice,
+        args.repeat,
     )  # fmt: skip
     results_dir = ROOT / "docs" / "bench"
     out = results_dir / f"http-{args.scale}.json"
