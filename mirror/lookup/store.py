@@ -149,10 +149,12 @@ class _StateCache:
 def _open_on_read_only_media(path: Path) -> sqlite3.Connection:
     """A store in WAL mode on a read-only file system with no -shm file (a clean close removes it): SQLite
     cannot open it read-only there, but no writer can be at work either, and without a -wal file every
-    committed page is in the database file, so it is read as immutable (no locks, no WAL)."""
+    committed page is in the database file, so it is read as immutable (no locks, no WAL). Anywhere else
+    (a reader without write access to a writable data directory) immutable reads could meet a writer's
+    checkpoint: the error stands and the views answer."""
     target = os.path.realpath(path)
-    if os.path.exists(target + "-wal"):
-        raise sqlite3.OperationalError(f"cannot open {path} read-only beside its -wal file")
+    if not os.statvfs(os.path.dirname(target)).f_flag & os.ST_RDONLY or os.path.exists(target + "-wal"):
+        raise sqlite3.OperationalError(f"cannot open {path} read-only")
     db = sqlite3.connect(f"{Path(target).as_uri()}?immutable=1", uri=True, isolation_level=None)
     db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
     return db
