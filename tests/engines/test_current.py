@@ -1,7 +1,8 @@
 """DATA_DIR/current.json: the current state for any Parquet reader (mirror.catalog.current).
 
 A polars reader that applies the documented rule to the documented layout gets exactly the rows of the
-catalog's views, for every table, over the plain snapshot and after 1, 10, 20 and 30 applied days; the
+catalog's views, for every table, over the plain snapshot and after 1, 4, 8 and 12 applied days (two folds
+of the recent files into the merged base in between); the
 manifest is replaced in one step with the catalog, a crash between the two switches is repaired by the next
 writer, and the reference versions no manifest names go after the grace."""
 
@@ -77,29 +78,34 @@ def same_as_the_views(data: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_polars_on_the_layout_equals_the_views_after_30_applied_days(loaded_stock, tmp_path):
+def test_polars_on_the_layout_equals_the_views_through_appends_and_folds(loaded_stock, tmp_path, monkeypatch):
+    """12 applied days, the recent files folded into the merged base whenever they outgrow 8 % of it (the
+    default 25 % took 30 days for the same two folds)."""
+    monkeypatch.setattr(deltas, "RECENT_RATIO", 0.08)
     manifest = same_as_the_views(loaded_stock)  # the plain snapshot first
     assert manifest["merged"] is None and [len(e["layers"]) for e in manifest["tables"].values()] == [1] * 7
-    checked = []
+    checked, bases = [], set()
 
-    def after_day(i: int, data: Path) -> None:  # the first day, then every tenth (30 checks cost ~1 min)
-        if i == 1 or i % 10 == 0:
+    def after_day(i: int, data: Path) -> None:  # the first day, then every fourth
+        bases.add((deltas.merged_versions(data)[-1] / "etablissements.parquet").stat().st_ino)
+        if i == 1 or i % 4 == 0:
             assert same_as_the_views(data)["days"][-1] == f"2026-10-{i:02d}"
             checked.append(i)
 
-    data = mirror_with_days(loaded_stock, tmp_path / "data", 30, after_day)
-    assert checked == [1, 10, 20, 30]
+    data = mirror_with_days(loaded_stock, tmp_path / "data", 12, after_day)
+    assert checked == [1, 4, 8, 12]
+    assert len(bases) >= 3  # the first base, then at least two folds (an appended day hard-links the base)
     manifest = current.read(data)
     assert manifest["merged"] == deltas.merged_versions(data)[-1].relative_to(data).as_posix()
-    assert manifest["days"] == [f"2026-10-{d:02d}" for d in range(1, 31)]
+    assert manifest["days"] == [f"2026-10-{d:02d}" for d in range(1, 13)]
     assert {len(e["layers"]) for t, e in manifest["tables"].items() if t in DELTA_TABLES} == {3}
     # The days are really there (the rule is not the plain snapshot): the last day's names win.
     ul = scan(data, manifest, "unites_legales")
-    assert ul.filter(pl.col("denominationUniteLegale") == "DAY 30").height > 10
+    assert ul.filter(pl.col("denominationUniteLegale") == "DAY 12").height > 10
     plain = pl.scan_parquet(
         str(data / manifest["tables"]["unites_legales"]["layers"][0]["files"][0])
     ).collect()
-    assert plain.filter(pl.col("denominationUniteLegale") == "DAY 30").height == 0
+    assert plain.filter(pl.col("denominationUniteLegale") == "DAY 12").height == 0
     # Every path is relative to DATA_DIR: the folder moved elsewhere still reads.
     moved = tmp_path / "moved"
     (tmp_path / "data").rename(moved)
