@@ -326,7 +326,7 @@ def background_builder(data_dir: Path, besides: int | None = None) -> int | None
 
 def describe(data_dir: Path) -> dict:
     """What `mirror status` shows of the store: its path, whether it exists and is current, when it was
-    built and how long that took, the pid of a build at work beside the writers."""
+    built and how long that took, whether it is in WAL mode, the pid of a build at work beside the writers."""
     path = store_path(data_dir)
     out = {
         "path": str(path),
@@ -335,6 +335,7 @@ def describe(data_dir: Path) -> dict:
         "built_at": None,
         "build_seconds": None,
         "lagging": False,
+        "wal": False,  # False: a store built before WAL mode, whose readers pause during an update's commit
         "building_pid": background_builder(data_dir),
     }
     if not out["exists"]:
@@ -350,6 +351,7 @@ def describe(data_dir: Path) -> dict:
             )
         )
         out.update(built_at=meta.get("built_at"), build_seconds=meta.get("build_seconds"))
+        out["wal"] = store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         answers = store.begin()
         out["current"] = answers and not store.lagging
         out["lagging"] = store.lagging  # one state behind while a writer brings it up

@@ -5,6 +5,7 @@ by `mirror store`, real SQLite locks, a real read-only mount."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -135,3 +136,34 @@ def test_a_store_on_read_only_media_still_answers(loaded_stock, tmp_path):
         assert [get_document(data, s) for s in sirens] == expected
     finally:
         umount(mnt)
+
+
+def test_a_store_built_before_wal_mode_is_named_by_status_and_replaced_by_a_rebuild(loaded_stock, tmp_path):
+    """A plain lookup.sqlite in rollback-journal mode (as every store was before the link layout) still
+    answers; `mirror status` says its readers pause during updates; `mirror store --rebuild` replaces it
+    with the link layout, removing the plain file's side files and nothing else."""
+    data = private_mirror(loaded_stock, tmp_path / "data")
+    link = store_path(data)
+    target = data / os.readlink(link)
+    db = sqlite3.connect(target)
+    assert db.execute("PRAGMA journal_mode = DELETE").fetchone() == ("delete",)
+    db.close()
+    link.unlink()
+    target.rename(link)  # the plain file of a store built before
+    (data / "lookup.sqlite-shm").write_bytes(b"")  # side files a WAL-mode open of the plain file could leave
+    sirens = _some_sirens(data)
+    assert [get_document(data, s) for s in sirens] == _views(data, sirens)
+
+    env = {"MIRROR_LOOKUP_STORE": "on"}
+    before = json.loads(run_mirror("status", "--json", data_dir=data, env=env).stdout)
+    assert before["lookup_store"]["current"] and not before["lookup_store"]["wal"]
+    assert any("built before WAL mode" in w for w in before["warnings"]), before["warnings"]
+
+    rebuilt = run_mirror("store", "--rebuild", data_dir=data, env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert link.is_symlink()
+    assert {p.name for p in data.glob("lookup*.sqlite*")} == {"lookup.sqlite", os.readlink(link)}
+    after = json.loads(run_mirror("status", "--json", data_dir=data, env=env).stdout)
+    assert after["lookup_store"]["current"] and after["lookup_store"]["wal"]
+    assert not any("WAL" in w for w in after["warnings"]), after["warnings"]
+    assert [get_document(data, s) for s in sirens] == _views(data, sirens)
