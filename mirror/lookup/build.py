@@ -69,9 +69,8 @@ FORMATS = ("v3", "v4")  # v2, API Entreprise's retired version, is answered by t
 DICT_BYTES = 400_000
 DICT_SAMPLES = 4_000
 LEVEL = 9  # full builds: the smallest blobs (165 B per établissement at 1 M units against 198 B at 6)
-WAL_SIZE_LIMIT = (
-    64 * 2**20
-)  # bytes the -wal file is cut back to after a checkpoint (a day writes ~10 MB at 100k)
+# Bytes the -wal file is cut back to once checkpointed: without a limit it keeps its largest size.
+WAL_SIZE_LIMIT = 64 * 2**20
 DAY_LEVEL = 3  # update days: 8x faster to compress; the few rows a day rewrites are 10-15 % larger
 _DELTA_TABLES_WITH_SIREN = (
     "unites_legales",
@@ -515,7 +514,7 @@ def build(
     token: dict,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
-    """Builds the whole store aside from the catalog `con`, then switches it in (os.replace)."""
+    """Builds the whole store aside from the catalog `con`, then switches it in (_switch_in)."""
     return _switch_in(_build_aside(con, data_dir, token, progress), data_dir)
 
 

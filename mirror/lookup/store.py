@@ -146,18 +146,16 @@ class _StateCache:
         return self._grace
 
 
-def _open_on_read_only_media(path: Path) -> sqlite3.Connection:
+def _open_on_read_only_media(path: Path) -> sqlite3.Connection | None:
     """A store in WAL mode on a read-only file system with no -shm file (a clean close removes it): SQLite
     cannot open it read-only there, but no writer can be at work either, and without a -wal file every
     committed page is in the database file, so it is read as immutable (no locks, no WAL). Anywhere else
     (a reader without write access to a writable data directory) immutable reads could meet a writer's
-    checkpoint: the error stands and the views answer."""
+    checkpoint: None, the open's own error stands and the views answer."""
     target = os.path.realpath(path)
     if not os.statvfs(os.path.dirname(target)).f_flag & os.ST_RDONLY or os.path.exists(target + "-wal"):
-        raise sqlite3.OperationalError(f"cannot open {path} read-only")
-    db = sqlite3.connect(f"{Path(target).as_uri()}?immutable=1", uri=True, isolation_level=None)
-    db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
-    return db
+        return None
+    return sqlite3.connect(f"{Path(target).as_uri()}?immutable=1", uri=True, isolation_level=None)
 
 
 class LookupStore:
@@ -175,7 +173,10 @@ class LookupStore:
             meta = dict(self.db.execute("SELECT name, value FROM lookup_meta").fetchall())
         except sqlite3.OperationalError:
             self.db.close()
-            self.db = _open_on_read_only_media(self.path)
+            immutable = _open_on_read_only_media(self.path)
+            if immutable is None:
+                raise
+            self.db = immutable
             meta = dict(self.db.execute("SELECT name, value FROM lookup_meta").fetchall())
         if meta.get("format_version") != FORMAT_VERSION:
             self.db.close()
