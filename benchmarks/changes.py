@@ -122,9 +122,8 @@ def run(scale: int, rounds: int, cache_root: Path) -> dict:
     cache = cache_root / f"changes-{scale}"
     info = build(cache, scale)
     data, nxt = cache / "mirror", cache / "next"
-    t, done = timed(
-        lambda: refresh(data)
-    )  # the store the world's sync did not build (the rows of get --date)
+    # the store the world's sync did not build (the rows of get --date)
+    t, done = timed(lambda: refresh(data))
     log(f"lookup store {done} in {t:.1f} s")
     old_dir = snapshots_dir(data) / read_state(data)["snapshot"]["dir"]
     new_dir = snapshots_dir(nxt) / read_state(nxt)["snapshot"]["dir"]
