@@ -129,3 +129,22 @@ def test_no_private_name_is_imported_from_another_module():
                     if a.name.startswith("_") and not a.name.startswith("__")
                 ]
     assert not wrong, "private names imported across modules:\n" + "\n".join(sorted(wrong))
+
+
+def test_every_duckdb_connection_comes_from_open_duckdb():
+    """MIRROR_THREADS bounds all of the mirror's DuckDB work only if every connection is opened by
+    mirror.core.config.open_duckdb: no other module calls duckdb.connect."""
+    calls = []
+    for name, path in _modules().items():
+        if name == "mirror.core.config":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            func = node.func if isinstance(node, ast.Call) else None
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr == "connect"
+                and isinstance(func.value, ast.Name)
+                and func.value.id == "duckdb"
+            ):
+                calls.append(f"{name}:{node.lineno}")
+    assert calls == []

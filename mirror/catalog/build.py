@@ -27,7 +27,7 @@ import duckdb
 
 from mirror.catalog import current
 from mirror.core import datadir as snap
-from mirror.core.config import catalog_path
+from mirror.core.config import catalog_path, open_duckdb
 from mirror.core.errors import MirrorError, first_line
 from mirror.core.schema import GEOLOCATION_COLUMNS, SIRET_INDEX, STOCK_FILES, opted_out_person
 from mirror.core.sql import REF_DIR, SQL_DIR, escape, ident, idents, literal, render
@@ -56,7 +56,7 @@ def connect(data_dir: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection
         con = _open_read_only(path)
     else:
         try:
-            con = duckdb.connect(str(path), read_only=False)
+            con = open_duckdb(str(path), read_only=False)
         except duckdb.Error as exc:
             raise MirrorError(f"cannot open {path}: {first_line(exc)}") from exc
     try:
@@ -105,7 +105,7 @@ def _attach_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     path is open in the process, connecting to that path again reuses its instance, which reads the file
     the path named when it was first opened (duckdb/duckdb#15912); the catalog is replaced by os.replace,
     so a long-lived process (`mirror serve`) would go on answering from the catalog it first saw."""
-    con = duckdb.connect()
+    con = open_duckdb()
     try:
         con.execute(f"ATTACH {literal(path)} AS {ident(path.stem)} (READ_ONLY)")
         con.execute(f"USE {ident(path.stem)}")
@@ -238,7 +238,7 @@ def _ref_template(data_dir: Path) -> Path:
     if not path.is_file():
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         tmp.unlink(missing_ok=True)
-        con = duckdb.connect(str(tmp))
+        con = open_duckdb(str(tmp))
         try:
             _ref_tables(con)
             con.execute("CHECKPOINT")
@@ -333,7 +333,7 @@ def restricted(
     `units` and the units of `sirets`), copied from instead of scanning the catalog's tables again."""
     import pyarrow as pa
 
-    con = duckdb.connect()
+    con = open_duckdb()
     try:
         con.execute(f"ATTACH {literal(catalog_path(Path(data_dir)))} AS catalog_source (READ_ONLY)")
         (here,) = con.execute("SELECT current_database()").fetchone()
@@ -469,7 +469,7 @@ def rebuild(
         p.unlink(missing_ok=True)
     try:
         shutil.copyfile(target if reused else _ref_template(data_dir), tmp)
-        con = duckdb.connect(str(tmp))
+        con = open_duckdb(str(tmp))
         try:
             _base_views(con, snapshot_dir.resolve(), data_dir.resolve(), merged and merged.resolve())
             if not reused:

@@ -72,15 +72,22 @@ def duckdb_memory_limit() -> str:
     )
 
 
+def open_duckdb(database: str = ":memory:", read_only: bool = False):
+    """A DuckDB connection with $MIRROR_THREADS threads (DuckDB's default, one per core, when unset): every
+    connection the mirror opens comes from here, so that the setting bounds all of its DuckDB work (a
+    server's queries, an update's days, a load), not only the bulk connections of tuned_connection."""
+    import duckdb  # here: readers answered by the lookup store never import DuckDB
+
+    threads = duckdb_threads()
+    config = {} if threads is None else {"threads": threads}
+    return duckdb.connect(database, read_only=read_only, config=config)
+
+
 def tuned_connection(temp_dir: Path):
     """An in-memory DuckDB connection for a writer's bulk work: $MIRROR_MEMORY_LIMIT, $MIRROR_THREADS, spills
     into `temp_dir` (inside the writer's build folder, removed with it), no progress bar."""
-    import duckdb  # here: readers answered by the lookup store never import DuckDB
-
-    con = duckdb.connect()
+    con = open_duckdb()
     con.execute(f"SET memory_limit = {literal(duckdb_memory_limit())}")
-    if (threads := duckdb_threads()) is not None:
-        con.execute(f"SET threads = {threads}")
     con.execute(f"SET temp_directory = {literal(temp_dir)}")
     con.execute("SET enable_progress_bar = false")
     return con

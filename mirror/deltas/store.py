@@ -49,6 +49,7 @@ import duckdb
 if TYPE_CHECKING:
     import pyarrow as pa
 
+from mirror.core.config import open_duckdb
 from mirror.core.datadir import current_snapshot_path, fsync_dir, grace_elapsed, read_state
 from mirror.core.faults import crash_point
 from mirror.core.schema import (
@@ -225,7 +226,7 @@ def snapshot_coverage(snapshot_dir: Path, month: str) -> datetime:
     """
     start, end = month_start(month), next_month_start(month)
     best = start
-    con = duckdb.connect()
+    con = open_duckdb()
     try:
         for table in ("unites_legales", "etablissements"):
             folder = Path(snapshot_dir) / table
@@ -362,7 +363,7 @@ def compact(data_dir: Path, coverage: datetime | None) -> Path | None:
     number = int(versions[-1].name) + 1 if versions else 1
     stage = root / f".staging-{number}-{os.getpid()}"
     stage.mkdir()
-    con = duckdb.connect()
+    con = open_duckdb()
     try:
         previous = versions[-1] if versions else None
         added = _added_days(previous, sources)
@@ -480,7 +481,7 @@ def _reusable_base(previous: Path | None, sources: dict) -> list[str] | None:
 
 
 def _rows(stage: Path) -> dict[str, int]:
-    con = duckdb.connect()
+    con = open_duckdb()
     try:
         return {
             t: con.execute(

@@ -38,6 +38,7 @@ import duckdb
 import pyarrow as pa
 
 from mirror.core.changes import COLUMNS
+from mirror.core.config import open_duckdb
 from mirror.core.errors import BadInput, MirrorError
 from mirror.core.faults import crash_after_rows
 from mirror.core.identifiers import LA_POSTE_SIREN
@@ -235,7 +236,7 @@ def classify(values: list[str], con: duckdb.DuckDBPyConnection | None = None) ->
     Validated in one DuckDB query (on `con`, else a private in-memory instance), not row by row in Python."""
     raw = pa.table({"pos": pa.array(range(len(values)), pa.int64()), "input": pa.array(values, pa.string())})
     own = con is None
-    cur = duckdb.connect() if own else private_cursor(con)
+    cur = open_duckdb() if own else private_cursor(con)
     try:
         cur.register("_mirror_batch_raw", raw)
         sql, params = valid_identifiers_sql("_mirror_batch_raw")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 
+from mirror.core.config import open_duckdb
 from mirror.core.errors import MirrorError
 from mirror.core.sql import literal
 
@@ -87,7 +88,7 @@ def sandboxed(
         spill.mkdir(parents=True, exist_ok=True)
     directories = sorted({_dir(data_dir), _dir(data_dir.resolve()), _dir(spill)})
     paths = sorted({str(p) for w in writable for p in (Path(w).absolute(), Path(w).resolve())})
-    sb = duckdb.connect(":memory:")
+    sb = open_duckdb()
     try:
         sb.execute("SET allowed_directories = ?", [directories])
         sb.execute("SET allowed_paths = ?", [paths])

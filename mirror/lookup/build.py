@@ -36,7 +36,7 @@ import duckdb
 import zstandard
 
 from mirror.catalog.build import connect, restricted
-from mirror.core.config import lookup_store_enabled, store_build_mode
+from mirror.core.config import lookup_store_enabled, open_duckdb, store_build_mode
 from mirror.core.datadir import (
     LOOKUP_BUILDING_PREFIX,
     LOOKUP_FILE_PREFIX,
@@ -620,7 +620,7 @@ def _touched(data_dir: Path, have: dict, wanted: dict) -> tuple:
     ):
         files = [day_dir(data_dir, _day(d)) / f"{t}.parquet" for d in wanted["deltas"] for t in tables]
         files = [f for f in files if f.is_file()]
-        con = duckdb.connect()
+        con = open_duckdb()
         try:
             if files:
                 listed = "[" + ", ".join(literal(f) for f in files) + "]"

@@ -38,6 +38,7 @@ from mirror.core.changes import (
     historised_columns,
     rows_sql,
 )
+from mirror.core.config import open_duckdb
 from mirror.core.datadir import current_snapshot_path, read_state, snapshots_dir
 from mirror.core.errors import BadInput
 from mirror.core.schema import LAST_PROCESSED, MASKABLE_COLUMNS
@@ -225,7 +226,7 @@ def format_of(path: Path) -> str:
 
 def write(table: pa.Table, path: Path, fmt: str) -> None:
     """Writes the changes to `path` (a private temporary file of the caller: it renames it into place)."""
-    con = duckdb.connect()
+    con = open_duckdb()
     try:
         con.register("changes_table", table)
         options = {"csv": "FORMAT csv, HEADER", "jsonl": "FORMAT json", "parquet": "FORMAT parquet"}[fmt]

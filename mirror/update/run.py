@@ -42,7 +42,7 @@ import duckdb
 from mirror.catalog import build as catalog
 from mirror.core import datadir as snapshot
 from mirror.core import insee_records
-from mirror.core.config import DEFAULT_INSEE_URL, INSEE_KEY_ENV, INSEE_URL_ENV, catalog_path
+from mirror.core.config import DEFAULT_INSEE_URL, INSEE_KEY_ENV, INSEE_URL_ENV, catalog_path, open_duckdb
 from mirror.core.errors import IntegrityError, MassUpdate, MirrorError
 from mirror.core.faults import crash_point
 from mirror.core.schema import LAST_PROCESSED
@@ -349,7 +349,7 @@ def _run(data_dir, key, since, until, dry_run, insee_url, rate, progress, max_wa
             f"{span} {what} (--since {start.isoformat()}): the watermark stays, the next run starts from "
             f"{default_start.isoformat()}."
         )
-    con = duckdb.connect()
+    con = open_duckdb()
     try:
         prepare_connection(con)  # the loader's typing UDF and lookup tables, used for every day
         snapshot_selects = {t: catalog.snapshot_select(con, data_dir, t) for t in KINDS}

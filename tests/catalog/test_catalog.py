@@ -11,6 +11,7 @@ from conftest import REPO, run_mirror
 from stock_samples import write_sample_stock
 
 from mirror.catalog import build as catalog
+from mirror.core.config import THREADS_ENV
 from mirror.core.errors import MirrorError
 from mirror.load.stock import load_snapshot
 
@@ -115,3 +116,24 @@ def test_rebuild_is_atomic_for_open_readers_and_missing_mirror_is_a_clear_error(
         catalog.connect(tmp_path / "empty")
     r = run_mirror("status", data_dir=tmp_path / "empty")
     assert r.returncode == 1 and "no mirror in" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_mirror_threads_bounds_the_catalogs_connections(mirror_dir, monkeypatch):
+    """MIRROR_THREADS reaches every connection the mirror opens (mirror.core.config.open_duckdb; the
+    architecture test checks that no other module calls duckdb.connect), readers' included."""
+    for threads in ("1", "3"):
+        monkeypatch.setenv(THREADS_ENV, threads)
+        con = catalog.connect(mirror_dir)
+        try:
+            assert con.execute("SELECT current_setting('threads')").fetchone()[0] == int(threads)
+        finally:
+            con.close()
+    monkeypatch.delenv(THREADS_ENV)
+    con = catalog.connect(mirror_dir)
+    default = duckdb.connect()
+    try:  # unset: DuckDB's default (one per core)
+        setting = "SELECT current_setting('threads')"
+        assert con.execute(setting).fetchone() == default.execute(setting).fetchone()
+    finally:
+        con.close()
+        default.close()

@@ -14,6 +14,7 @@ from stock_samples import ETAB_2026, write_parquet, write_sample_stock, write_zi
 
 from mirror.catalog.build import connect
 from mirror.core import datadir as snapshot
+from mirror.core.config import THREADS_ENV
 from mirror.core.errors import MirrorError
 from mirror.core.schema import ETABLISSEMENTS, UNITES_LEGALES
 from mirror.core.typed import typed_relation
@@ -572,6 +573,7 @@ def test_sorted_source_gives_sorted_partitions_in_one_pass(tmp_path, stock_dir, 
     import mirror.load.stock as load_mod
 
     monkeypatch.setattr(load_mod, "ROW_GROUP_SIZE", 50)
+    monkeypatch.setenv(THREADS_ENV, "2")  # two splitting threads, whatever the machine and the test workers
     resorted = []
     real_close = load_mod._PartitionWriter.close
     monkeypatch.setattr(

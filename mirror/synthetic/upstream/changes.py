@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
+from mirror.core.config import open_duckdb
 from mirror.core.errors import MirrorError
 from mirror.core.identifiers import LA_POSTE_SIREN, is_valid_siren, luhn_check_digit
 from mirror.core.schema import (
@@ -146,7 +146,7 @@ class DailyChanges:
         if db_path is not None:
             Path(db_path).unlink(missing_ok=True)
             Path(str(db_path) + ".wal").unlink(missing_ok=True)
-        self.con = duckdb.connect(str(db_path) if db_path is not None else ":memory:")
+        self.con = open_duckdb(str(db_path) if db_path is not None else ":memory:")
         self.columns = {key: list(STOCK_FILES_BY_KEY[key].columns) for key in STOCK_FILES_BY_KEY}
         self._load_stock()
         self._generated: list[date] = []
