@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 
 import pyarrow.parquet as pq
@@ -202,3 +203,21 @@ def test_the_batch_joins_are_hash_joins(world, level):
             )
     finally:
         con.unregister("_plan_input")
+
+
+def test_a_one_column_list_with_a_header_keeps_its_raw_lines(world):
+    """A list of identifiers under a header line (`siren`): --keep-columns carries each raw line, spaces
+    included, under the header's name (`siren_input`, as the output has a `siren`), in CSV and JSON Lines."""
+    lines, statuses = sample_inputs(world)
+    src = world["out"] / "listed.txt"
+    src.write_text("siren\n" + "\n".join(f" {line}" for line in lines) + "\n", encoding="utf-8")
+    out = world["out"] / "listed.csv"
+    summary = batch(world["con"], src, out, columns=["siren"], keep_columns=True)
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert list(rows[0]) == ["siren_input", "status", "siren"]
+    assert [r["siren_input"] for r in rows] == [f" {line}" for line in lines]
+    assert [r["status"] for r in rows] == statuses and summary["input"]["detected"]
+    docs = world["out"] / "listed.jsonl"
+    batch(world["con"], src, docs, keep_columns=True)
+    inputs = [json.loads(line)["input"] for line in docs.read_text(encoding="utf-8").splitlines()]
+    assert inputs == [{"siren": f" {line}"} for line in lines]
