@@ -78,10 +78,16 @@ SLOW_FILES = {
 }
 
 
+# Files of long single tests, sent to the workers first: the last test of a run leaves the other worker
+# idle until it ends (tests/watch, last in collection order, kept one worker alone for 20 s).
+FIRST_FILES = ("tests/watch/test_watch.py", "tests/test_pipeline.py", "tests/lookup/test_store.py")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.nodeid.split("::", 1)[0] in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in FIRST_FILES)  # stable
 
 
 def pytest_unconfigure(config):
