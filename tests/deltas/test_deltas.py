@@ -158,19 +158,13 @@ def assert_views_follow_the_rules(loaded: Path, data: Path) -> None:
             con.execute(f"CREATE TEMP TABLE view_rows AS FROM {table}")  # the view's plan, run once
             got = as_bag(rows(con, f"SELECT v.* FROM view_rows v SEMI JOIN replaced r ON {match}"))
             assert got == expected, f"{table}: the rows of the keys the days replace differ from the rules"
-            con.execute(
-                f"CREATE TEMP TABLE view_rest AS SELECT v.* FROM view_rows v ANTI JOIN replaced r ON {match}"
-            )
-            con.execute(
-                f"CREATE TEMP TABLE plain_rest AS SELECT v.* FROM b.{NAMES[table]} v ANTI JOIN replaced r ON {match}"
-            )
+            rest = f"SELECT v.* FROM {{}} v ANTI JOIN replaced r ON {match}"  # the keys no day replaces
+            view, plain = rest.format("view_rows"), rest.format(f"b.{NAMES[table]}")
             (extra, missing) = con.execute(
-                "SELECT (SELECT count(*) FROM (FROM view_rest EXCEPT ALL FROM plain_rest)), "
-                "(SELECT count(*) FROM (FROM plain_rest EXCEPT ALL FROM view_rest))"
+                f"SELECT (SELECT count(*) FROM ({view} EXCEPT ALL {plain})), "
+                f"(SELECT count(*) FROM ({plain} EXCEPT ALL {view}))"
             ).fetchone()
             con.execute("DROP TABLE view_rows")
-            con.execute("DROP TABLE view_rest")
-            con.execute("DROP TABLE plain_rest")
             assert (extra, missing) == (0, 0), f"{table}: {extra} rows not in the snapshot, {missing} lost"
             con.unregister("replaced")
     finally:
