@@ -32,8 +32,8 @@ def _ram_basetemp() -> Path | None:
 
 
 # DuckDB's threads per xdist worker: its default, one per core in every worker, oversubscribes the cores
-# (2 workers x 2 threads on this 2-core machine: make test 6m57 -> 6m18 with one thread each, user CPU
-# 12% less). Set for the workers' own processes and their CLI runs (mirror_env); a test that needs several
+# (2 workers x 2 threads on this 2-core machine: make test 6m57 -> 6m18 with every connection at one thread,
+# user CPU 12% less). Set for the workers' own processes and their CLI runs (mirror_env); a test that needs several
 # threads sets MIRROR_THREADS itself. A run without xdist keeps DuckDB's default.
 WORKER_THREADS: str | None = None
 
