@@ -78,7 +78,8 @@ def _wgs84_udf(x, y, epsg):
 
 def prepare_connection(con: duckdb.DuckDBPyConnection) -> None:
     """Registers what the typing SQL needs on `con` (idempotent): the UDF mirror_wgs84 and the commune /
-    département lookups of sql/catalog/commune_geo.sql (macros, session variables) built from sql/ref."""
+    département lookups of sql/catalog/commune_geo.sql (macros, session variables, the UDFs
+    mirror_commune_*) built from sql/ref."""
     from duckdb import sqltypes as T
 
     exists = con.sql(
@@ -99,6 +100,38 @@ def prepare_connection(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchone()[0]
     if not have:
         con.execute(render("catalog/commune_geo.sql", ref_dir=str(REF_DIR).replace("'", "''")))
+    registered = con.sql(
+        "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'mirror_commune_epci'"
+    ).fetchone()[0]
+    if not registered:  # after the SQL: its lists are read from this connection's TEMP table
+        lists = con.execute("SELECT departement, region, epci FROM _mirror_commune_lists").to_arrow_table()
+        for name in COMMUNE_LOOKUPS:
+            con.create_function(
+                f"mirror_commune_{name}",
+                _taking(lists.column(name)[0].values),
+                [T.INTEGER],
+                T.VARCHAR,
+                type="arrow",
+                null_handling="special",
+                side_effects=False,
+            )
+
+
+# The commune lookups of prepare_connection: mirror_commune_<name>(key) for each, key from mirror_commune_key.
+COMMUNE_LOOKUPS = ("departement", "region", "epci")
+
+
+def _taking(values):
+    """Vectorised (Arrow) UDF: key (0-based, NULL for none) -> values[key]: a commune list of
+    sql/catalog/commune_geo.sql read once, where a list in a session variable is copied for every chunk."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def take(keys):
+        taken = pc.take(values, keys)
+        return taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
+
+    return take
 
 
 def _typed_expr(table_key: str, col: str, source_types: dict[str, str]) -> str:
@@ -123,9 +156,9 @@ def _typed_expr(table_key: str, col: str, source_types: dict[str, str]) -> str:
 
 # The commune / département lookups of sql/catalog/typed_etablissements.sql, in its two forms (keep_order).
 _LIST_LOOKUPS = {
-    "commune_departement": "getvariable('mirror_commune_departement')[_ck]",
-    "commune_region": "getvariable('mirror_commune_region')[_ck]",
-    "commune_epci": "getvariable('mirror_commune_epci')[_ck]",
+    "commune_departement": "mirror_commune_departement(_ck - 1)",
+    "commune_region": "mirror_commune_region(_ck - 1)",
+    "commune_epci": "mirror_commune_epci(_ck - 1)",
     "departement_code": "getvariable('mirror_departement_code')[_dk]",
     "departement_region": "getvariable('mirror_departement_region')[_dk]",
     "lookup_joins": "",

@@ -2,9 +2,9 @@
 -- (template filled by mirror.load.typed_select_sql; needs the macros and variables of commune_geo.sql and
 -- the UDF mirror_wgs84 registered by mirror.core.typed.prepare_connection). The commune / département
 -- lookups are one of two forms of the same tables (mirror.core.typed.typed_select_sql, keep_order):
---   - list lookups in session variables, no join: the rows keep the source's order (the loader writes
---     sorted partitions in one pass thanks to it), but binding each reference copies a 102,000-entry list
---     (~0.1 s a query, whatever the number of rows);
+--   - list lookups, no join (commune lists through the Arrow UDFs mirror_commune_*, département lists in
+--     session variables): the rows keep the source's order (the loader writes sorted partitions in one
+--     pass thanks to it);
 --   - LEFT JOINs on the lookup tables the lists are built from (key unique in both): the rows in any order,
 --     bound in milliseconds (an update day's few thousand rows, sorted by key when written).
 --   ${typed_columns}: the typed INSEE columns (current layout; NULL when absent from the source)
