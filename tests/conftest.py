@@ -7,11 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from mirror.core.config import LOOKUP_STORE_ENV, NICE_ENV, THREADS_ENV
+from mirror.core.config import CACHE_DIR_ENV, LOOKUP_STORE_ENV, NICE_ENV, THREADS_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,10 +24,15 @@ _RAM_TMP = Path("/dev/shm")
 _RAM_TMP_MIN_FREE = 8 * 2**30
 
 
+def _tmp_root() -> str | None:
+    """The RAM file system when it may be used (see _ram_basetemp), else the default temporary folder."""
+    if os.environ.get("MIRROR_TEST_TMPFS", "1") != "0" and os.access(_RAM_TMP, os.W_OK):
+        return str(_RAM_TMP)
+    return None
+
+
 def _ram_basetemp() -> Path | None:
-    if os.environ.get("MIRROR_TEST_TMPFS", "1") == "0" or not os.access(_RAM_TMP, os.W_OK):
-        return None
-    if shutil.disk_usage(_RAM_TMP).free < _RAM_TMP_MIN_FREE:
+    if _tmp_root() is None or shutil.disk_usage(_RAM_TMP).free < _RAM_TMP_MIN_FREE:
         return None
     return _RAM_TMP / f"sirene-mirror-tests-{os.getpid()}"  # one per run: parallel runs never share it
 
@@ -44,7 +50,14 @@ def pytest_configure(config):
     if hasattr(config, "workerinput") and workers:
         WORKER_THREADS = str(max(1, (os.cpu_count() or 1) // workers))
         os.environ[THREADS_ENV] = WORKER_THREADS
-    if hasattr(config, "workerinput") or config.option.basetemp:  # xdist workers get theirs from the main
+    if hasattr(config, "workerinput"):  # xdist workers get the run's folders from the main process
+        return
+    if not os.environ.get(CACHE_DIR_ENV):
+        # The data derived from sql/ref once per machine (mirror.core.ref_cache): once per run here, in a
+        # folder of the run (the first users derive it, the others read it), never the user's ~/.cache.
+        config._mirror_cache_dir = Path(tempfile.mkdtemp(prefix="sirene-mirror-cache-", dir=_tmp_root()))
+        os.environ[CACHE_DIR_ENV] = str(config._mirror_cache_dir)
+    if config.option.basetemp:
         return
     basetemp = _ram_basetemp()
     if basetemp is not None:
@@ -91,9 +104,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_unconfigure(config):
-    basetemp = getattr(config, "_mirror_ram_basetemp", None)
-    if basetemp is not None:  # RAM is not a disk: nothing of a finished run stays there
-        shutil.rmtree(basetemp, ignore_errors=True)
+    for folder in (getattr(config, "_mirror_ram_basetemp", None), getattr(config, "_mirror_cache_dir", None)):
+        if folder is not None:  # RAM is not a disk: nothing of a finished run stays there
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 # Test files whose tests all run on one xdist worker under `make test` (`--dist loadgroup`), so that their
@@ -133,6 +146,8 @@ def mirror_env(data_dir: Path | None = None, env: dict | None = None) -> dict:
     """The environment of a CLI run of the tests (run_mirror): no MIRROR_* or key of the caller's."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") and k != "INSEE_API_KEY"}
     full_env[LOOKUP_STORE_ENV] = os.environ.get(LOOKUP_STORE_ENV, "off")  # see lookup_store_off
+    if os.environ.get(CACHE_DIR_ENV):  # the run's (pytest_configure)
+        full_env[CACHE_DIR_ENV] = os.environ[CACHE_DIR_ENV]
     # Writers at the test worker's priority: niced (their default), they would lose the CPU to the other
     # workers' in-process tests while their own test waits (test_cli_errors proves the default niceness).
     full_env[NICE_ENV] = "0"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_mirror
 
+from mirror.core.config import CACHE_DIR_ENV
 from mirror.synthetic import demo
 
 README = REPO / "README.md"
@@ -83,7 +84,11 @@ def test_make_demo_then_the_readme_examples(tmp_path):
     venv = Path(sys.executable).parent.parent
     (work / ".venv").symlink_to(venv)
     (work / "sql").symlink_to(REPO / "sql")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") and k != "INSEE_API_KEY"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MIRROR_") or k == CACHE_DIR_ENV and k != "INSEE_API_KEY"
+    }
     env["PYTHONPATH"] = str(REPO)
 
     ran = subprocess.run(

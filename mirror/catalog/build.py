@@ -17,6 +17,7 @@ import contextlib
 import csv
 import gzip
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ import duckdb
 
 from mirror.catalog import current
 from mirror.core import datadir as snap
+from mirror.core import ref_cache
 from mirror.core.config import catalog_path, open_duckdb
 from mirror.core.errors import MirrorError, first_line
 from mirror.core.schema import GEOLOCATION_COLUMNS, SIRET_INDEX, STOCK_FILES, opted_out_person
@@ -227,9 +229,19 @@ def _ref_tables(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
+def _write_ref_tables(path: Path) -> None:
+    con = open_duckdb(str(path))
+    try:
+        _ref_tables(con)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
 def _ref_template(data_dir: Path) -> Path:
     """A DuckDB file holding only the ref tables, cached in DATA_DIR/.ref-<key>.duckdb (key: the ref
-    files' names, sizes and mtimes, and the DuckDB version); each rebuild starts from a copy of it."""
+    files' names, sizes and mtimes, and the DuckDB version), copied from the machine's cache entry
+    (mirror.core.ref_cache); each rebuild starts from a copy of it."""
     h = hashlib.sha1(duckdb.__version__.encode())
     for p in sorted(REF_DIR.iterdir()):
         st = p.stat()
@@ -238,12 +250,17 @@ def _ref_template(data_dir: Path) -> Path:
     if not path.is_file():
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         tmp.unlink(missing_ok=True)
-        con = open_duckdb(str(tmp))
+        # The same file for every data directory of the machine: copied from its cache entry.
+        code = inspect.getsource(_ref_tables) + repr(sorted(_INTEGER_REF_COLUMNS.items()))
+        key = ref_cache.key_of(REF_DIR.iterdir(), duckdb.__version__, code)
+        cached = ref_cache.entry("ref-tables", key, lambda folder: _write_ref_tables(folder / "ref.duckdb"))
         try:
-            _ref_tables(con)
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
+            if cached is None:
+                raise FileNotFoundError
+            shutil.copyfile(cached / "ref.duckdb", tmp)
+        except OSError:  # no cache, or an entry that vanished
+            tmp.unlink(missing_ok=True)
+            _write_ref_tables(tmp)
         os.replace(tmp, path)
         for old in data_dir.glob(".ref-*.duckdb"):
             if old != path:

@@ -26,6 +26,9 @@ INSEE_KEY_HEADER = "X-INSEE-Api-Key-Integration"
 
 CATALOG_NAME = "sirene.duckdb"
 
+# Data derived from the reference files, once per machine (mirror.core.ref_cache).
+CACHE_DIR_ENV = "MIRROR_CACHE_DIR"
+
 
 def resolve_data_dir(value: str | os.PathLike | None = None) -> Path:
     """The data directory: the explicit value, else $MIRROR_DATA_DIR, else ./data (absolute)."""

@@ -10,8 +10,12 @@ sql/catalog/typed_etablissements.sql and sql/catalog/commune_geo.sql.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import duckdb
 
+from mirror.core.config import open_duckdb
 from mirror.core.geo import LAMBERT_93, OVERSEAS_EPSG
 from mirror.core.schema import (
     DERIVED_COLUMNS,
@@ -20,7 +24,7 @@ from mirror.core.schema import (
     STOCK_FILES_BY_KEY,
     typed_column_type,
 )
-from mirror.core.sql import REF_DIR, ident, render
+from mirror.core.sql import REF_DIR, SQL_DIR, escape, ident, literal, render
 
 
 def base_columns(table_key: str) -> dict[str, str]:
@@ -76,45 +80,83 @@ def _wgs84_udf(x, y, epsg):
     )
 
 
+# The tables of sql/catalog/commune_geo.sql, on every connection that types rows.
+COMMUNE_TABLES = (
+    "_mirror_commune_geo",
+    "_mirror_departements",
+    "_mirror_commune_lists",
+    "_mirror_departement_lists",
+)
+_PREPARED = "mirror_typing_prepared"  # a session variable, set last: this connection is prepared
+
+
 def prepare_connection(con: duckdb.DuckDBPyConnection) -> None:
     """Registers what the typing SQL needs on `con` (idempotent): the UDF mirror_wgs84 and the commune /
-    département lookups of sql/catalog/commune_geo.sql (macros, session variables, the UDFs
-    mirror_commune_*) built from sql/ref."""
+    département lookups of sql/catalog/commune_geo.sql (the macros, the four TEMP tables, read from the
+    machine's cache entry when there is one, the session variables, the UDFs mirror_commune_*)."""
     from duckdb import sqltypes as T
 
-    exists = con.sql(
-        "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'mirror_wgs84'"
-    ).fetchone()[0]
-    if not exists:
-        con.create_function(
-            "mirror_wgs84",
-            _wgs84_udf,
-            [T.DOUBLE, T.DOUBLE, T.INTEGER],
-            duckdb.struct_type({"lat": T.DOUBLE, "lon": T.DOUBLE}),
-            type="arrow",
-            null_handling="special",
-            side_effects=False,
-        )
-    have = con.sql(
-        "SELECT count(*) FROM duckdb_variables() WHERE name = 'mirror_departement_region'"
-    ).fetchone()[0]
-    if not have:
-        con.execute(render("catalog/commune_geo.sql", ref_dir=str(REF_DIR).replace("'", "''")))
-    registered = con.sql(
-        "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'mirror_commune_epci'"
-    ).fetchone()[0]
-    if not registered:  # after the SQL: its lists are read from this connection's TEMP table
-        lists = con.execute("SELECT departement, region, epci FROM _mirror_commune_lists").to_arrow_table()
-        for name in COMMUNE_LOOKUPS:
+    if con.execute(f"SELECT getvariable('{_PREPARED}')").fetchone()[0]:
+        return
+    con.execute(render("catalog/commune_macros.sql"))
+    cached = commune_cache()
+    try:
+        if cached is None:
+            raise FileNotFoundError
+        con.execute(render("catalog/commune_cached.sql", folder=escape(cached)))
+    except (OSError, duckdb.IOException, duckdb.InvalidInputException):  # no entry, or a damaged one
+        con.execute(render("catalog/commune_geo.sql", ref_dir=escape(REF_DIR)))
+    con.execute(render("catalog/commune_variables.sql"))
+    # UDFs belong to the database, not to the connection: a cursor of a prepared connection has them.
+    wgs84 = duckdb.struct_type({"lat": T.DOUBLE, "lon": T.DOUBLE})
+    udfs = [("mirror_wgs84", _wgs84_udf, [T.DOUBLE, T.DOUBLE, T.INTEGER], wgs84)]
+    udfs += [
+        (f"mirror_commune_{name}", _taking(values), [T.INTEGER], T.VARCHAR) for name, values in _lists(con)
+    ]
+    for name, fn, args, returns in udfs:
+        try:
             con.create_function(
-                f"mirror_commune_{name}",
-                _taking(lists.column(name)[0].values),
-                [T.INTEGER],
-                T.VARCHAR,
-                type="arrow",
-                null_handling="special",
-                side_effects=False,
+                name, fn, args, returns, type="arrow", null_handling="special", side_effects=False
             )
+        except (duckdb.NotImplementedException, duckdb.CatalogException):  # it exists (this connection's
+            pass  # database has it: created by this connection or one of its cursors)
+    con.execute(f"SET VARIABLE {_PREPARED} = true")
+
+
+@functools.cache
+def commune_cache() -> Path | None:
+    """The folder of the machine's cache entry (mirror.core.ref_cache) holding the four tables of
+    sql/catalog/commune_geo.sql as Parquet files, derived first when missing; None without a cache."""
+    from mirror.core import ref_cache
+
+    sources = [SQL_DIR / "catalog" / f for f in ("commune_macros.sql", "commune_geo.sql")]
+    key = ref_cache.key_of(
+        [REF_DIR / "communes.csv.gz", REF_DIR / "departements.csv", *sources], duckdb.__version__
+    )
+
+    def write(folder: Path) -> None:
+        con = open_duckdb()
+        try:
+            con.execute(render("catalog/commune_macros.sql"))
+            con.execute(render("catalog/commune_geo.sql", ref_dir=escape(REF_DIR)))
+            for name in COMMUNE_TABLES:
+                con.execute(f"COPY {ident(name)} TO {literal(folder / f'{name}.parquet')} (FORMAT parquet)")
+        finally:
+            con.close()
+
+    return ref_cache.entry("commune-lookups", key, write)
+
+
+_LISTS: list = []  # the commune lists as Arrow arrays, read from the first connection prepared
+
+
+def _lists(con: duckdb.DuckDBPyConnection) -> list[tuple[str, object]]:
+    """(name, values) of the commune lists (_mirror_commune_lists), read once per process: every connection
+    gets the same (one source: commune_geo.sql over sql/ref)."""
+    if not _LISTS:
+        table = con.execute(render("catalog/commune_lists.sql")).to_arrow_table()
+        _LISTS[:] = [(name, table.column(name)[0].values) for name in COMMUNE_LOOKUPS]  # threads: same
+    return list(_LISTS)
 
 
 # The commune lookups of prepare_connection: mirror_commune_<name>(key) for each, key from mirror_commune_key.

@@ -1,6 +1,9 @@
--- Lookups for the derived columns of `etablissements` (run by mirror/load.py prepare_connection on the
--- connection that types rows). ${ref_dir}: absolute path of sql/ref, whose CSV files are RFC 4180 (the
--- dialect is given: DuckDB then skips most of its sniffing, half the time of these reads).
+-- Lookups for the derived columns of `etablissements`, derived from the COG files once per machine on a
+-- private connection holding the macros of sql/catalog/commune_macros.sql (mirror.core.typed.commune_tables,
+-- cached by mirror.core.ref_cache); each connection that types rows gets the four tables registered, the
+-- variables of sql/catalog/commune_variables.sql and the UDFs below. ${ref_dir}: absolute path of sql/ref,
+-- whose CSV files are RFC 4180 (the dialect is given: DuckDB then skips most of its sniffing, half the time
+-- of these reads).
 --
 -- A join would lose the source's row order (INSEE's files are sorted by siret and the loader keeps that
 -- order to write sorted partitions in one pass), so the lookups are lists indexed by an integer key of the
@@ -8,33 +11,12 @@
 -- from them in the Arrow UDFs mirror_commune_departement / _region / _epci(key); the short département
 -- lists are session variables read with getvariable(...)[key + 1]. (A 102,000-entry list in a variable is
 -- copied for every chunk of 2,048 rows that reads it: 0.27 µs a row and a reference.)
---   mirror_commune_key(code): 0..99999 for a 5-digit code, 100000 + n for 2Ann, 101000 + n for 2Bnnn,
---     NULL for anything else (junk codes find nothing).
 --   mirror_commune_departement / _region / _epci: every code Sirene may carry in codeCommuneEtablissement:
 --     current communes, arrondissements municipaux (751xx, 6938x, 132xx: EPCI of their parent commune),
 --     communes déléguées/associées (parent's EPCI) and former codes merged into a commune nouvelle. One
 --     entry per code (priority: actuelle, arrondissement, déléguée/associée, ancien code). The région is
 --     NULL for collectivités d'outre-mer (zone 'com'), as it is not a COG région.
---   mirror_departement_key(code): the département part of a commune code (2 characters, 3 for 97x/98x) as
---     0..99, 970..989, 200 (2A), 201 (2B); mirror_departement_code / _region: fallback for commune codes
---     missing from the COG table.
-CREATE OR REPLACE TEMP MACRO mirror_commune_key(c) AS (
-    CASE WHEN length(c) = 5 AND lpad(CAST(TRY_CAST(c AS INTEGER) AS VARCHAR), 5, '0') = c
-         THEN TRY_CAST(c AS INTEGER)
-         WHEN length(c) = 5 AND c[1:2] IN ('2A', '2B') AND lpad(CAST(TRY_CAST(c[3:] AS INTEGER) AS VARCHAR), 3, '0') = c[3:]
-         THEN 100000 + CASE c[2] WHEN 'A' THEN 0 ELSE 1000 END + TRY_CAST(c[3:] AS INTEGER)
-    END
-);
-
-CREATE OR REPLACE TEMP MACRO mirror_departement_key(c) AS (
-    CASE WHEN c[1:2] = '2A' THEN 200
-         WHEN c[1:2] = '2B' THEN 201
-         WHEN c[1:2] IN ('97', '98') AND lpad(CAST(TRY_CAST(c[1:3] AS INTEGER) AS VARCHAR), 3, '0') = c[1:3]
-         THEN TRY_CAST(c[1:3] AS INTEGER)
-         WHEN lpad(CAST(TRY_CAST(c[1:2] AS INTEGER) AS VARCHAR), 2, '0') = c[1:2] THEN TRY_CAST(c[1:2] AS INTEGER)
-    END
-);
-
+--   mirror_departement_code / _region (variables): fallback for commune codes missing from the COG table.
 CREATE OR REPLACE TEMP TABLE _mirror_commune_geo AS
 WITH c AS (
     SELECT * FROM read_csv('${ref_dir}/communes.csv.gz', all_varchar = true, header = true, delim = ',', quote = '"', escape = '"')
@@ -65,5 +47,3 @@ FROM range(102000) k(key) LEFT JOIN _mirror_commune_geo g ON g.key = k.key;
 CREATE OR REPLACE TEMP TABLE _mirror_departement_lists AS
 SELECT list(d.code ORDER BY k.key) AS code, list(d.region ORDER BY k.key) AS region
 FROM range(1000) k(key) LEFT JOIN _mirror_departements d ON d.key = k.key;
-SET VARIABLE mirror_departement_code = (SELECT code FROM _mirror_departement_lists);
-SET VARIABLE mirror_departement_region = (SELECT region FROM _mirror_departement_lists);

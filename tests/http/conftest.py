@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirror.core.config import LOOKUP_STORE_ENV
+from mirror.core.config import CACHE_DIR_ENV, LOOKUP_STORE_ENV
 
 
 def _root_conftest():
@@ -74,7 +74,7 @@ class Server:
 
 
 def server_env(store: bool = True, extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") or k == CACHE_DIR_ENV}
     env[LOOKUP_STORE_ENV] = "on" if store else "off"
     env.update(extra or {})
     return env
