@@ -16,11 +16,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_mirror
+from conftest import REPO, built_once, private_mirror, run_mirror
 from test_insee_store import assert_insee_store_equals_views
 
 from mirror.catalog.build import connect
 from mirror.core import datadir
+from mirror.core.config import CACHE_DIR_ENV
 from mirror.lookup.search import search
 from mirror.lookup.store import open_store, store_path
 from mirror.serve.documents import get_document, iter_documents
@@ -38,6 +39,30 @@ def upstream_data(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("upstream-store")
     server.prepare_stock(data, MONTH, SCALE, SEED)
     return data
+
+
+@pytest.fixture(scope="module")
+def synced(upstream_data, tmp_path_factory) -> Path:
+    """The data directory of a plain `mirror sync` on 2026-10-01 (snapshot, catalog, lookup store), built
+    once per run for the tests that start from one: each takes a private copy (synced_copy)."""
+
+    def build(root: Path) -> None:
+        up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 1))
+        try:  # the store on explicitly: module fixtures run before the per-test lookup_store_off
+            result = mirror_cmd("sync", root / "data", up, env={"MIRROR_LOOKUP_STORE": "on"})
+            assert result.returncode == 0, result.stderr
+        finally:
+            up.close()
+
+    return built_once(tmp_path_factory, f"store-synced-{SCALE}-{SEED}", build) / "data"
+
+
+def synced_copy(synced: Path, tmp_path: Path) -> Path:
+    mirror = private_mirror(synced, tmp_path / "mirror")
+    store = open_store(mirror)
+    assert store is not None and store.begin(), "the copied store must be current"
+    store.end()
+    return mirror
 
 
 def mirror_cmd(command: str, data_dir: Path, up, *extra: str, env: dict | None = None):
@@ -104,17 +129,11 @@ def assert_point_in_time_equals_views(data_dir: Path, ids: list[str], days: list
 
 
 @pytest.mark.slow
-def test_store_answers_what_the_views_answer_and_follows_every_update_day(upstream_data, tmp_path):
+def test_store_answers_what_the_views_answer_and_follows_every_update_day(upstream_data, synced, tmp_path):
     """sync (load + store build), then days of INSEE changes (renames, cessations, creations, siège
     transfers, diffusion changes): after each run the store is current and equal to the views for every
     identifier; search finds the new names and no longer the old ones."""
-    mirror = tmp_path / "mirror"
-    up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 1))
-    try:
-        result = mirror_cmd("sync", mirror, up)
-        assert result.returncode == 0, result.stderr
-    finally:
-        up.close()
+    mirror = synced_copy(synced, tmp_path)
     assert store_path(mirror).is_file()
     base_ids = identifiers(mirror)
     assert assert_store_equals_views(mirror, base_ids) > 10_000
@@ -279,21 +298,16 @@ def test_a_background_build_runs_beside_the_writers_and_catches_up_their_days(up
 
 
 @pytest.mark.slow
-def test_store_answers_the_previous_state_while_its_writer_refreshes_it(upstream_data, tmp_path):
+def test_store_answers_the_previous_state_while_its_writer_refreshes_it(upstream_data, synced, tmp_path):
     """Between a day's publication and the store's commit, lookups answer the state the store holds (one
     state behind, consistent) instead of the slow views, as long as that writer is alive; once it is
     gone (killed), the views answer the published state."""
-    mirror = tmp_path / "mirror"
-    up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 1))
-    try:
-        assert mirror_cmd("sync", mirror, up).returncode == 0
-    finally:
-        up.close()
+    mirror = synced_copy(synced, tmp_path)
     up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 2))
     try:
         changed = sorted({r["siren"] for r in up.changes.changes_for(date(2026, 10, 1)).unites_legales})
         before = {siren: get_document(mirror, siren, "v3") for siren in changed}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") or k == CACHE_DIR_ENV}
         env.update(ENV, MIRROR_PAUSE_AT="lookup-before-commit", MIRROR_LOOKUP_STORE="on")
         writer = subprocess.Popen(
             [sys.executable, "-m", "mirror", "update", "--insee-url", up.insee_url, "--rate", "100000", "-q",
@@ -333,15 +347,10 @@ def test_store_answers_the_previous_state_while_its_writer_refreshes_it(upstream
 
 
 @pytest.mark.slow
-def test_get_answers_from_the_store_without_importing_duckdb_or_pyarrow(upstream_data, tmp_path):
+def test_get_answers_from_the_store_without_importing_duckdb_or_pyarrow(synced, tmp_path):
     """`mirror get` on a current store imports neither DuckDB nor pyarrow (process start-up); on a v2
     question (views only) it does, and both answer like the views."""
-    mirror = tmp_path / "mirror"
-    up = server.start(upstream_data, MONTH, scale=SCALE, seed=SEED, today=date(2026, 10, 1))
-    try:
-        assert mirror_cmd("sync", mirror, up).returncode == 0
-    finally:
-        up.close()
+    mirror = synced_copy(synced, tmp_path)
     siren = identifiers(mirror)[0]
     probe = (
         "import sys\n"
