@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-from conftest import private_mirror
+from conftest import built_once, private_mirror
 
 from mirror.catalog import build as catalog
 from mirror.core.typed import prepare_connection
@@ -52,3 +52,16 @@ def mirror_with_days(source: Path, data: Path, days: int, after_day=None) -> Pat
             after_day(i, data)
     con.close()
     return data
+
+
+def shared_mirror_with_three_days(loaded_stock: Path, tmp_path_factory) -> Path:
+    """mirror_with_days(loaded_stock, ..., 3) built once per run for the tests that only read it (the
+    dialect scripts and Spark: every base view merges a snapshot, a merged and a recent layer)."""
+    return (
+        built_once(
+            tmp_path_factory,
+            "loaded-stock-3-days",
+            lambda root: mirror_with_days(loaded_stock, root / "data", 3),
+        )
+        / "data"
+    )

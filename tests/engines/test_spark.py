@@ -12,7 +12,7 @@ import shutil
 import subprocess
 
 import pytest
-from layout_days import mirror_with_days
+from layout_days import shared_mirror_with_three_days
 
 from mirror.catalog import build as catalog
 
@@ -51,7 +51,7 @@ def spark():
 
 @pytest.fixture(scope="module")
 def mirror(loaded_stock, tmp_path_factory):
-    return mirror_with_days(loaded_stock, tmp_path_factory.mktemp("spark") / "data", 3)
+    return shared_mirror_with_three_days(loaded_stock, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
