@@ -22,7 +22,11 @@ Query language (what recherche-entreprises accepts, the way it behaves):
   words at edit distance 1 (substitution, insertion, deletion, transposition): "boulengerie" -> BOULANGERIE;
 - a SIREN (9 digits) or SIRET (14 digits), spaces allowed, answers that unit directly (filters ignored),
   even a partially diffusible person that no name finds.
-Ranking: bm25 (names weigh more than enseignes) over the best WINDOW matches, an exact name match first,
+Ranking: bm25 (names weigh more than enseignes) over search_names, an index of the text columns alone (bm25
+divides by the length of the row it scores: over search_fts, whose filter columns hold a code per open
+établissement, a unit's établissements lowered its relevance), the filters testing each text match against
+the set of the whole expression (a filtered search costs what its text costs); over the best WINDOW matches,
+an exact name match first,
 then relevance in RELEVANCE_STEPS buckets counted down from the best match (within 10 % of it: one bucket),
 active before closed, more open établissements first, siren: deterministic, and pages of one query never
 overlap. Results beyond the first WINDOW are not served (offset + limit <= WINDOW); `total` is the exact
@@ -174,12 +178,17 @@ def _connect(db_path) -> sqlite3.Connection:
         raise MirrorError(
             f"no search index at {path}: run `mirror store` (or `mirror load` / `mirror sync`) to build it"
         )
+    db = None
     try:
         db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
         db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")  # a daily update's commit: wait, do not fail
-        db.execute("SELECT 1 FROM search_units LIMIT 1").fetchall()
+        for table in ("search_units", "search_names"):
+            db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()
     except sqlite3.Error as exc:
-        raise MirrorError(f"cannot read the search index {path}: {exc}") from exc
+        if db is not None:
+            db.close()
+        older = " (built by an older version: run `mirror store`)" if "no such table" in str(exc) else ""
+        raise MirrorError(f"cannot read the search index {path}: {exc}{older}") from exc
     return db
 
 
@@ -218,9 +227,21 @@ def filter_expression(filters: list[tuple[str, list[str]]]) -> str:
     )
 
 
-def match_expression(db: sqlite3.Connection, words: list[str], filters: list[tuple[str, list[str]]]) -> str:
-    """The FTS5 MATCH expression: every word (the last as a prefix, typo variants ORed in) in the text
-    columns, AND each filter column matching one of its values. Every word and value is an FTS5 string."""
+def match_expression(
+    db: sqlite3.Connection, words: list[str], filters: list[tuple[str, list[str]]], text: str | None = None
+) -> str:
+    """The FTS5 MATCH expression of search_fts: the text expression (text_expression, or `text` when the
+    caller has it) in the text columns, AND each filter column matching one of its values."""
+    text = text_expression(db, words) if text is None else text
+    expression = f"{TEXT_COLUMNS} : ({text})"
+    if filters:
+        expression += " AND " + filter_expression(filters)
+    return expression
+
+
+def text_expression(db: sqlite3.Connection, words: list[str]) -> str:
+    """The FTS5 expression of the words (search_names ranks with it): every word, the last as a prefix,
+    typo variants ORed in, ANDed. Every word is an FTS5 string."""
     parts = []
     for i, word in enumerate(words):
         prefix = i == len(words) - 1 and len(word) >= 2
@@ -232,10 +253,7 @@ def match_expression(db: sqlite3.Connection, words: list[str], filters: list[tup
                 if variants:
                     term = "(" + " OR ".join([term, *(_quote(v) for v in variants)]) + ")"
         parts.append(term)
-    expression = f"{TEXT_COLUMNS} : (" + " AND ".join(parts) + ")"
-    if filters:
-        expression += " AND " + filter_expression(filters)
-    return expression
+    return " AND ".join(parts)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -332,18 +350,24 @@ def search(
             raise BadInput(f"search text: more than {MAX_WORDS} words")
         if not words:
             return SearchResult(0, [], limit, offset)
-        total, rows = ranked(db, match_expression(db, words, filters), words)
+        text = text_expression(db, words)
+        total, rows = ranked(db, match_expression(db, words, filters, text), words, text=text)
     finally:
         db.close()
     return SearchResult(total, [_row(r) for r in rows[offset : offset + limit]], limit, offset)
 
 
 def ranked(
-    db: sqlite3.Connection, expression: str, words: list[str], window: int = WINDOW
+    db: sqlite3.Connection, expression: str, words: list[str], window: int = WINDOW, text: str | None = None
 ) -> tuple[int, list[tuple]]:
-    """(number of matches of `expression`, the best `window` of them re-ranked: rows of FIELDS then the FTS5
-    rank, as tuples; `score(row)` is its relevance): see the module doc."""
-    rows = db.execute(_sql("search_candidates"), [expression, window]).fetchall()
+    """(number of matches of `expression` (match_expression), the best `window` of them re-ranked: rows of
+    FIELDS then the FTS5 rank, as tuples; `score(row)` is its relevance): see the module doc. The rank is
+    search_names' bm25 of the words' text expression (`text`, computed when not given)."""
+    text = text_expression(db, words) if text is None else text
+    if expression == match_expression(db, words, [], text):  # no filter: the text alone
+        rows = db.execute(_sql("search_candidates"), [text, window]).fetchall()
+    else:
+        rows = db.execute(_sql("search_candidates_filtered"), [text, window, expression]).fetchall()
     # Counted only when the window is full (the count evaluates the whole expression a second time).
     total = len(rows) if len(rows) < window else count(db, expression)
     return total, _rerank(rows, words)

@@ -3,8 +3,9 @@
 The store code (mirror.lookup.store / build) owns the SQLite connection and its transaction; this module only
 creates its tables and writes rows, it never begins or commits:
 
-    create_schema(db)                       search_fts (FTS5), search_vocab (fts5vocab), search_units,
-                                            search_etablissements
+    create_schema(db)                       search_fts (FTS5, what matches), search_names (FTS5 of its
+                                            text columns alone, what ranks), search_vocab (fts5vocab),
+                                            search_units, search_etablissements
     index_units(db, con)                    every unité légale of the catalog
     index_units(db, con, sirens="changed")  re-indexes exactly the sirens of the DuckDB relation `changed`
                                             (one VARCHAR column `siren`); units gone from the catalog vanish
@@ -40,6 +41,12 @@ _UNIT_NAMES = (
 _ET_NAMES = "id, siege, etat, code_postal, commune, departement, region, epci, latitude, longitude"
 
 _INSERT_FTS = f"INSERT INTO search_fts(rowid, {_FTS_NAMES}) VALUES ({', '.join('?' * FTS_COLUMNS)})"
+# search_names (contentless) indexes the first two columns; removing a row from it takes the values it
+# indexed ('delete'), read from search_fts before that row changes.
+_INSERT_NAMES = "INSERT INTO search_names(rowid, nom, enseignes) VALUES (?, ?, ?)"
+_DELETE_NAMES = "INSERT INTO search_names(search_names, rowid, nom, enseignes) VALUES ('delete', ?, ?, ?)"
+_SELECT_NAMES = "SELECT rowid, nom, enseignes FROM search_fts WHERE rowid = ?"
+_FILL_NAMES = "INSERT INTO search_names(rowid, nom, enseignes) SELECT rowid, nom, enseignes FROM search_fts"
 _SELECT_FTS = f"SELECT {_FTS_NAMES} FROM search_fts WHERE rowid = ?"
 _SELECT_UNIT = f"SELECT {_UNIT_NAMES} FROM search_units WHERE id = ?"
 _INSERT_UNIT = f"INSERT INTO search_units({_UNIT_NAMES}) VALUES ({', '.join('?' * 17)})"
@@ -132,6 +139,7 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
         if db.execute("SELECT 1 FROM search_units LIMIT 1").fetchone():
             db.execute("DELETE FROM search_units")
             db.execute("DELETE FROM search_fts")
+            db.execute("INSERT INTO search_names(search_names) VALUES ('delete-all')")
         db.execute("DELETE FROM search_etablissements")
         db.execute("DELETE FROM search_geo")
     else:
@@ -151,6 +159,7 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
         nonlocal count
         if sirens is not None:
             rows = _changed(db, rows, stale)
+            db.executemany(_INSERT_NAMES, (r[:3] for r in rows))  # a full build rebuilds search_names once
         db.executemany(_INSERT_FTS, (r[:FTS_COLUMNS] for r in rows))
         db.executemany(_INSERT_UNIT, ((r[0], *r[FTS_COLUMNS:]) for r in rows))
         count += len(rows)
@@ -165,8 +174,11 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
 
     _stream(con, render("lookup/search_etablissements.sql", restrict=restrict), etablissements)
     if sirens is None:
+        db.execute(_FILL_NAMES)  # from search_fts' text, once
         db.execute("INSERT INTO search_fts(search_fts) VALUES ('optimize')")
+        db.execute("INSERT INTO search_names(search_names) VALUES ('optimize')")
     else:  # units the catalog no longer holds
+        _delete_names(db, sorted(stale))
         db.executemany("DELETE FROM search_fts WHERE rowid = ?", [(i,) for i in sorted(stale)])
         db.executemany("DELETE FROM search_units WHERE id = ?", [(i,) for i in sorted(stale)])
     return count
@@ -184,8 +196,17 @@ def _changed(db: sqlite3.Connection, rows: list[tuple], stale: set[int]) -> list
         if old_fts == tuple(row[1:FTS_COLUMNS]) and old_unit == (row[0], *row[FTS_COLUMNS:]):
             continue
         if old_fts is not None:
+            db.execute(_DELETE_NAMES, [row[0], old_fts[0], old_fts[1]])
             db.execute("DELETE FROM search_fts WHERE rowid = ?", [row[0]])
         if old_unit is not None:
             db.execute("DELETE FROM search_units WHERE id = ?", [row[0]])
         out.append(row)
     return out
+
+
+def _delete_names(db: sqlite3.Connection, ids: list[int]) -> None:
+    """Removes the rows `ids` from search_names, while search_fts still holds the text it indexed."""
+    for i in ids:
+        old = db.execute(_SELECT_NAMES, [i]).fetchone()
+        if old is not None:
+            db.execute(_DELETE_NAMES, old)

@@ -54,7 +54,7 @@ S = {
     for i, name in enumerate(
         """
     ouest dupont dupont_fils martin epicerie otacos otacos2 stetienne alsace pp_p pm_p acme_a acme_c
-    delta_small delta_big fournil_nom fournil_ens plomberie gone renamed person
+    delta_small delta_big fournil_nom fournil_ens plomberie gone renamed person gamma_small gamma_big
     """.split()
     )
 }
@@ -106,6 +106,8 @@ def base_rows() -> dict[str, list[dict]]:
         ("plomberie", "PLOMBERIE GENERALE", "13001", {"naf": "43.22A"}),
         ("gone", "BOUCHERIE DISPARUE", "13001", {"naf": "47.22Z"}),
         ("renamed", "ANCIEN NOM TRANSPORTS", "13001", {"naf": "49.41A"}),
+        ("gamma_small", "GAMMA RESEAU", "75002", {"naf": "49.41A"}),
+        ("gamma_big", "GAMMA RESEAU", "35000", {"naf": "49.41A"}),
     ]:
         unit, etab = company(key, name, cp, **kw)
         units.append(unit)
@@ -115,6 +117,9 @@ def base_rows() -> dict[str, list[dict]]:
     # Two more open établissements for one of the DELTA SERVICES (a closed one does not count).
     etabs += [second(S["delta_big"], "44000", n) for n in ("0002", "0003")]
     etabs.append(second(S["delta_small"], "44000", "0002", etatAdministratifEtablissement="F"))
+    # A network: the same name as GAMMA's other unit, open établissements in six more places.
+    elsewhere = [cp for cp in sorted(COMMUNES) if cp != "35000"]
+    etabs += [second(S["gamma_big"], cp, f"{n:04d}") for n, cp in enumerate(elsewhere, 2)]
     # The enseigne of an open établissement is searchable, weighing less than a name.
     for e in etabs:
         if e["siren"] == S["fournil_ens"]:
@@ -245,6 +250,20 @@ def test_ranking(index):
     assert sirens(index, "fournil") == [S["fournil_nom"], S["fournil_ens"]]  # name above enseigne
     scores = [r["score"] for r in search(index, "fournil").results]
     assert scores[0] > scores[1] > 0
+
+
+def test_a_network_ranks_by_its_name_not_by_its_etablissements(index):
+    """bm25 divides by the length of the row it scores: the ranking reads an index of the names alone, so
+    the codes of a unit's établissements (filter terms) do not lower its relevance (over the whole row, the
+    unit with most établissements of 1 M ranked 12,318th of 12,323 for a word of its name); the same
+    relevance, then more open établissements first, filtered or not."""
+    big, small = search(index, "gamma reseau").results
+    assert (big["siren"], small["siren"]) == (S["gamma_big"], S["gamma_small"])
+    assert (big["etablissements_ouverts"], small["etablissements_ouverts"]) == (7, 1)
+    assert big["score"] == small["score"] > 0
+    (filtered,) = search(index, "gamma reseau", departement=["13"]).results
+    assert (filtered["siren"], filtered["score"]) == (S["gamma_big"], big["score"])
+    assert sirens(index, "gam") == [S["gamma_big"], S["gamma_small"]]  # a prefix too
 
 
 def test_filters(index):
@@ -414,6 +433,13 @@ def test_incremental_reindex(tmp_path, index):
     with sqlite3.connect(path) as a, sqlite3.connect(full) as b:
         for query in tables:
             assert a.execute(query).fetchall() == b.execute(query).fetchall(), query
+        # The ranking index (contentless) holds the same terms at the same places, and the same row sizes.
+        names = "SELECT term, doc, col, offset FROM temp.names ORDER BY term, doc, col, offset"
+        for db in (a, b):
+            db.execute("CREATE VIRTUAL TABLE temp.names USING fts5vocab(main, search_names, instance)")
+        assert a.execute(names).fetchall() == b.execute(names).fetchall() != []
+        sizes = "SELECT id, sz FROM search_names_docsize ORDER BY id"
+        assert a.execute(sizes).fetchall() == b.execute(sizes).fetchall()
         assert (
             b.execute("SELECT count(*) FROM search_etablissements").fetchone()[0]
             == len(rows["etablissements"]) - 1
