@@ -466,6 +466,7 @@ def _serving_section(res: dict) -> list[str]:
         f"official Parquet {disk['official_parquet']:,.0f} MB; SQLite row store with indexes and FTS5 "
         f"{disk['sqlite_row_store_fts']:,.0f} MB. Load {res['prep']['load']['seconds']:.1f} s (snapshot, catalog "
         f"and lookup store: {res['prep']['load']['stdout'].strip().splitlines()[-1] if res['prep']['load']['stdout'].strip() else ''}); "
-        f"SQLite build {res['prep']['sqlite_build_seconds']:.1f} s.",
+        f"SQLite build {res['prep']['sqlite_build_seconds']:.1f} s."
+        + (f" {res['prep']['note']}" if res["prep"].get("note") else ""),
         "",
     ]
