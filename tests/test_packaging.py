@@ -56,7 +56,18 @@ def test_wheel_installed_in_a_fresh_venv_runs_the_whole_flow(tmp_path):
     get, export and update (against the demo upstream) from there, in a folder with no sql/ beside it."""
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(dist), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(dist),
+            str(REPO),
+        ],
         check=True,
         capture_output=True,
         timeout=600,
