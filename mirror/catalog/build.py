@@ -238,6 +238,20 @@ def _write_ref_tables(path: Path) -> None:
         con.close()
 
 
+def _check_ref_tables(path: Path) -> None:
+    """Raises duckdb.Error unless `path` is a DuckDB file holding a ref table of every reference file."""
+    con = open_duckdb(str(path), read_only=True)
+    try:
+        have = {r[0] for r in con.execute(render("catalog/ref_tables.sql")).fetchall()}
+    finally:
+        con.close()
+    wanted = {
+        f"ref_{p.name.split('.')[0]}" for p in REF_DIR.iterdir() if p.name.endswith((".csv", ".csv.gz"))
+    }
+    if not wanted <= have:
+        raise duckdb.InvalidInputException(f"{path}: no table {sorted(wanted - have)[0]}")
+
+
 def _ref_template(data_dir: Path) -> Path:
     """A DuckDB file holding only the ref tables, cached in DATA_DIR/.ref-<key>.duckdb (key: the ref
     files' names, sizes and mtimes, and the DuckDB version), copied from the machine's cache entry
@@ -258,7 +272,10 @@ def _ref_template(data_dir: Path) -> Path:
             if cached is None:
                 raise FileNotFoundError
             shutil.copyfile(cached / "ref.duckdb", tmp)
-        except OSError:  # no cache, or an entry that vanished
+            _check_ref_tables(tmp)
+        except (OSError, duckdb.Error):  # no cache, an entry that vanished or a damaged one
+            if cached is not None:
+                shutil.rmtree(cached, ignore_errors=True)
             tmp.unlink(missing_ok=True)
             _write_ref_tables(tmp)
         os.replace(tmp, path)

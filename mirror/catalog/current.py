@@ -58,7 +58,7 @@ from mirror.core.datadir import (
 )
 from mirror.core.errors import MirrorError
 from mirror.core.schema import BUSINESS_KEYS, DELTA_TABLES, HISTORY_OF, SIRET_INDEX, STOCK_FILES
-from mirror.core.sql import ident, literal
+from mirror.core.sql import ident, literal, render
 
 FORMAT = "sirene-mirror-current"
 VERSION = 1
@@ -130,13 +130,7 @@ def _file_columns(con: duckdb.DuckDBPyConnection, data_dir: Path, layer: dict) -
 
 def _ref_tables(con: duckdb.DuckDBPyConnection, data_dir: Path, version: str) -> dict[str, dict]:
     """The catalog's ref_* tables as Parquet files in ref-parquet/<version>/ (written when missing)."""
-    names = [
-        r[0]
-        for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = 'main' AND starts_with(table_name, 'ref_') ORDER BY table_name"
-        ).fetchall()
-    ]
+    names = [r[0] for r in con.execute(render("catalog/ref_tables.sql")).fetchall()]
     root = Path(data_dir) / REF_PARQUET
     folder = root / version
     if not folder.is_dir():

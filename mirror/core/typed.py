@@ -104,7 +104,7 @@ def prepare_connection(con: duckdb.DuckDBPyConnection) -> None:
         if cached is None:
             raise FileNotFoundError
         con.execute(render("catalog/commune_cached.sql", folder=escape(cached)))
-    except (OSError, duckdb.IOException, duckdb.InvalidInputException):  # no entry, or a damaged one
+    except (OSError, duckdb.Error):  # no entry, or a damaged one (any error reading it)
         con.execute(render("catalog/commune_geo.sql", ref_dir=escape(REF_DIR)))
     con.execute(render("catalog/commune_variables.sql"))
     # UDFs belong to the database, not to the connection: a cursor of a prepared connection has them.

@@ -86,10 +86,17 @@ def test_commune_lookups_read_from_the_cache_equal_the_derived_ones(fresh, tmp_p
     fresh(cache)
     assert ("35", "XX") in [(r[1], r[2]) for r in lookups()["_mirror_departements"]]
 
-    # A damaged entry: derived again, same answers.
-    path.write_bytes(b"not a parquet file")
-    fresh(cache)
-    assert lookups() == derived
+    # A damaged entry (any of its files): derived again, same answers.
+    for name in typed.COMMUNE_TABLES:
+        damaged = entry / f"{name}.parquet"
+        kept = damaged.read_bytes()
+        damaged.write_bytes(kept[: len(kept) // 2] + kept[-8:])  # the footer intact, half the data gone
+        fresh(cache)
+        assert lookups() == derived, name
+        damaged.write_bytes(b"not a parquet file")
+        fresh(cache)
+        assert lookups() == derived, name
+        damaged.write_bytes(kept)
 
 
 def test_an_unwritable_cache_derives_in_place(fresh, tmp_path):
@@ -146,3 +153,12 @@ def test_ref_template_of_every_data_directory_is_the_cached_one(monkeypatch, tmp
     expected = tables(reference)
     assert len(expected) > 10 and "ref_communes" in expected
     assert all(tables(t) == expected for t in templates)
+
+    # A damaged entry is not copied: the next data directory builds its own, and the entry is written again.
+    (entry / "ref.duckdb").write_bytes(b"not a DuckDB file")
+    (tmp_path / "c").mkdir()
+    assert tables(build._ref_template(tmp_path / "c")) == expected
+    assert not entry.exists()
+    (tmp_path / "d").mkdir()
+    assert tables(build._ref_template(tmp_path / "d")) == expected
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
