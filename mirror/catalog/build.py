@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import gzip
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -207,14 +207,19 @@ def _check_location(data_dir: Path, snapshot_dir: str) -> None:
         )
 
 
-def _ref_tables(con: duckdb.DuckDBPyConnection) -> None:
+def _ref_files() -> list[tuple[str, Path]]:
+    """(stem, path) of the reference CSV files of sql/ref: each becomes the table ref_<stem>."""
+    out = []
     for path in sorted(REF_DIR.iterdir()):
         if path.name.endswith(".csv.gz"):
-            stem = path.name[: -len(".csv.gz")]
+            out.append((path.name[: -len(".csv.gz")], path))
         elif path.suffix == ".csv":
-            stem = path.stem
-        else:
-            continue
+            out.append((path.stem, path))
+    return out
+
+
+def _ref_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for stem, path in _ref_files():
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8") as fh:
             cols = next(csv.reader(fh))
@@ -245,28 +250,26 @@ def _check_ref_tables(path: Path) -> None:
         have = {r[0] for r in con.execute(render("catalog/ref_tables.sql")).fetchall()}
     finally:
         con.close()
-    wanted = {
-        f"ref_{p.name.split('.')[0]}" for p in REF_DIR.iterdir() if p.name.endswith((".csv", ".csv.gz"))
-    }
+    wanted = {f"ref_{stem}" for stem, _path in _ref_files()}
     if not wanted <= have:
         raise duckdb.InvalidInputException(f"{path}: no table {sorted(wanted - have)[0]}")
 
 
+@functools.cache
+def _ref_key() -> str:
+    """What the ref tables derive from: the files of sql/ref (names, sizes, mtimes), this module (the code
+    turning them into tables) and the DuckDB version; computed once per process."""
+    return ref_cache.key_of([*REF_DIR.iterdir(), Path(__file__)], duckdb.__version__)
+
+
 def _ref_template(data_dir: Path) -> Path:
-    """A DuckDB file holding only the ref tables, cached in DATA_DIR/.ref-<key>.duckdb (key: the ref
-    files' names, sizes and mtimes, and the DuckDB version), copied from the machine's cache entry
-    (mirror.core.ref_cache); each rebuild starts from a copy of it."""
-    h = hashlib.sha1(duckdb.__version__.encode())
-    for p in sorted(REF_DIR.iterdir()):
-        st = p.stat()
-        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    path = data_dir / f".ref-{h.hexdigest()[:16]}.duckdb"
+    """A DuckDB file holding only the ref tables, DATA_DIR/.ref-<_ref_key>.duckdb, copied from the machine's
+    cache entry (mirror.core.ref_cache) when missing; each rebuild starts from a copy of it."""
+    key = _ref_key()
+    path = data_dir / f".ref-{key}.duckdb"
     if not path.is_file():
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         tmp.unlink(missing_ok=True)
-        # The same file for every data directory of the machine: copied from its cache entry.
-        code = inspect.getsource(_ref_tables) + repr(sorted(_INTEGER_REF_COLUMNS.items()))
-        key = ref_cache.key_of(REF_DIR.iterdir(), duckdb.__version__, code)
         cached = ref_cache.entry("ref-tables", key, lambda folder: _write_ref_tables(folder / "ref.duckdb"))
         try:
             if cached is None:
