@@ -828,7 +828,7 @@ def _sql(name: str, **values) -> str:
     return render_cached(f"http/{name}.sql", **values)
 
 
-def _head(db, expression: str, words: list[str] | None, query: Query):
+def _head(db, expression: str, words: list[str] | None, text: str | None, query: Query):
     """(total, [(unit id, score)] of the re-ranked window, its set of ids, the exact match list or None);
     filter only: (total, [], set(), ...). With several address filters the FTS5 match is a superset (each
     filter may be met by another établissement): the exact list keeps the units one of whose établissements
@@ -850,7 +850,7 @@ def _head(db, expression: str, words: list[str] | None, query: Query):
             lists = [json.dumps(sorted(et[i])) if i in et else None for i in (3, 4, 5, 6, 7)]
             universe = [i for (i,) in db.execute(_sql("recherche_exact"), [expression, *lists])]
         if words is not None:
-            total, window = fts.ranked(db, expression, words, WINDOW)
+            total, window = fts.ranked(db, expression, words, WINDOW, text)
             head = [(int(r[0]), fts.score(r)) for r in window]  # r[0]: the siren (fts.FIELDS)
         else:
             total, head = fts.count(db, expression), []
@@ -863,13 +863,13 @@ def _head(db, expression: str, words: list[str] | None, query: Query):
     return cached
 
 
-def _text_page(db, expression: str, words: list[str] | None, query: Query):
+def _text_page(db, expression: str, words: list[str] | None, text: str | None, query: Query):
     """(total, [(unit id, score)], next cursor) of a /search page. Text: the re-ranked window of
     mirror.lookup.search, then the other matches by id; filter only: every match by id."""
     limit = query.per_page
     start = (query.page - 1) * limit
     cursor = query.cursor
-    total, head, in_head, universe = _head(db, expression, words, query)
+    total, head, in_head, universe = _head(db, expression, words, text, query)
     if cursor is not None and cursor[0] == "w":
         start = int(cursor[1:])
     picked: list[tuple[int, float | None]] = []
@@ -983,11 +983,13 @@ def _search(store, query: Query) -> dict:
             raise BadRequest(f"Le paramètre `q` est limité à {fts.MAX_WORDS} mots.")
         if not words and not filters:
             return _envelope([], 0, query, None)
+    text = None
     if words:
-        expression = fts.match_expression(db, words, filters)
+        text = fts.text_expression(db, words)  # once: the cache key's expression and the ranking share it
+        expression = fts.match_expression(db, words, filters, text)
     else:
         expression, words = fts.filter_expression(filters), None
-    total, picked, next_cursor = _text_page(db, expression, words, query)
+    total, picked, next_cursor = _text_page(db, expression, words, text, query)
     results = [r for uid, score in picked if (r := _result(db, store, uid, query, score=score)) is not None]
     return _envelope(results, total, query, next_cursor)
 
