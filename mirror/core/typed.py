@@ -11,6 +11,7 @@ sql/catalog/typed_etablissements.sql and sql/catalog/commune_geo.sql.
 from __future__ import annotations
 
 import functools
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -104,7 +105,10 @@ def prepare_connection(con: duckdb.DuckDBPyConnection) -> None:
         if cached is None:
             raise FileNotFoundError
         con.execute(render("catalog/commune_cached.sql", folder=escape(cached)))
-    except (OSError, duckdb.Error):  # no entry, or a damaged one (any error reading it)
+    except (OSError, duckdb.Error):  # no entry, or a damaged one (any error reading it): derived here
+        if cached is not None:  # and written again by the next process
+            shutil.rmtree(cached, ignore_errors=True)
+            commune_cache.cache_clear()
         con.execute(render("catalog/commune_geo.sql", ref_dir=escape(REF_DIR)))
     con.execute(render("catalog/commune_variables.sql"))
     # UDFs belong to the database, not to the connection: a cursor of a prepared connection has them.

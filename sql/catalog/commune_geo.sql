@@ -1,7 +1,8 @@
 -- Lookups for the derived columns of `etablissements`, derived from the COG files once per machine on a
--- private connection holding the macros of sql/catalog/commune_macros.sql (mirror.core.typed.commune_tables,
--- cached by mirror.core.ref_cache); each connection that types rows gets the four tables registered, the
--- variables of sql/catalog/commune_variables.sql and the UDFs below. ${ref_dir}: absolute path of sql/ref,
+-- private connection holding the macros of sql/catalog/commune_macros.sql (mirror.core.typed.commune_cache,
+-- an entry of mirror.core.ref_cache; run on the typing connection itself when there is no usable entry);
+-- each connection that types rows gets the four tables (sql/catalog/commune_cached.sql), the variables of
+-- sql/catalog/commune_variables.sql and the UDFs below. ${ref_dir}: absolute path of sql/ref,
 -- whose CSV files are RFC 4180 (the dialect is given: DuckDB then skips most of its sniffing, half the time
 -- of these reads).
 --
