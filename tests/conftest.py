@@ -142,12 +142,20 @@ def pytest_xdist_make_scheduler(config, log):
     return FileGroups(config, log)
 
 
+def caller_env(insee_key: bool = False) -> dict:
+    """os.environ without the caller's MIRROR_* settings (the run's MIRROR_CACHE_DIR kept, see
+    pytest_configure) and, unless `insee_key`, without INSEE_API_KEY."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if (not k.startswith("MIRROR_") or k == CACHE_DIR_ENV) and (insee_key or k != "INSEE_API_KEY")
+    }
+
+
 def mirror_env(data_dir: Path | None = None, env: dict | None = None) -> dict:
     """The environment of a CLI run of the tests (run_mirror): no MIRROR_* or key of the caller's."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") and k != "INSEE_API_KEY"}
+    full_env = caller_env()
     full_env[LOOKUP_STORE_ENV] = os.environ.get(LOOKUP_STORE_ENV, "off")  # see lookup_store_off
-    if os.environ.get(CACHE_DIR_ENV):  # the run's (pytest_configure)
-        full_env[CACHE_DIR_ENV] = os.environ[CACHE_DIR_ENV]
     # Writers at the test worker's priority: niced (their default), they would lose the CPU to the other
     # workers' in-process tests while their own test waits (test_cli_errors proves the default niceness).
     full_env[NICE_ENV] = "0"

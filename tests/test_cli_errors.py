@@ -15,9 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO, mount_tmpfs, private_mirror, run_mirror, umount
-
-from mirror.core.config import CACHE_DIR_ENV
+from conftest import REPO, caller_env, mount_tmpfs, private_mirror, run_mirror, umount
 
 DEAD_URL = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused at once
 COMMANDS = [
@@ -333,11 +331,7 @@ def test_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path):
 
 
 def _start_paused_load(stock: Path, data: Path, extra_env: dict | None = None) -> subprocess.Popen:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("MIRROR_") or k == CACHE_DIR_ENV and k != "INSEE_API_KEY"
-    }
+    env = caller_env()
     env.update({"MIRROR_DATA_DIR": str(data), "MIRROR_PAUSE_AT": "build", **(extra_env or {})})
     proc = subprocess.Popen(
         [sys.executable, "-m", "mirror", "load", str(stock), "-q", "--month", "2026-11", "--force"],

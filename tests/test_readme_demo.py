@@ -7,7 +7,6 @@ fresh (not stale) on today's date."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,9 +14,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_mirror
+from conftest import REPO, caller_env, run_mirror
 
-from mirror.core.config import CACHE_DIR_ENV
 from mirror.synthetic import demo
 
 README = REPO / "README.md"
@@ -84,11 +82,7 @@ def test_make_demo_then_the_readme_examples(tmp_path):
     venv = Path(sys.executable).parent.parent
     (work / ".venv").symlink_to(venv)
     (work / "sql").symlink_to(REPO / "sql")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("MIRROR_") or k == CACHE_DIR_ENV and k != "INSEE_API_KEY"
-    }
+    env = caller_env()
     env["PYTHONPATH"] = str(REPO)
 
     ran = subprocess.run(

@@ -3,7 +3,6 @@ real servers (`python -m mirror serve` subprocesses on 127.0.0.1) over it."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirror.core.config import CACHE_DIR_ENV, LOOKUP_STORE_ENV
+from mirror.core.config import LOOKUP_STORE_ENV
 
 
 def _root_conftest():
@@ -39,6 +38,7 @@ run_mirror = _root.run_mirror
 built_once = _root.built_once
 private_mirror = _root.private_mirror
 mirror_env = _root.mirror_env
+caller_env = _root.caller_env
 mount_tmpfs = _root.mount_tmpfs
 umount = _root.umount
 
@@ -74,7 +74,7 @@ class Server:
 
 
 def server_env(store: bool = True, extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") or k == CACHE_DIR_ENV}
+    env = caller_env(insee_key=True)
     env[LOOKUP_STORE_ENV] = "on" if store else "off"
     env.update(extra or {})
     return env

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import run_mirror
+from conftest import caller_env, run_mirror
 from stock_samples import ETAB_2026, write_parquet, write_sample_stock, write_zip
 
 from mirror.catalog.build import connect
 from mirror.core import datadir as snapshot
-from mirror.core.config import CACHE_DIR_ENV, THREADS_ENV
+from mirror.core.config import THREADS_ENV
 from mirror.core.errors import MirrorError
 from mirror.core.schema import ETABLISSEMENTS, UNITES_LEGALES
 from mirror.core.typed import typed_relation
@@ -546,7 +546,7 @@ def test_ctrl_c_during_the_build_leaves_the_previous_snapshot(tmp_path, stock_di
 
     data = tmp_path / "data"
     load_snapshot(data, [write_sample_stock(tmp_path / "m1")], month="2024-04")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") or k == CACHE_DIR_ENV}
+    env = caller_env(insee_key=True)
     env["MIRROR_PAUSE_AT"] = "build"  # the loader waits there (mid-build) until interrupted
     proc = subprocess.Popen(
         [sys.executable, "-m", "mirror", "load", str(stock_dir), "--data-dir", str(data), "-q"],

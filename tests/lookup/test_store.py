@@ -7,7 +7,6 @@ current after every update day, and never answer from a half-written state."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -16,12 +15,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import REPO, built_once, private_mirror, run_mirror
+from conftest import REPO, built_once, caller_env, private_mirror, run_mirror
 from test_insee_store import assert_insee_store_equals_views
 
 from mirror.catalog.build import connect
 from mirror.core import datadir
-from mirror.core.config import CACHE_DIR_ENV
 from mirror.lookup.search import search
 from mirror.lookup.store import open_store, store_path
 from mirror.serve.documents import get_document, iter_documents
@@ -307,7 +305,7 @@ def test_store_answers_the_previous_state_while_its_writer_refreshes_it(upstream
     try:
         changed = sorted({r["siren"] for r in up.changes.changes_for(date(2026, 10, 1)).unites_legales})
         before = {siren: get_document(mirror, siren, "v3") for siren in changed}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MIRROR_") or k == CACHE_DIR_ENV}
+        env = caller_env(insee_key=True)
         env.update(ENV, MIRROR_PAUSE_AT="lookup-before-commit", MIRROR_LOOKUP_STORE="on")
         writer = subprocess.Popen(
             [sys.executable, "-m", "mirror", "update", "--insee-url", up.insee_url, "--rate", "100000", "-q",

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import REPO, run_mirror
+from conftest import REPO, caller_env, run_mirror
 
-from mirror.core.config import CACHE_DIR_ENV, INSEE_KEY_HEADER
+from mirror.core.config import INSEE_KEY_HEADER
 from mirror.synthetic.upstream import send_bytes, server
 
 MONTH = "2026-10"
@@ -307,11 +307,7 @@ def test_bad_wait_settings_are_one_line(template, upstream_reset):
 
 
 def _popen_update(mirror: Path, up, env: dict) -> subprocess.Popen:
-    full = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("MIRROR_") or k == CACHE_DIR_ENV and k != "INSEE_API_KEY"
-    }
+    full = caller_env()
     full.update({"MIRROR_DATA_DIR": str(mirror), **ENV, **env})
     return subprocess.Popen(
         [sys.executable, "-m", "mirror", "update", "--insee-url", up.insee_url, "--rate", "100000", "-q"],
