@@ -9,7 +9,8 @@ the deriving code and files, the DuckDB version. A changed file or release gets 
 of the same name are removed.
 
 An entry is a folder, published complete (written under a temporary name, then renamed): a reader never
-sees half an entry, and two processes writing the same one both end with a complete one. A cache that
+sees half an entry, and two processes writing the same one both end with a complete one; what a
+killed writer left is removed by the next one to publish. A cache that
 cannot be written or read is skipped: the callers derive the data in place, with the same result.
 """
 
@@ -19,12 +20,14 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mirror.core.config import CACHE_DIR_ENV
 
 CACHE_OFF = "off"
+STALE_SECONDS = 3600  # a temporary entry folder older than this was left by a killed writer
 
 
 def cache_dir() -> Path | None:
@@ -73,6 +76,9 @@ def entry(name: str, key: str, write: Callable[[Path], None]) -> Path | None:
             for old in root.glob(f"{name}-*"):
                 if old != folder and old.is_dir():
                     shutil.rmtree(old, ignore_errors=True)
+            for left in root.glob(f".{name}-*"):  # a writer killed mid-entry; an hour: never one at work
+                if time.time() - left.stat().st_mtime > STALE_SECONDS:
+                    shutil.rmtree(left, ignore_errors=True)
     except OSError:
         return None
     finally:

@@ -4,8 +4,11 @@ unwritable or absent cache changes nothing but the time; processes deriving at o
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import time
 
 import duckdb
 import pyarrow as pa
@@ -125,6 +128,17 @@ def test_processes_deriving_at_once_publish_one_complete_entry(tmp_path):
     assert [run.returncode for run in runs] == [0, 0, 0]
     assert len(set(outputs)) == 1 and "243500139" in outputs[0]
     assert [p.name.split("-")[:2] for p in cache.iterdir()] == [["commune", "lookups"]]  # no temporary left
+
+    # What a writer killed mid-entry left (an hour old) goes with the next publication; a younger one stays.
+    (entry,) = cache.iterdir()
+    killed, working = cache / ".commune-lookups-killed", cache / ".commune-lookups-working"
+    for folder in (killed, working):
+        folder.mkdir()
+    os.utime(killed, (time.time() - 2 * 3600,) * 2)
+    shutil.rmtree(entry)
+    runs[0] = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True)
+    assert runs[0].returncode == 0 and runs[0].stdout == outputs[0]
+    assert sorted(p.name for p in cache.iterdir()) == sorted([entry.name, working.name])
 
 
 def test_ref_template_of_every_data_directory_is_the_cached_one(monkeypatch, tmp_path):
