@@ -7,7 +7,7 @@
 The pieces, for a caller holding its own connection (mirror.http.recherche reads the index and the lookup
 store in one transaction): match_expression / filter_expression build the bound FTS5 expression (every
 filter column of sql/lookup/search_schema.sql), ranked() gives the number of matches and the re-ranked
-window, ids_after() pages through every match in SIREN order (no window), count() counts them.
+window (or its head), ids_after() pages through every match in SIREN order (no window), count() counts them.
 
 Standard library only (plus mirror.core modules that import neither duckdb nor pyarrow): a search must start
 fast. The index file is opened read-only; user text is never written into SQL: it is cut into tokens here,
@@ -22,14 +22,16 @@ Query language (what recherche-entreprises accepts, the way it behaves):
   words at edit distance 1 (substitution, insertion, deletion, transposition): "boulengerie" -> BOULANGERIE;
 - a SIREN (9 digits) or SIRET (14 digits), spaces allowed, answers that unit directly (filters ignored),
   even a partially diffusible person that no name finds.
-Ranking: bm25 (names weigh more than enseignes) over search_names, an index of the text columns alone (bm25
-divides by the length of the row it scores: over search_fts, whose filter columns hold a code per open
-établissement, a unit's établissements lowered its relevance), the filters testing each text match against
-the set of the whole expression (a filtered search costs what its text costs); over the best WINDOW matches,
-an exact name match first,
-then relevance in RELEVANCE_STEPS buckets counted down from the best match (within 10 % of it: one bucket),
+Ranking, in two tiers: first the units holding every word in their names, by bm25 over search_nom (an
+index of the names alone), then those that need an enseigne for a word, by bm25 over search_names (names
+and enseignes, names weighing more); never over search_fts, whose filter columns hold a code per open
+établissement (bm25 divides by the length of the row it scores: a unit's établissements lowered its
+relevance). A filtered search tests each text match against the set of the whole expression (it costs what
+its text costs). Over the best WINDOW matches: an exact name match first (found by key, search_exact), then
+each tier in RELEVANCE_STEPS buckets counted down from its best match (within 10 % of it: one bucket),
 active before closed, more open établissements first, siren: deterministic, and pages of one query never
-overlap. Results beyond the first WINDOW are not served (offset + limit <= WINDOW); `total` is the exact
+overlap. A page reads only the buckets it reaches (a common word's first page: a few dozen units of its
+window). Results beyond the first WINDOW are not served (offset + limit <= WINDOW); `total` is the exact
 number of matches. Addresses are not searched as text (the département / code postal filters are).
 """
 
@@ -37,11 +39,13 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import json
 import os
 import re
 import sqlite3
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +174,35 @@ def _check(text, limit, offset, etat) -> None:
         raise BadInput(f"etat: expected one of {', '.join(ETATS)}, got {etat!r}")
 
 
+_READERS = threading.local()  # per thread: (the file's identity, its connection)
+
+
+def _reader(db_path) -> sqlite3.Connection:
+    """A read-only connection to the index, kept per thread while the file it reads stays the same (its real
+    path, inode, size and modification time, and the process): a program searching again skips opening
+    and checking it and finds its pages in SQLite's cache. A new store (published under a new name) or a
+    day written into this one is a new connection, the old one closed."""
+    path = Path(db_path)
+    if path.is_dir():  # a data directory: its lookup store holds the index
+        path = store_path(path)
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        identity = (real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, os.getpid())
+    except OSError:
+        identity = None
+    held = getattr(_READERS, "held", None)
+    if held is not None and identity is not None and held[0] == identity:
+        return held[1]
+    if held is not None:
+        _READERS.held = None
+        held[1].close()
+    db = _connect(path)
+    if identity is not None:
+        _READERS.held = (identity, db)
+    return db
+
+
 def _connect(db_path) -> sqlite3.Connection:
     path = Path(db_path)
     if path.is_dir():  # a data directory: its lookup store holds the index
@@ -182,7 +215,7 @@ def _connect(db_path) -> sqlite3.Connection:
     try:
         db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
         db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")  # a daily update's commit: wait, do not fail
-        for table in ("search_units", "search_names"):
+        for table in ("search_units", "search_names", "search_nom", "search_exact"):
             db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()
     except sqlite3.Error as exc:
         if db is not None:
@@ -197,10 +230,6 @@ def _connect(db_path) -> sqlite3.Connection:
 # ------------------------------------------------------------------------------------------------
 
 
-def _upper_bound(prefix: str) -> str:
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
-
 def _variants(db: sqlite3.Connection, word: str) -> list[str]:
     """Indexed terms at edit distance 1 of `word`, the most frequent first (at most TYPO_MAX_VARIANTS)."""
     candidates = sorted(edits1(word))
@@ -213,11 +242,10 @@ def _variants(db: sqlite3.Connection, word: str) -> list[str]:
     return [term for term, _docs in found[:TYPO_MAX_VARIANTS]]
 
 
-def _docs(db: sqlite3.Connection, word: str, prefix: bool) -> int:
-    if prefix:
-        return db.execute(_sql("search_prefix_docs"), [word, _upper_bound(word)]).fetchone()[0]
-    rows = db.execute(_sql("search_terms", candidates="?"), [word]).fetchall()
-    return rows[0][1] if rows else 0
+def _held_by_few(db: sqlite3.Connection, phrase: str) -> bool:
+    """Whether at most TYPO_MAX_DOCS units hold the FTS5 phrase in their names or enseignes (the probe stops
+    after TYPO_MAX_DOCS + 1 rows: a common word costs what a rare one does)."""
+    return db.execute(_sql("search_held"), [phrase, TYPO_MAX_DOCS + 1]).fetchone()[0] <= TYPO_MAX_DOCS
 
 
 def filter_expression(filters: list[tuple[str, list[str]]]) -> str:
@@ -240,18 +268,17 @@ def match_expression(
 
 
 def text_expression(db: sqlite3.Connection, words: list[str]) -> str:
-    """The FTS5 expression of the words (search_names ranks with it): every word, the last as a prefix,
-    typo variants ORed in, ANDed. Every word is an FTS5 string."""
+    """The FTS5 expression of the words (search_nom and search_names rank with it): every word, the last as a
+    prefix, typo variants ORed in, ANDed. Every word is an FTS5 string."""
     parts = []
     for i, word in enumerate(words):
-        prefix = i == len(words) - 1 and len(word) >= 2
-        # The last word as a prefix, and as a word too: a unit holding the whole word scores higher.
-        term = f"({_quote(word)} OR {_quote(word)}*)" if prefix else _quote(word)
-        if len(word) >= TYPO_MIN_LETTERS and word.isalpha() and word.isascii():
-            if _docs(db, word, prefix) <= TYPO_MAX_DOCS:
-                variants = _variants(db, word)
-                if variants:
-                    term = "(" + " OR ".join([term, *(_quote(v) for v in variants)]) + ")"
+        term = _quote(word)
+        if i == len(words) - 1 and len(word) >= 2:
+            term += "*"
+        if len(word) >= TYPO_MIN_LETTERS and word.isalpha() and word.isascii() and _held_by_few(db, term):
+            variants = _variants(db, word)
+            if variants:
+                term = "(" + " OR ".join([term, *(_quote(v) for v in variants)]) + ")"
         parts.append(term)
     return " AND ".join(parts)
 
@@ -261,7 +288,7 @@ def text_expression(db: sqlite3.Connection, words: list[str]) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-# Positions in a candidate row (sql/lookup/search_candidates.sql: FIELDS, then the FTS5 rank).
+# Positions in a ranked row (sql/lookup/search_rows.sql without its id: FIELDS, then the FTS5 rank).
 _SIREN, _NOM, _SIGLE, _ETAT, _OUVERTS, _RANK = (
     *(
         FIELDS.index(f)
@@ -278,35 +305,90 @@ def _row(row: tuple) -> dict:
 
 
 def score(row: tuple) -> float | None:
-    """The bm25 relevance of a candidate row (larger is better; None for a SIREN / SIRET typed)."""
+    """The bm25 relevance of a ranked row (larger is better; None for a SIREN / SIRET typed)."""
     return None if row[_RANK] is None else round(-row[_RANK], 6)
 
 
 @functools.lru_cache(maxsize=100_000)
 def _name_words(nom_complet: str | None, sigle: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(words of the name without the sigle in parentheses, words of the sigle). Cached: the names of the
-    popular queries' candidates come back request after request, and tokenizing is most of a re-rank."""
-    name = nom_complet or ""
+    """(words of the name without the sigle in parentheses, words of the sigle); a masked name has none.
+    Cached: the names of the popular queries' first rows come back request after request."""
+    name = nom_complet if nom_complet != "[ND]" else ""
     sigle = sigle if sigle not in (None, "[ND]") else ""
-    if sigle and name.endswith(f" ({sigle})"):
+    if name and sigle and name.endswith(f" ({sigle})"):
         name = name[: -len(sigle) - 3]
-    return tuple(tokens(name)), tuple(tokens(sigle))
+    return tuple(tokens(name or "")), tuple(tokens(sigle))
 
 
-def _rerank(rows: list[tuple], words: list[str]) -> list[tuple]:
-    """The candidate rows in the served order (see the module doc); rows stay tuples: only the page served
-    becomes dicts (a window is 1,000 rows, building them all was a quarter of a common word's search)."""
-    if not rows:
-        return rows
-    top = max(score(r) for r in rows) or 1.0
+def _key(words: tuple[str, ...]) -> int:
+    """The search_exact key of a list of words: a 64-bit hash, stable across processes and versions."""
+    return int.from_bytes(
+        hashlib.blake2b(" ".join(words).encode(), digest_size=8).digest(), "big", signed=True
+    )
+
+
+def exact_keys(nom_complet: str | None, sigle: str | None) -> list[int]:
+    """The search_exact keys of a unit (mirror.lookup.search_index writes them): its name's words, its
+    sigle's; a search whose words are one of them is an exact name match."""
+    return sorted({_key(words) for words in _name_words(nom_complet, sigle) if words})
+
+
+def _tier(db: sqlite3.Connection, name: str, text: str, limit: int, filters: str | None) -> list[tuple]:
+    """[(unit id, rank)] of one tier (sql/lookup/<name>.sql), best first; `filters`: the whole search_fts
+    expression when the search is filtered."""
+    if filters is None:
+        return db.execute(_sql(name), [text, limit]).fetchall()
+    return db.execute(_sql(f"{name}_filtered"), [text, limit, filters]).fetchall()
+
+
+def _groups(tier: list[tuple]) -> list[list[tuple]]:
+    """A tier's [(id, rank)] cut into its relevance buckets, in order (a tier comes best first)."""
+    groups: list[list[tuple]] = []
+    top = round(-tier[0][1], 6) or 1.0
+    last = None
+    for unit, rank in tier:
+        bucket = int((top - round(-rank, 6)) / top * RELEVANCE_STEPS) if top > 0 else 0
+        if bucket != last:
+            groups.append([])
+            last = bucket
+        groups[-1].append((unit, rank))
+    return groups
+
+
+def _order(
+    db: sqlite3.Connection, tiers: list[list[tuple]], words: list[str], first: int | None
+) -> list[tuple]:
+    """The ranked rows (FIELDS, then the rank) of the tiers' units in the served order (see the module doc),
+    up to the first `first` of it (whole buckets: a few more) or all of them. Only the units those rows need
+    are read from search_units: a page of a common word reads a few dozen of its window of 1,000."""
+    ranks = {unit: rank for tier in tiers for unit, rank in tier}
+    if not ranks:
+        return []
     wanted = tuple(words)
+    exact = {unit for (unit,) in db.execute(_sql("search_exact"), [_key(wanted)]) if unit in ranks}
+    groups = [g for tier in tiers if tier for g in _groups(tier)]
+    while True:  # once, unless a key's hash matched another name (then that unit counts as not exact)
+        picked, count = [], len(exact)
+        for group in groups:
+            if first is not None and count >= first:
+                break
+            members = [unit for unit, _rank in group if unit not in exact]
+            picked.append(members)
+            count += len(members)
+        ids = sorted(exact.union(*picked))
+        rows = {r[0]: (*r[1:], ranks[r[0]]) for r in db.execute(_sql("search_rows"), [json.dumps(ids)])}
+        false = {u for u in exact if u in rows and wanted not in _name_words(rows[u][_NOM], rows[u][_SIGLE])}
+        if not false:
+            break
+        exact -= false
 
     def key(r: tuple):
-        exact = wanted in _name_words(r[_NOM], r[_SIGLE])
-        bucket = int((top - score(r)) / top * RELEVANCE_STEPS) if top > 0 else 0  # 0: within 10 % of the best
-        return (not exact, bucket, r[_ETAT] != "A", -r[_OUVERTS], r[_SIREN])
+        return (r[_ETAT] != "A", -r[_OUVERTS], r[_SIREN])
 
-    return sorted(rows, key=key)
+    out = sorted((rows[u] for u in exact if u in rows), key=key)
+    for members in picked:
+        out += sorted((rows[u] for u in members if u in rows), key=key)
+    return out
 
 
 def search(
@@ -337,40 +419,50 @@ def search(
             filters.append((column, checked))
     if etat != "all":
         filters.append(("etat", [etat.lower()]))
-    db = _connect(db_path)
-    try:
-        if _IDENTIFIER_RE.fullmatch(text):
-            digits = "".join(text.split())
-            if len(digits) in (9, 14):
-                row = db.execute(_sql("search_unit"), [int(digits[:9])]).fetchone()
-                results = [_row(row)] if row else []
-                return SearchResult(len(results), results[offset : offset + limit], limit, offset)
-        words = tokens(text)
-        if len(words) > MAX_WORDS:
-            raise BadInput(f"search text: more than {MAX_WORDS} words")
-        if not words:
-            return SearchResult(0, [], limit, offset)
-        text = text_expression(db, words)
-        total, rows = ranked(db, match_expression(db, words, filters, text), words, text=text)
-    finally:
-        db.close()
+    db = _reader(db_path)
+    if _IDENTIFIER_RE.fullmatch(text):
+        digits = "".join(text.split())
+        if len(digits) in (9, 14):
+            row = db.execute(_sql("search_unit"), [int(digits[:9])]).fetchone()
+            results = [_row(row)] if row else []
+            return SearchResult(len(results), results[offset : offset + limit], limit, offset)
+    words = tokens(text)
+    if len(words) > MAX_WORDS:
+        raise BadInput(f"search text: more than {MAX_WORDS} words")
+    if not words:
+        return SearchResult(0, [], limit, offset)
+    text = text_expression(db, words)
+    expression = match_expression(db, words, filters, text)
+    total, rows = ranked(db, expression, words, text=text, first=offset + limit)
     return SearchResult(total, [_row(r) for r in rows[offset : offset + limit]], limit, offset)
 
 
 def ranked(
-    db: sqlite3.Connection, expression: str, words: list[str], window: int = WINDOW, text: str | None = None
+    db: sqlite3.Connection,
+    expression: str,
+    words: list[str],
+    window: int = WINDOW,
+    text: str | None = None,
+    first: int | None = None,
 ) -> tuple[int, list[tuple]]:
-    """(number of matches of `expression` (match_expression), the best `window` of them re-ranked: rows of
-    FIELDS then the FTS5 rank, as tuples; `score(row)` is its relevance): see the module doc. The rank is
-    search_names' bm25 of the words' text expression (`text`, computed when not given)."""
+    """(number of matches of `expression` (match_expression), the best `window` of them in the served order:
+    rows of FIELDS then the FTS5 rank, as tuples; `score(row)` is its relevance): see the module doc. With
+    `first`, only the order's first `first` rows are computed (and returned, with maybe a few more). The
+    ranks are the bm25 of the words' text expression (`text`, computed when not given): search_nom's for the
+    units holding every word in their names, then search_names' for the others."""
     text = text_expression(db, words) if text is None else text
-    if expression == match_expression(db, words, [], text):  # no filter: the text alone
-        rows = db.execute(_sql("search_candidates"), [text, window]).fetchall()
-    else:
-        rows = db.execute(_sql("search_candidates_filtered"), [text, window, expression]).fetchall()
-    # Counted only when the window is full (the count evaluates the whole expression a second time).
-    total = len(rows) if len(rows) < window else count(db, expression)
-    return total, _rerank(rows, words)
+    filters = None if expression == match_expression(db, words, [], text) else expression
+    tiers = [_tier(db, "search_tier_names", text, window, filters)]
+    total = None
+    if len(tiers[0]) < window and (first is None or first > len(tiers[0])):
+        tiers.append(_tier(db, "search_tier_enseignes", text, window - len(tiers[0]), filters))
+        if len(tiers[0]) + len(tiers[1]) < window:
+            total = len(tiers[0]) + len(tiers[1])
+    if total is None and filters is None:  # counted when the tiers did not read every match
+        total = db.execute(_sql("search_count_text"), [text]).fetchone()[0]
+    elif total is None:
+        total = count(db, expression)
+    return total, _order(db, tiers, words, first)
 
 
 def count(db: sqlite3.Connection, expression: str) -> int:

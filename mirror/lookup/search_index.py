@@ -3,8 +3,9 @@
 The store code (mirror.lookup.store / build) owns the SQLite connection and its transaction; this module only
 creates its tables and writes rows, it never begins or commits:
 
-    create_schema(db)                       search_fts (FTS5, what matches), search_names (FTS5 of its
-                                            text columns alone, what ranks), search_vocab (fts5vocab),
+    create_schema(db)                       search_fts (FTS5, what matches), search_nom and search_names
+                                            (FTS5 of its names, of its text columns: what ranks),
+                                            search_exact (exact-name keys), search_vocab (fts5vocab),
                                             search_units, search_etablissements
     index_units(db, con)                    every unité légale of the catalog
     index_units(db, con, sirens="changed")  re-indexes exactly the sirens of the DuckDB relation `changed`
@@ -25,6 +26,7 @@ import duckdb
 
 from mirror.core.schema import opted_out_person
 from mirror.core.sql import ident, render
+from mirror.lookup.search import exact_keys
 
 BATCH_ROWS = 50_000
 # Columns of a search_units.sql row: the first FTS_COLUMNS go to search_fts, id + the rest to search_units.
@@ -43,10 +45,18 @@ _ET_NAMES = "id, siege, etat, code_postal, commune, departement, region, epci, l
 _INSERT_FTS = f"INSERT INTO search_fts(rowid, {_FTS_NAMES}) VALUES ({', '.join('?' * FTS_COLUMNS)})"
 # search_names (contentless) indexes the first two columns; removing a row from it takes the values it
 # indexed ('delete'), read from search_fts before that row changes.
+# search_nom (contentless too) the first one alone; search_exact holds the exact-name keys of search_units'
+# names (mirror.lookup.search.exact_keys).
 _INSERT_NAMES = "INSERT INTO search_names(rowid, nom, enseignes) VALUES (?, ?, ?)"
 _DELETE_NAMES = "INSERT INTO search_names(search_names, rowid, nom, enseignes) VALUES ('delete', ?, ?, ?)"
 _SELECT_NAMES = "SELECT rowid, nom, enseignes FROM search_fts WHERE rowid = ?"
 _FILL_NAMES = "INSERT INTO search_names(rowid, nom, enseignes) SELECT rowid, nom, enseignes FROM search_fts"
+_INSERT_NOM = "INSERT INTO search_nom(rowid, nom) VALUES (?, ?)"
+_DELETE_NOM = "INSERT INTO search_nom(search_nom, rowid, nom) VALUES ('delete', ?, ?)"
+_FILL_NOM = "INSERT INTO search_nom(rowid, nom) SELECT rowid, nom FROM search_fts"
+_INSERT_EXACT = "INSERT OR IGNORE INTO search_exact(key, id) VALUES (?, ?)"
+_DELETE_EXACT = "DELETE FROM search_exact WHERE key = ? AND id = ?"
+_SELECT_EXACT = "SELECT nom_complet, sigle FROM search_units WHERE id = ?"
 _SELECT_FTS = f"SELECT {_FTS_NAMES} FROM search_fts WHERE rowid = ?"
 _SELECT_UNIT = f"SELECT {_UNIT_NAMES} FROM search_units WHERE id = ?"
 _INSERT_UNIT = f"INSERT INTO search_units({_UNIT_NAMES}) VALUES ({', '.join('?' * 17)})"
@@ -140,6 +150,8 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
             db.execute("DELETE FROM search_units")
             db.execute("DELETE FROM search_fts")
             db.execute("INSERT INTO search_names(search_names) VALUES ('delete-all')")
+            db.execute("INSERT INTO search_nom(search_nom) VALUES ('delete-all')")
+            db.execute("DELETE FROM search_exact")
         db.execute("DELETE FROM search_etablissements")
         db.execute("DELETE FROM search_geo")
     else:
@@ -159,9 +171,16 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
         nonlocal count
         if sirens is not None:
             rows = _changed(db, rows, stale)
-            db.executemany(_INSERT_NAMES, (r[:3] for r in rows))  # a full build rebuilds search_names once
+            # A full build fills search_names and search_nom once, from search_fts.
+            db.executemany(_INSERT_NAMES, (r[:3] for r in rows))
+            db.executemany(_INSERT_NOM, (r[:2] for r in rows))
         db.executemany(_INSERT_FTS, (r[:FTS_COLUMNS] for r in rows))
         db.executemany(_INSERT_UNIT, ((r[0], *r[FTS_COLUMNS:]) for r in rows))
+        # search_units' nom_complet and sigle: the row's columns FTS_COLUMNS + 1 and + 2.
+        db.executemany(
+            _INSERT_EXACT,
+            ((k, r[0]) for r in rows for k in exact_keys(r[FTS_COLUMNS + 1], r[FTS_COLUMNS + 2])),
+        )
         count += len(rows)
 
     opted_out = opted_out_person("statutDiffusionUniteLegale", "categorieJuridiqueUniteLegale")
@@ -175,8 +194,9 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
     _stream(con, render("lookup/search_etablissements.sql", restrict=restrict), etablissements)
     if sirens is None:
         db.execute(_FILL_NAMES)  # from search_fts' text, once
-        db.execute("INSERT INTO search_fts(search_fts) VALUES ('optimize')")
-        db.execute("INSERT INTO search_names(search_names) VALUES ('optimize')")
+        db.execute(_FILL_NOM)
+        for table in ("search_fts", "search_names", "search_nom"):
+            db.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
     else:  # units the catalog no longer holds
         _delete_names(db, sorted(stale))
         db.executemany("DELETE FROM search_fts WHERE rowid = ?", [(i,) for i in sorted(stale)])
@@ -197,16 +217,27 @@ def _changed(db: sqlite3.Connection, rows: list[tuple], stale: set[int]) -> list
             continue
         if old_fts is not None:
             db.execute(_DELETE_NAMES, [row[0], old_fts[0], old_fts[1]])
+            db.execute(_DELETE_NOM, [row[0], old_fts[0]])
             db.execute("DELETE FROM search_fts WHERE rowid = ?", [row[0]])
         if old_unit is not None:
+            _delete_exact(db, row[0], old_unit[2], old_unit[3])
             db.execute("DELETE FROM search_units WHERE id = ?", [row[0]])
         out.append(row)
     return out
 
 
 def _delete_names(db: sqlite3.Connection, ids: list[int]) -> None:
-    """Removes the rows `ids` from search_names, while search_fts still holds the text it indexed."""
+    """Removes the rows `ids` from search_names, search_nom and search_exact, while search_fts and
+    search_units still hold the text they indexed."""
     for i in ids:
         old = db.execute(_SELECT_NAMES, [i]).fetchone()
         if old is not None:
             db.execute(_DELETE_NAMES, old)
+            db.execute(_DELETE_NOM, old[:2])
+        names = db.execute(_SELECT_EXACT, [i]).fetchone()
+        if names is not None:
+            _delete_exact(db, i, *names)
+
+
+def _delete_exact(db: sqlite3.Connection, unit: int, nom_complet: str | None, sigle: str | None) -> None:
+    db.executemany(_DELETE_EXACT, ((k, unit) for k in exact_keys(nom_complet, sigle)))

@@ -17,7 +17,7 @@ from serve.test_documents import et, make_siren, make_siret, ul, write_stock
 from mirror.catalog.build import connect
 from mirror.core.errors import BadInput
 from mirror.load.stock import load_snapshot
-from mirror.lookup.search import render, search
+from mirror.lookup.search import match_expression, ranked, render, search, tokens
 from mirror.lookup.search_index import create_schema, index_units
 
 COMMUNES = {
@@ -248,6 +248,7 @@ def test_ranking(index):
     big, small = search(index, "delta services").results
     assert (big["etablissements_ouverts"], small["etablissements_ouverts"]) == (3, 1)
     assert sirens(index, "fournil") == [S["fournil_nom"], S["fournil_ens"]]  # name above enseigne
+    assert sirens(index, "gautier fournil") == [S["fournil_ens"]]  # one word in the name, one in an enseigne
     scores = [r["score"] for r in search(index, "fournil").results]
     assert scores[0] > scores[1] > 0
 
@@ -429,17 +430,20 @@ def test_incremental_reindex(tmp_path, index):
         "SELECT * FROM search_units ORDER BY id",
         "SELECT * FROM search_etablissements ORDER BY id",
         "SELECT * FROM search_geo ORDER BY id",
+        "SELECT * FROM search_exact ORDER BY key, id",
     )
     with sqlite3.connect(path) as a, sqlite3.connect(full) as b:
         for query in tables:
             assert a.execute(query).fetchall() == b.execute(query).fetchall(), query
-        # The ranking index (contentless) holds the same terms at the same places, and the same row sizes.
-        names = "SELECT term, doc, col, offset FROM temp.names ORDER BY term, doc, col, offset"
-        for db in (a, b):
-            db.execute("CREATE VIRTUAL TABLE temp.names USING fts5vocab(main, search_names, instance)")
-        assert a.execute(names).fetchall() == b.execute(names).fetchall() != []
-        sizes = "SELECT id, sz FROM search_names_docsize ORDER BY id"
-        assert a.execute(sizes).fetchall() == b.execute(sizes).fetchall()
+        # The ranking indexes (contentless) hold the same terms at the same places, and the same row sizes.
+        for table in ("search_names", "search_nom"):
+            terms = f"SELECT term, doc, col, offset FROM temp.{table} ORDER BY term, doc, col, offset"
+            for db in (a, b):
+                db.execute(f"CREATE VIRTUAL TABLE temp.{table} USING fts5vocab(main, {table}, instance)")
+            assert a.execute(terms).fetchall() == b.execute(terms).fetchall() != []
+            sizes = f"SELECT id, sz FROM {table}_docsize ORDER BY id"
+            assert a.execute(sizes).fetchall() == b.execute(sizes).fetchall()
+        assert a.execute("SELECT count(*) FROM search_exact").fetchone()[0] >= len(rows["unites_legales"]) - 1
         assert (
             b.execute("SELECT count(*) FROM search_etablissements").fetchone()[0]
             == len(rows["etablissements"]) - 1
@@ -501,6 +505,40 @@ def test_synthetic_every_denomination_found(synthetic):
     for siren, name in sample:
         found = sirens(path, name, limit=100)
         assert siren in found[: max(10, same[name])], (siren, name, found[:10])
+
+
+def test_synthetic_pages_are_slices_of_the_window(synthetic):
+    """search() reads only what its page needs (whole relevance buckets, the exact names by one key): every
+    page is the slice of the whole window's order that ranked() gives the HTTP API, the total the same."""
+    path, _con, _count = synthetic
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE VIRTUAL TABLE temp.nom_terms USING fts5vocab(main, search_nom, row)")
+        common = [t for (t,) in db.execute("SELECT term FROM temp.nom_terms ORDER BY doc DESC, term LIMIT 3")]
+        (name,) = db.execute(
+            "SELECT nom_complet FROM search_units WHERE nom_complet LIKE '% %' LIMIT 1"
+        ).fetchone()
+        (dep,) = db.execute(
+            "SELECT departement FROM search_units GROUP BY 1 ORDER BY count(*) DESC"
+        ).fetchone()
+        cases = [(w, {}) for w in common] + [
+            (common[0][:2], {}),
+            (name, {}),
+            (common[0], {"departement": [dep]}),
+        ]
+        for text, kw in cases:
+            words = tokens(text)
+            expression = match_expression(db, words, [("departement", kw["departement"])] if kw else [])
+            total, window = ranked(db, expression, words)
+            assert total >= len(window) > 0, text
+            for offset, limit in ((0, 1), (0, 20), (7, 13), (40, 60), (100, 100), (900, 100)):
+                page = search(path, text, limit=limit, offset=offset, **kw)
+                assert page.total == total, text
+                assert [r["siren"] for r in page.results] == [
+                    r[0] for r in window[offset : offset + limit]
+                ], (
+                    text,
+                    offset,
+                )
 
 
 def test_synthetic_no_partially_diffusible_person_name_indexed(synthetic):
