@@ -41,6 +41,7 @@ import csv
 import functools
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -60,6 +61,7 @@ RELEVANCE_STEPS = 10  # relevance buckets: 10 % of the best score each, counted 
 TYPO_MIN_LETTERS = 5
 TYPO_MAX_DOCS = 2  # a word held by at most this many units also matches its edit-distance-1 variants
 TYPO_MAX_VARIANTS = 8
+READER_CACHE_KB = 32_768  # a kept connection's page cache: a common word's bucket keys stay in it (1 M units)
 MAX_TEXT = 200  # characters of search text
 MAX_WORDS = 20  # words of search text (each is a term of the FTS5 expression, and maybe a vocabulary lookup)
 ETATS = ("A", "C", "all")
@@ -199,6 +201,7 @@ def _reader(db_path) -> sqlite3.Connection:
         held[1].close()
     db = _connect(path)
     if identity is not None:
+        db.execute(f"PRAGMA cache_size = -{READER_CACHE_KB}")
         _READERS.held = (identity, db)
     return db
 
@@ -343,52 +346,66 @@ def _tier(db: sqlite3.Connection, name: str, text: str, limit: int, filters: str
 
 def _groups(tier: list[tuple]) -> list[list[tuple]]:
     """A tier's [(id, rank)] cut into its relevance buckets, in order (a tier comes best first)."""
-    groups: list[list[tuple]] = []
-    top = round(-tier[0][1], 6) or 1.0
-    last = None
-    for unit, rank in tier:
-        bucket = int((top - round(-rank, 6)) / top * RELEVANCE_STEPS) if top > 0 else 0
-        if bucket != last:
-            groups.append([])
-            last = bucket
-        groups[-1].append((unit, rank))
-    return groups
+    scores = [round(-rank, 6) for _unit, rank in tier]
+    top = scores[0] or 1.0
+    if top <= 0:
+        return [tier]
+    buckets = [int((top - s) / top * RELEVANCE_STEPS) for s in scores]
+    starts = [0, *(i for i in range(1, len(buckets)) if buckets[i] != buckets[i - 1]), len(buckets)]
+    return [tier[a:b] for a, b in itertools.pairwise(starts)]
+
+
+def _within_bucket(r: tuple) -> tuple:
+    """The order of a ranked row among the exact matches or in its bucket: active first, more open
+    établissements first, then siren."""
+    return (r[_ETAT] != "A", -r[_OUVERTS], r[_SIREN])
 
 
 def _order(
     db: sqlite3.Connection, tiers: list[list[tuple]], words: list[str], first: int | None
 ) -> list[tuple]:
-    """The ranked rows (FIELDS, then the rank) of the tiers' units in the served order (see the module doc),
-    up to the first `first` of it (whole buckets: a few more) or all of them. Only the units those rows need
-    are read from search_units: a page of a common word reads a few dozen of its window of 1,000."""
+    """The ranked rows (FIELDS, then the rank) of the tiers' units in the served order (see the module doc):
+    the first `first` of it, or all of them. A page reads only what it needs: the ordering fields of the
+    buckets it reaches, then its own rows (a common word's first page: one bucket of ~1,000 units, 20 rows)."""
     ranks = {unit: rank for tier in tiers for unit, rank in tier}
     if not ranks:
         return []
     wanted = tuple(words)
-    exact = {unit for (unit,) in db.execute(_sql("search_exact"), [_key(wanted)]) if unit in ranks}
-    groups = [g for tier in tiers if tier for g in _groups(tier)]
-    while True:  # once, unless a key's hash matched another name (then that unit counts as not exact)
-        picked, count = [], len(exact)
-        for group in groups:
-            if first is not None and count >= first:
-                break
-            members = [unit for unit, _rank in group if unit not in exact]
-            picked.append(members)
-            count += len(members)
-        ids = sorted(exact.union(*picked))
-        rows = {r[0]: (*r[1:], ranks[r[0]]) for r in db.execute(_sql("search_rows"), [json.dumps(ids)])}
-        false = {u for u in exact if u in rows and wanted not in _name_words(rows[u][_NOM], rows[u][_SIGLE])}
-        if not false:
+    exact = [unit for (unit,) in db.execute(_sql("search_exact"), [_key(wanted)]) if unit in ranks]
+    # The key is a hash: a unit counts as exact when its name's words are the words searched.
+    exact_rows = sorted(
+        (r for r in _rows(db, exact, ranks) if wanted in _name_words(r[_NOM], r[_SIGLE])), key=_within_bucket
+    )
+    picked, count, skip = [], len(exact_rows), {int(r[_SIREN]) for r in exact_rows}
+    for group in (g for tier in tiers if tier for g in _groups(tier)):
+        if first is not None and count >= first:
             break
-        exact -= false
+        members = [unit for unit, _rank in group if unit not in skip]
+        picked.append(members)
+        count += len(members)
+    if first is None:  # the whole window: every row is read anyway
+        rows = {int(r[_SIREN]): r for r in _rows(db, [u for m in picked for u in m], ranks)}
+        return exact_rows + [
+            r
+            for members in picked
+            for r in sorted((rows[u] for u in members if u in rows), key=_within_bucket)
+        ]
+    sql = _sql("search_order_keys")
+    keys = {
+        unit: (not active, -ouverts, unit)
+        for unit, active, ouverts in db.execute(sql, [json.dumps([u for m in picked for u in m])])
+    }
+    order = [u for members in picked for u in sorted((u for u in members if u in keys), key=keys.__getitem__)]
+    order = order[: max(0, first - len(exact_rows))]
+    rows = {int(r[_SIREN]): r for r in _rows(db, order, ranks)}
+    return exact_rows + [rows[u] for u in order if u in rows]
 
-    def key(r: tuple):
-        return (r[_ETAT] != "A", -r[_OUVERTS], r[_SIREN])
 
-    out = sorted((rows[u] for u in exact if u in rows), key=key)
-    for members in picked:
-        out += sorted((rows[u] for u in members if u in rows), key=key)
-    return out
+def _rows(db: sqlite3.Connection, units: list[int], ranks: dict) -> list[tuple]:
+    """The ranked rows (FIELDS, then the rank) of `units` (in no particular order)."""
+    if not units:
+        return []
+    return [(*r[1:], ranks[r[0]]) for r in db.execute(_sql("search_rows"), [json.dumps(units)])]
 
 
 def search(
@@ -447,7 +464,7 @@ def ranked(
 ) -> tuple[int, list[tuple]]:
     """(number of matches of `expression` (match_expression), the best `window` of them in the served order:
     rows of FIELDS then the FTS5 rank, as tuples; `score(row)` is its relevance): see the module doc. With
-    `first`, only the order's first `first` rows are computed (and returned, with maybe a few more). The
+    `first`, only the order's first `first` rows are computed and returned. The
     ranks are the bm25 of the words' text expression (`text`, computed when not given): search_nom's for the
     units holding every word in their names, then search_names' for the others."""
     text = text_expression(db, words) if text is None else text
