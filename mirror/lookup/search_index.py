@@ -3,8 +3,9 @@
 The store code (mirror.lookup.store / build) owns the SQLite connection and its transaction; this module only
 creates its tables and writes rows, it never begins or commits:
 
-    create_schema(db)                       search_fts (FTS5, what matches), search_nom and search_names
-                                            (FTS5 of its names, of its text columns: what ranks),
+    create_schema(db)                       search_fts (FTS5, what matches), search_nom and
+                                            search_enseignes (FTS5 of its names, of the text of units
+                                            with enseignes: what ranks),
                                             search_exact (exact-name keys), search_vocab (fts5vocab),
                                             search_units, search_etablissements
     index_units(db, con)                    every unité légale of the catalog
@@ -43,17 +44,22 @@ _UNIT_NAMES = (
 _ET_NAMES = "id, siege, etat, code_postal, commune, departement, region, epci, latitude, longitude"
 
 _INSERT_FTS = f"INSERT INTO search_fts(rowid, {_FTS_NAMES}) VALUES ({', '.join('?' * FTS_COLUMNS)})"
-# search_names (contentless) indexes the first two columns; removing a row from it takes the values it
-# indexed ('delete'), read from search_fts before that row changes.
-# search_nom (contentless too) the first one alone; search_exact holds the exact-name keys of search_units'
-# names (mirror.lookup.search.exact_keys).
-_INSERT_NAMES = "INSERT INTO search_names(rowid, nom, enseignes) VALUES (?, ?, ?)"
-_DELETE_NAMES = "INSERT INTO search_names(search_names, rowid, nom, enseignes) VALUES ('delete', ?, ?, ?)"
-_SELECT_NAMES = "SELECT rowid, nom, enseignes FROM search_fts WHERE rowid = ?"
-_FILL_NAMES = "INSERT INTO search_names(rowid, nom, enseignes) SELECT rowid, nom, enseignes FROM search_fts"
+# The ranking indexes (contentless): search_nom the first text column, search_enseignes both for the rows
+# with enseignes (`_has_enseignes`, `trim(enseignes) <> ''` in SQL: the same test). Removing a row from one
+# takes the values it indexed ('delete'), read from search_fts before that row changes. search_exact holds
+# the exact-name keys of search_units' names (mirror.lookup.search.exact_keys).
 _INSERT_NOM = "INSERT INTO search_nom(rowid, nom) VALUES (?, ?)"
 _DELETE_NOM = "INSERT INTO search_nom(search_nom, rowid, nom) VALUES ('delete', ?, ?)"
 _FILL_NOM = "INSERT INTO search_nom(rowid, nom) SELECT rowid, nom FROM search_fts"
+_INSERT_ENSEIGNES = "INSERT INTO search_enseignes(rowid, nom, enseignes) VALUES (?, ?, ?)"
+_DELETE_ENSEIGNES = (
+    "INSERT INTO search_enseignes(search_enseignes, rowid, nom, enseignes) VALUES ('delete', ?, ?, ?)"
+)
+_FILL_ENSEIGNES = (
+    "INSERT INTO search_enseignes(rowid, nom, enseignes) "
+    "SELECT rowid, nom, enseignes FROM search_fts WHERE trim(enseignes) <> ''"
+)
+_SELECT_TEXT = "SELECT rowid, nom, enseignes FROM search_fts WHERE rowid = ?"
 _INSERT_EXACT = "INSERT OR IGNORE INTO search_exact(key, id) VALUES (?, ?)"
 _DELETE_EXACT = "DELETE FROM search_exact WHERE key = ? AND id = ?"
 _SELECT_EXACT = "SELECT nom_complet, sigle FROM search_units WHERE id = ?"
@@ -149,8 +155,8 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
         if db.execute("SELECT 1 FROM search_units LIMIT 1").fetchone():
             db.execute("DELETE FROM search_units")
             db.execute("DELETE FROM search_fts")
-            db.execute("INSERT INTO search_names(search_names) VALUES ('delete-all')")
-            db.execute("INSERT INTO search_nom(search_nom) VALUES ('delete-all')")
+            for table in ("search_nom", "search_enseignes"):
+                db.execute(f"INSERT INTO {table}({table}) VALUES ('delete-all')")
             db.execute("DELETE FROM search_exact")
         db.execute("DELETE FROM search_etablissements")
         db.execute("DELETE FROM search_geo")
@@ -171,9 +177,9 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
         nonlocal count
         if sirens is not None:
             rows = _changed(db, rows, stale)
-            # A full build fills search_names and search_nom once, from search_fts.
-            db.executemany(_INSERT_NAMES, (r[:3] for r in rows))
+            # A full build fills search_nom and search_enseignes once, from search_fts.
             db.executemany(_INSERT_NOM, (r[:2] for r in rows))
+            db.executemany(_INSERT_ENSEIGNES, (r[:3] for r in rows if _has_enseignes(r[2])))
         db.executemany(_INSERT_FTS, (r[:FTS_COLUMNS] for r in rows))
         db.executemany(_INSERT_UNIT, ((r[0], *r[FTS_COLUMNS:]) for r in rows))
         # search_units' nom_complet and sigle: the row's columns FTS_COLUMNS + 1 and + 2.
@@ -193,9 +199,9 @@ def index_units(db: sqlite3.Connection, con: duckdb.DuckDBPyConnection, sirens: 
 
     _stream(con, render("lookup/search_etablissements.sql", restrict=restrict), etablissements)
     if sirens is None:
-        db.execute(_FILL_NAMES)  # from search_fts' text, once
-        db.execute(_FILL_NOM)
-        for table in ("search_fts", "search_names", "search_nom"):
+        db.execute(_FILL_NOM)  # from search_fts' text, once
+        db.execute(_FILL_ENSEIGNES)
+        for table in ("search_fts", "search_nom", "search_enseignes"):
             db.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
     else:  # units the catalog no longer holds
         _delete_names(db, sorted(stale))
@@ -216,8 +222,7 @@ def _changed(db: sqlite3.Connection, rows: list[tuple], stale: set[int]) -> list
         if old_fts == tuple(row[1:FTS_COLUMNS]) and old_unit == (row[0], *row[FTS_COLUMNS:]):
             continue
         if old_fts is not None:
-            db.execute(_DELETE_NAMES, [row[0], old_fts[0], old_fts[1]])
-            db.execute(_DELETE_NOM, [row[0], old_fts[0]])
+            _unindex_text(db, row[0], old_fts[0], old_fts[1])
             db.execute("DELETE FROM search_fts WHERE rowid = ?", [row[0]])
         if old_unit is not None:
             _delete_exact(db, row[0], old_unit[2], old_unit[3])
@@ -226,14 +231,25 @@ def _changed(db: sqlite3.Connection, rows: list[tuple], stale: set[int]) -> list
     return out
 
 
+def _has_enseignes(enseignes: str | None) -> bool:
+    """Whether search_fts' `enseignes` value goes to search_enseignes (SQL: trim(enseignes) <> '')."""
+    return enseignes is not None and enseignes.strip(" ") != ""
+
+
+def _unindex_text(db: sqlite3.Connection, unit: int, nom: str | None, enseignes: str | None) -> None:
+    """Removes a unit's text (search_fts' values) from the ranking indexes that hold it."""
+    db.execute(_DELETE_NOM, [unit, nom])
+    if _has_enseignes(enseignes):
+        db.execute(_DELETE_ENSEIGNES, [unit, nom, enseignes])
+
+
 def _delete_names(db: sqlite3.Connection, ids: list[int]) -> None:
-    """Removes the rows `ids` from search_names, search_nom and search_exact, while search_fts and
+    """Removes the rows `ids` from search_nom, search_enseignes and search_exact, while search_fts and
     search_units still hold the text they indexed."""
     for i in ids:
-        old = db.execute(_SELECT_NAMES, [i]).fetchone()
+        old = db.execute(_SELECT_TEXT, [i]).fetchone()
         if old is not None:
-            db.execute(_DELETE_NAMES, old)
-            db.execute(_DELETE_NOM, old[:2])
+            _unindex_text(db, *old)
         names = db.execute(_SELECT_EXACT, [i]).fetchone()
         if names is not None:
             _delete_exact(db, i, *names)

@@ -48,7 +48,7 @@ STORE_NAME = LOOKUP_STORE_NAME  # a link to the current store file (core.datadir
 GRACE_FIELD = "lookup_grace"  # state.json: {token, pid, since} of the state a working writer replaced
 # 2: the search index's filter columns, search_etablissements and search_geo; 3: INSEE records; 4: the
 # rows of each SIREN for point-in-time documents; 5: search_names (the ranking over the text columns alone);
-# 6: search_nom and search_exact (the names tier of the ranking, exact names by key)
+# 6: search_nom, search_enseignes and search_exact (the ranking in two tiers, exact names by key)
 FORMAT_VERSION = "6"
 VARIANTS = ("v3", "v3d", "v4", "v4d")
 # The base views whose rows lookup_rows keeps per SIREN for point-in-time documents (sql/lookup/store_rows.sql

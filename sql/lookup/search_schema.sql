@@ -1,7 +1,7 @@
 -- SQLite (DATA_DIR/lookup.sqlite): the company search index (mirror.lookup.search_index.create_schema).
 --
 -- search_fts: one FTS5 row per unité légale, rowid = the siren as an integer (what matches; search_nom and
--- search_names below rank). Text columns `nom`
+-- search_enseignes below rank). Text columns `nom`
 -- (dénomination, sigle, dénominations usuelles, person names, hyphenated words also joined) and `enseignes`
 -- (enseignes and dénominations usuelles of the siège and open établissements); filter columns, matched as
 -- FTS5 column filters: `departement`, `code_postal` (siège and open établissements, space-separated),
@@ -21,26 +21,17 @@ CREATE VIRTUAL TABLE search_fts USING fts5(
     prefix = '3'
 );
 
--- search_names: the text columns of search_fts alone (contentless: search_fts holds the text), for the
--- ranking's second tier (units that need an enseigne for a word). FTS5's bm25 divides by the length of the whole row, every column counted: over search_fts, the
--- filter columns (a code postal, a commune, an EPCI... per open établissement) sank the units with many
--- établissements (measured at 1 M units: the unit with 1,480 of them ranked 12,318th of the 12,323 units
--- holding a word of its name, outside the served window). Written by mirror.lookup.search_index.
-CREATE VIRTUAL TABLE search_names USING fts5(
-    nom, enseignes,
-    content = '',
-    tokenize = 'unicode61 remove_diacritics 2',
-    prefix = '3'
-);
-
--- bm25 weights for ORDER BY rank: names weigh more than enseignes.
-INSERT INTO search_names(search_names, rank) VALUES ('rank', 'bm25(10.0, 3.0)');
-
--- search_nom: the `nom` column alone (contentless), the first tier of the ranking: the units holding every
--- word in their names, ranked by their names' bm25, come before those that need an enseigne. It is also
--- the cheaper ranking: a common word has fewer name matches than text matches, and a one-column row (measured
--- at 1 M units: "boulangerie" 10,222 name matches against 12,323, ranked as fast as an FTS5 index of the
--- names alone, where search_names took 1.3 to 1.5 times as long). Written by mirror.lookup.search_index.
+-- The ranking reads two contentless FTS5 indexes of search_fts' text, never search_fts itself: FTS5's bm25
+-- divides by the length of the whole row, every column counted, and over search_fts the filter columns (a
+-- code postal, a commune, an EPCI... per open établissement) sank the units with many établissements
+-- (measured at 1 M units: the unit with 1,480 of them ranked 12,318th of the 12,323 units holding a word of
+-- its name, outside the served window). Both are written by mirror.lookup.search_index.
+--
+-- search_nom: the `nom` column alone, the first tier: the units holding every word in their names, ranked
+-- by their names' bm25, come before those that need an enseigne. It is also the cheaper ranking: a common
+-- word has fewer name matches than text matches, in one-column rows (measured at 1 M units: "boulangerie"
+-- 10,222 name matches against 12,323, ranked as fast as an FTS5 index of the names alone, where an index of
+-- names and enseignes took 1.3 to 1.5 times as long).
 CREATE VIRTUAL TABLE search_nom USING fts5(
     nom,
     content = '',
@@ -48,8 +39,21 @@ CREATE VIRTUAL TABLE search_nom USING fts5(
     prefix = '3'
 );
 
--- The same weight as search_names' names: the two tiers' scores stay on one scale.
 INSERT INTO search_nom(search_nom, rank) VALUES ('rank', 'bm25(10.0)');
+
+-- search_enseignes: `nom` and `enseignes` of the units that have enseignes (trim(enseignes) <> ''), the
+-- second tier: the units matching only with an enseigne for a word. A unit without enseignes that matches
+-- the text matches it in its name (first tier), so the others need not be here (19 % of the units at 1 M:
+-- the second tier and its count read doclists a fifth as long).
+CREATE VIRTUAL TABLE search_enseignes USING fts5(
+    nom, enseignes,
+    content = '',
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '3'
+);
+
+-- bm25 weights: names weigh more than enseignes, as much as in search_nom (the tiers' scores on one scale).
+INSERT INTO search_enseignes(search_enseignes, rank) VALUES ('rank', 'bm25(10.0, 3.0)');
 
 -- search_exact: the exact-name keys (mirror.lookup.search.exact_keys: a 64-bit hash of the words of the
 -- name, and of the sigle), so that an exact name match is found among the ranked window by one probe,

@@ -461,10 +461,13 @@ def test_a_new_state_of_the_store_is_never_answered_from_the_cache(data, sql, tm
     first = before["results"][0]["siren"]
     db = sqlite3.connect(copy / "lookup.sqlite")
     with db:  # the unit gone from every table of the index, as an update day removes it
-        for table, columns in (("search_names", "nom, enseignes"), ("search_nom", "nom")):
+        for table, columns, held in (
+            ("search_nom", "nom", "true"),
+            ("search_enseignes", "nom, enseignes", "trim(enseignes) <> ''"),
+        ):
             db.execute(
                 f"INSERT INTO {table}({table}, rowid, {columns}) "
-                f"SELECT 'delete', rowid, {columns} FROM search_fts WHERE rowid = ?",
+                f"SELECT 'delete', rowid, {columns} FROM search_fts WHERE rowid = ? AND {held}",
                 [int(first)],
             )
         db.execute("DELETE FROM search_exact WHERE id = ?", [int(first)])

@@ -249,6 +249,7 @@ def test_ranking(index):
     assert (big["etablissements_ouverts"], small["etablissements_ouverts"]) == (3, 1)
     assert sirens(index, "fournil") == [S["fournil_nom"], S["fournil_ens"]]  # name above enseigne
     assert sirens(index, "gautier fournil") == [S["fournil_ens"]]  # one word in the name, one in an enseigne
+    assert search(index, "fournil", limit=1).total == 2  # the enseigne match counted, not read
     scores = [r["score"] for r in search(index, "fournil").results]
     assert scores[0] > scores[1] > 0
 
@@ -436,7 +437,7 @@ def test_incremental_reindex(tmp_path, index):
         for query in tables:
             assert a.execute(query).fetchall() == b.execute(query).fetchall(), query
         # The ranking indexes (contentless) hold the same terms at the same places, and the same row sizes.
-        for table in ("search_names", "search_nom"):
+        for table in ("search_nom", "search_enseignes"):
             terms = f"SELECT term, doc, col, offset FROM temp.{table} ORDER BY term, doc, col, offset"
             for db in (a, b):
                 db.execute(f"CREATE VIRTUAL TABLE temp.{table} USING fts5vocab(main, {table}, instance)")
@@ -530,6 +531,8 @@ def test_synthetic_pages_are_slices_of_the_window(synthetic):
             expression = match_expression(db, words, [("departement", kw["departement"])] if kw else [])
             total, window = ranked(db, expression, words)
             assert total >= len(window) > 0, text
+            for size in (1, 3):  # windows the name matches fill: the total counted, not read
+                assert ranked(db, expression, words, window=size, first=size)[0] == total, (text, size)
             for offset, limit in ((0, 1), (0, 20), (7, 13), (40, 60), (100, 100), (900, 100)):
                 page = search(path, text, limit=limit, offset=offset, **kw)
                 assert page.total == total, text
