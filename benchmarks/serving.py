@@ -434,6 +434,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--cache", type=Path, default=ROOT / ".bench-cache")
+    parser.add_argument(
+        "--note", default="", help="a sentence the report prints after the disk and load figures"
+    )
     args = parser.parse_args(argv)
     cache = args.cache / f"serving-{args.scale}"
     prep = prepare(args.scale, cache)
@@ -445,6 +448,8 @@ def main(argv: list[str] | None = None) -> None:
         "prep": {k: prep[k] for k in ("load", "sqlite_build_seconds", "naf", "departement")},
     }
     res["prep"]["disk_mb"] = disk_mb(prep)
+    if args.note:
+        res["prep"]["note"] = args.note
     log("lookups")
     res["lookups"] = lookups(prep, args.rounds)
     log("searches")
