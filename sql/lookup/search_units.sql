@@ -53,8 +53,11 @@ t AS (
             denominationUsuelle2UniteLegale, denominationUsuelle3UniteLegale, nomUniteLegale, nomUsageUniteLegale,
             prenom1UniteLegale, prenom2UniteLegale, prenom3UniteLegale, prenom4UniteLegale, prenomUsuelUniteLegale,
             pseudonymeUniteLegale]), x -> x IS NOT NULL AND x <> '[ND]'), ' ') END AS nom_text,
+        -- At most 50 enseignes, the first in sorted order: list() gathers them in no set order, and the
+        -- text of a unit must not change from one build to the next.
         CASE WHEN nd_person THEN '' ELSE array_to_string(list_slice(
-            list_filter(e.enseignes, x -> x IS NOT NULL AND x <> '[ND]'), 1, 50), ' ') END AS enseignes_text,
+            list_sort(list_filter(e.enseignes, x -> x IS NOT NULL AND x <> '[ND]')), 1, 50), ' ') END
+            AS enseignes_text,
         nullif(denominationUniteLegale, '[ND]') AS denomination,
         nullif(sigleUniteLegale, '[ND]') AS sigle_connu,
         CASE WHEN nd_person OR nomUniteLegale = '[ND]' THEN NULL

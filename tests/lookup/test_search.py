@@ -451,6 +451,34 @@ def test_incremental_reindex(tmp_path, index):
         )
 
 
+@pytest.mark.slow
+def test_a_network_keeps_the_same_fifty_enseignes(tmp_path):
+    """At most 50 enseignes per unit are indexed: the first 50 in sorted order, whatever order the
+    établissements come in (an arbitrary 50 made a unit's text, and what found it, change between builds)."""
+    rows = base_rows()
+    names = [f"ENSEIGNE {n:03d}" for n in range(60)]
+    extra = [
+        second(S["gamma_big"], "35000", f"{n:04d}", enseigne1Etablissement=e) for n, e in enumerate(names, 20)
+    ]
+    rows["etablissements"] += extra[::-1]  # the stock file in the reverse order
+    data = build_mirror(tmp_path, rows)
+    db = sqlite3.connect(tmp_path / "lookup.sqlite")
+    con = connect(data, read_only=True)
+    try:
+        create_schema(db)
+        index_units(db, con)
+        db.commit()
+        (enseignes,) = db.execute(
+            "SELECT enseignes FROM search_fts WHERE rowid = ?", [int(S["gamma_big"])]
+        ).fetchone()
+    finally:
+        con.close()
+        db.close()
+    assert enseignes.split() == " ".join(sorted(names)[:50]).split()
+    assert search(tmp_path / "lookup.sqlite", "enseigne 049").total == 1
+    assert search(tmp_path / "lookup.sqlite", "enseigne 050").total == 0
+
+
 def test_failed_insert_stops_the_reader_thread(tmp_path, data_dir):
     db = sqlite3.connect(tmp_path / "lookup.sqlite")
     con = connect(data_dir, read_only=True)
