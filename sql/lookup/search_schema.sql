@@ -39,8 +39,6 @@ CREATE VIRTUAL TABLE search_nom USING fts5(
     prefix = '3'
 );
 
-INSERT INTO search_nom(search_nom, rank) VALUES ('rank', 'bm25(10.0)');
-
 -- search_enseignes: `nom` and `enseignes` of the units that have enseignes (trim(enseignes) <> ''), the
 -- second tier: the units matching only with an enseigne for a word. A unit without enseignes that matches
 -- the text matches it in its name (first tier), so the others need not be here (19 % of the units at 1 M:
@@ -52,8 +50,7 @@ CREATE VIRTUAL TABLE search_enseignes USING fts5(
     prefix = '3'
 );
 
--- bm25 weights: names weigh more than enseignes, as much as in search_nom (the tiers' scores on one scale).
-INSERT INTO search_enseignes(search_enseignes, rank) VALUES ('rank', 'bm25(10.0, 3.0)');
+-- The bm25 weights are the tiers' queries' (sql/lookup/search_tier_*.sql).
 
 -- search_exact: the exact-name keys (mirror.lookup.search.exact_keys: a 64-bit hash of the words of the
 -- name, and of the sigle), so that an exact name match is found among the ranked window by one probe,
