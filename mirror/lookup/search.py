@@ -206,10 +206,9 @@ def _reader(db_path) -> sqlite3.Connection:
     return db
 
 
-def _connect(db_path) -> sqlite3.Connection:
-    path = Path(db_path)
-    if path.is_dir():  # a data directory: its lookup store holds the index
-        path = store_path(path)
+def _connect(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the index file `path`, its tables checked (one line for a missing or older
+    index)."""
     if not path.is_file():
         raise MirrorError(
             f"no search index at {path}: run `mirror store` (or `mirror load` / `mirror sync`) to build it"
@@ -251,7 +250,8 @@ def _held_by_few(db: sqlite3.Connection, word: str, prefix: bool) -> bool:
     is rare (a prefix merges the doclists of all its words first: 0.3 ms for "patisserie" at 1 M units)."""
 
     def held(phrase: str) -> int:
-        return db.execute(_sql("search_held"), [phrase, TYPO_MAX_DOCS + 1]).fetchone()[0]
+        expression = f"{TEXT_COLUMNS} : {phrase}"
+        return db.execute(_sql("search_held"), [expression, TYPO_MAX_DOCS + 1]).fetchone()[0]
 
     return held(_quote(word)) <= TYPO_MAX_DOCS and (not prefix or held(_quote(word) + "*") <= TYPO_MAX_DOCS)
 
@@ -364,50 +364,36 @@ def _groups(tier: list[tuple]) -> list[list[tuple]]:
     return [tier[a:b] for a, b in itertools.pairwise(starts)]
 
 
-def _within_bucket(r: tuple) -> tuple:
-    """The order of a ranked row among the exact matches or in its bucket: active first, more open
-    établissements first, then siren."""
-    return (r[_ETAT] != "A", -r[_OUVERTS], r[_SIREN])
-
-
 def _order(
     db: sqlite3.Connection, tiers: list[list[tuple]], words: list[str], first: int | None
 ) -> list[tuple]:
     """The ranked rows (FIELDS, then the rank) of the tiers' units in the served order (see the module doc):
-    the first `first` of it, or all of them. A page reads only what it needs: the ordering fields of the
-    buckets it reaches, then its own rows (a common word's first page: one bucket of ~1,000 units, 20 rows)."""
+    the first `first` of it, or all of them. A page reads only what it needs: the ordering fields
+    (sql/lookup/search_order_keys.sql: active first, more open établissements first, then id) of the exact
+    matches and of the buckets it reaches, then its own rows (a common word's first page: one bucket of
+    ~1,000 units, 20 rows)."""
     ranks = {unit: rank for tier in tiers for unit, rank in tier}
     if not ranks:
         return []
     wanted = tuple(words)
     exact = [unit for (unit,) in db.execute(_sql("search_exact"), [_key(wanted)]) if unit in ranks]
     # The key is a hash: a unit counts as exact when its name's words are the words searched.
-    exact_rows = sorted(
-        (r for r in _rows(db, exact, ranks) if wanted in _name_words(r[_NOM], r[_SIGLE])), key=_within_bucket
-    )
-    picked, count, skip = [], len(exact_rows), {int(r[_SIREN]) for r in exact_rows}
+    rows = {int(r[_SIREN]): r for r in _rows(db, exact, ranks) if wanted in _name_words(r[_NOM], r[_SIGLE])}
+    picked, count = [list(rows)], len(rows)
     for group in (g for tier in tiers if tier for g in _groups(tier)):
         if first is not None and count >= first:
             break
-        members = [unit for unit, _rank in group if unit not in skip]
-        picked.append(members)
-        count += len(members)
-    if first is None:  # the whole window: every row is read anyway
-        rows = {int(r[_SIREN]): r for r in _rows(db, [u for m in picked for u in m], ranks)}
-        return exact_rows + [
-            r
-            for members in picked
-            for r in sorted((rows[u] for u in members if u in rows), key=_within_bucket)
-        ]
+        picked.append([unit for unit, _rank in group if unit not in rows])
+        count += len(picked[-1])
     sql = _sql("search_order_keys")
     keys = {
         unit: (not active, -ouverts, unit)
         for unit, active, ouverts in db.execute(sql, [json.dumps([u for m in picked for u in m])])
     }
     order = [u for members in picked for u in sorted((u for u in members if u in keys), key=keys.__getitem__)]
-    order = order[: max(0, first - len(exact_rows))]
-    rows = {int(r[_SIREN]): r for r in _rows(db, order, ranks)}
-    return exact_rows + [rows[u] for u in order if u in rows]
+    order = order if first is None else order[:first]
+    rows.update((int(r[_SIREN]), r) for r in _rows(db, [u for u in order if u not in rows], ranks))
+    return [rows[u] for u in order if u in rows]
 
 
 def _rows(db: sqlite3.Connection, units: list[int], ranks: dict) -> list[tuple]:
