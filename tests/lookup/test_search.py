@@ -15,7 +15,7 @@ import pytest
 from serve.test_documents import et, make_siren, make_siret, ul, write_stock
 
 from mirror.catalog.build import connect
-from mirror.core.errors import BadInput
+from mirror.core.errors import BadInput, MirrorError
 from mirror.load.stock import load_snapshot
 from mirror.lookup.search import match_expression, ranked, render, search, tokens
 from mirror.lookup.search_index import create_schema, index_units
@@ -477,6 +477,18 @@ def test_a_network_keeps_the_same_fifty_enseignes(tmp_path):
     assert enseignes.split() == " ".join(sorted(names)[:50]).split()
     assert search(tmp_path / "lookup.sqlite", "enseigne 049").total == 1
     assert search(tmp_path / "lookup.sqlite", "enseigne 050").total == 0
+
+
+def test_an_index_of_an_older_format_is_one_clear_error(tmp_path, index):
+    """An index built before the ranking tables existed (format 5 had no search_nom, search_enseignes,
+    search_exact) is refused with what to run, not a traceback from the first query."""
+    for table in ("search_nom", "search_enseignes", "search_exact"):
+        path = tmp_path / f"without-{table}.sqlite"
+        path.write_bytes(index.read_bytes())
+        with sqlite3.connect(path) as db:
+            db.execute(f"DROP TABLE {table}")
+        with pytest.raises(MirrorError, match=r"older version: run `mirror store`"):
+            search(path, "boulangerie")
 
 
 def test_failed_insert_stops_the_reader_thread(tmp_path, data_dir):
