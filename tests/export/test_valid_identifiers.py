@@ -1,4 +1,4 @@
-"""The vectorised identifier check (sql/export/valid_identifiers.sql, used by `mirror batch`) agrees with
+"""The vectorised identifier check (mirror.export.batch.classify, in Arrow compute and numpy) agrees with
 the one definition of the rule for a single identifier, mirror.core.identifiers."""
 
 from __future__ import annotations
