@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -90,7 +91,17 @@ def _dialect(path: str) -> str:
     return "v3"
 
 
-def error_response(path: str, status: int, detail: str, headers: dict | None = None) -> JSONResponse:
+class JsonBody(JSONResponse):
+    """Starlette's JSONResponse rendered by orjson, in a tenth of the time: a /search page of 25 results is
+    100 to 170 KB, rendered on the event loop. The same bytes as json.dumps (compact, UTF-8), but for a
+    float below 1e-4 or from 1e16, written in another form of the same value (1e-7 for 1e-07), and NaN
+    (null, where json.dumps refused it; no body holds one)."""
+
+    def render(self, content) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_response(path: str, status: int, detail: str, headers: dict | None = None) -> JsonBody:
     """A JSON error in the model of the API `path` belongs to."""
     dialect = _dialect(path)
     if dialect == "recherche":
@@ -100,7 +111,7 @@ def error_response(path: str, status: int, detail: str, headers: dict | None = N
     else:
         code, title = _TITLES.get(status, (f"00{status}", "Erreur"))
         body = entreprise.error_body(dialect, code, title, detail)
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JsonBody(body, status_code=status, headers=headers)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -163,10 +174,10 @@ class Guard:
 
 
 def _entreprise_response(answer: entreprise.Answer) -> Response:
-    """A document's JSON text goes out as it is (it is what JSONResponse would render from the dict)."""
+    """A document's JSON text goes out as it is (it is what JsonBody would render from the dict)."""
     if isinstance(answer.body, str):
         return Response(answer.body, answer.status, answer.headers or None, media_type="application/json")
-    return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers or None)
+    return JsonBody(answer.body, status_code=answer.status, headers=answer.headers or None)
 
 
 def _base_url(request: Request) -> str:
@@ -230,7 +241,7 @@ class _App:
 
         async def endpoint(request: Request) -> Response:
             if not self.authorized(request, allow_query_token=route.version == "v2"):
-                return JSONResponse(entreprise.unauthorized_body(route.version), status_code=401)
+                return JsonBody(entreprise.unauthorized_body(route.version), status_code=401)
             params = request.query_params.multi_items()
             args = (request.path_params[ident_name], params, _base_url(request), self.config.require_context)
             try:  # on the event loop when the store answers (no DuckDB), else in the thread pool
@@ -264,7 +275,7 @@ class _App:
             if isinstance(result, Response):
                 return result
             status, body = result
-            return JSONResponse(body, status_code=status)
+            return JsonBody(body, status_code=status)
 
         return endpoint
 
@@ -273,7 +284,7 @@ class _App:
         if isinstance(result, Response):
             return result
         status, body = result
-        return JSONResponse(body, status_code=status)
+        return JsonBody(body, status_code=status)
 
 
 def health(data_dir: Path) -> tuple[int, dict]:
