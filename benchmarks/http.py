@@ -444,6 +444,7 @@ def render_section(results_dir: Path) -> list[str]:
                 if "load_average_before" in run
                 else ""
             ),
+            *(["", run["note"]] if run.get("note") else []),
             "",
             "| route | workers | requests/s | p50 | p90 | p99 | max | errors | × API Entreprise quota | "
             "× recherche-entreprises quota | × INSEE quota |",
@@ -454,8 +455,13 @@ def render_section(results_dir: Path) -> list[str]:
         for r in run["results"]:
             errors = sum(r["errors"].values())
             ratios = [f"{r['req_s'] / v:,.0f}" for v in q.values()]
+            kept = (
+                f" (commit {r['commit']}, not re-run)"
+                if r.get("commit", run["commit"]) != run["commit"]
+                else ""
+            )
             lines.append(
-                f"| {_row_name(r)} | {r['workers']} | {r['req_s']:,.0f} | "
+                f"| {_row_name(r)}{kept} | {r['workers']} | {r['req_s']:,.0f} | "
                 f"{r['p50_ms']:.2f} ms | {r['p90_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['max_ms']:.1f} ms | "
                 f"{errors} | {' | '.join(ratios)} |"
             )
@@ -535,6 +541,7 @@ def main(argv: list[str] | None = None) -> None:
         help="Also the lookups and searches while `mirror update` applies days (at the writers' default "
         "niceness, then at MIRROR_NICE=0).",
     )
+    parser.add_argument("--note", default="", help="a sentence the report prints after the machine line")
     args = parser.parse_args(argv)
     cache = args.cache / f"http-{args.scale}"
     cache.mkdir(parents=True, exist_ok=True)
@@ -544,6 +551,17 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     results_dir = ROOT / "docs" / "bench"
     out = results_dir / f"http-{args.scale}.json"
+    if not args.during_update and out.is_file():
+        # The rows during `mirror update` (a sync of their own and three update days: the longest part) are
+        # kept from the previous run, each labelled with the commit that measured it.
+        previous = json.loads(out.read_text())
+        res["results"] += [
+            {**r, "commit": r.get("commit", previous["commit"])}
+            for r in previous["results"]
+            if "update_seconds" in r
+        ]
+    if args.note:
+        res["note"] = args.note
     out.write_text(json.dumps(res, indent=1, default=str))
     log(f"wrote {out}")
     write_section(ROOT / "docs" / "BENCHMARKS.md", results_dir)
