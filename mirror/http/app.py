@@ -42,8 +42,9 @@ CONFIG_ENV = "MIRROR_SERVE_CONFIG"  # the configuration handed to `--workers N` 
 # the cap, a store being refreshed by `mirror update` sent up to 40 concurrent view lookups per process,
 # which starved the update itself (3 days at scale 100,000: 14 s alone, 145 s under wrk).
 VIEW_LOOKUPS_AT_ONCE = 2
-# recherche-entreprises answers: a few ms of Python between ~50 short SQLite queries each (which release the
-# GIL). Many threads at once convoy on the GIL (each reacquisition waits for the switch interval): at scale
+# recherche-entreprises answers: a few ms of Python between short SQLite queries, which release the GIL (a
+# page's units and établissements are two of them, mirror.http.recherche._indexed; two per result before).
+# Many threads at once convoy on the GIL (each reacquisition waits for the switch interval): at scale
 # 100,000, 16 connections on 40 threads gave 52 requests/s and a p50 of 278 ms, one thread at a time more.
 SEARCHES_AT_ONCE = 1
 

@@ -538,7 +538,7 @@ class Query:
         return [(columns[i], sorted(v.lower() for v in values)) for i, values in self.et_filters]
 
     def matches(self, row: tuple) -> bool:
-        """Whether an établissement row (recherche_etablissements.sql) meets the établissement-level filters."""
+        """Whether an établissement row (recherche_units_etablissements.sql) meets the établissement-level filters."""
         return all(row[i] in values for i, values in self.et_filters)
 
 
@@ -694,20 +694,32 @@ def _unit_values(statut: str | None, doc: dict) -> tuple[str | None, dict]:
     }
 
 
+def _indexed(db: sqlite3.Connection, unit_ids: list[int]) -> dict[int, tuple[tuple, list[tuple]]]:
+    """{unit id: (its search_units fields, its siège and open établissements in siret order)} of the units
+    the index holds among `unit_ids`: a page's in two queries (each query hands the GIL over and back, and
+    a page of 25 results made 50 of them)."""
+    ids = json.dumps(sorted(set(unit_ids)))
+    units = {r[0]: r[1:] for r in db.execute(_sql("recherche_units"), [ids])}
+    etablissements: dict[int, list[tuple]] = {u: [] for u in units}
+    for row in db.execute(_sql("recherche_units_etablissements"), [ids]):
+        etablissements[row[0] // 100000].append(row)
+    return {u: (units[u], etablissements[u]) for u in units}
+
+
 def _result(
-    db: sqlite3.Connection,
     store,
-    unit_id: int,
+    indexed: tuple[tuple, list[tuple]] | None,
     query: Query,
     score=None,
     matching_ids: list[tuple[int, float]] | None = None,
     siret: int | None = None,
 ) -> dict | None:
-    """One recherche-entreprises result. matching_ids: the (établissement id, distance) of a near_point hit;
-    siret: a SIRET typed as q (its établissement is the one match); else the établissement-level filters."""
-    su = db.execute(_sql("recherche_unit"), [unit_id]).fetchone()
-    if su is None:
+    """One recherche-entreprises result from its unit's `_indexed` rows (None: not in the index).
+    matching_ids: the (établissement id, distance) of a near_point hit; siret: a SIRET typed as q (its
+    établissement is the one match); else the établissement-level filters."""
+    if indexed is None:
         return None
+    su, rows = indexed
     (
         siren,
         nom_complet,
@@ -735,7 +747,6 @@ def _result(
             DECODED.put(key, cached)
     statut, u = cached
     flag_set = set((flags or "").split())
-    rows = db.execute(_sql("recherche_etablissements"), [unit_id]).fetchall()
     seen: dict[int, dict | None] = {}
 
     out: dict = {
@@ -971,8 +982,8 @@ def _search(store, query: Query) -> dict:
     if terms is not None and _IDENTIFIER.match(terms):
         digits = "".join(terms.split())
         if len(digits) in (9, 14):  # a direct lookup: the filters are ignored (as search-api does)
-            siret = int(digits) if len(digits) == 14 else None
-            result = _result(db, store, int(digits[:9]), query, siret=siret)
+            siret, unit = (int(digits) if len(digits) == 14 else None), int(digits[:9])
+            result = _result(store, _indexed(db, [unit]).get(unit), query, siret=siret)
             results = [result] if result is not None and (query.cursor is None and query.page == 1) else []
             return _envelope(results, 1 if result is not None else 0, query, None)
     filters = query.unit_filters() + query.et_column_filters()
@@ -990,7 +1001,10 @@ def _search(store, query: Query) -> dict:
     else:
         expression, words = fts.filter_expression(filters), None
     total, picked, next_cursor = _text_page(db, expression, words, text, query)
-    results = [r for uid, score in picked if (r := _result(db, store, uid, query, score=score)) is not None]
+    indexed = _indexed(db, [uid for uid, _score in picked])
+    results = [
+        r for uid, score in picked if (r := _result(store, indexed.get(uid), query, score)) is not None
+    ]
     return _envelope(results, total, query, next_cursor)
 
 
@@ -1049,9 +1063,10 @@ def _near(store, query: Query) -> dict:
     # The exact float in hexadecimal: the next request compares with the same value, so no row is repeated.
     next_cursor = f"d{page[-1][0].hex()}_{page[-1][1]}" if more and page else None
     results = []
+    indexed = _indexed(db, [uid for _dist, uid in page])
     for _dist, uid in page:
         ets = sorted(hits[uid], key=lambda p: (p[1], p[0]))
-        result = _result(db, store, uid, query, matching_ids=ets)
+        result = _result(store, indexed.get(uid), query, matching_ids=ets)
         if result is not None:
             results.append(result)
     return _envelope(results, total, query, next_cursor)
