@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import fcntl
+import json
+import locale
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -104,6 +109,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_unconfigure(config):
+    _stop_forkserver()
     for folder in (getattr(config, "_mirror_ram_basetemp", None), getattr(config, "_mirror_cache_dir", None)):
         if folder is not None:  # RAM is not a disk: nothing of a finished run stays there
             shutil.rmtree(folder, ignore_errors=True)
@@ -175,16 +181,110 @@ def run_mirror(
     timeout: float = 300,
     input: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """Runs the real `mirror` CLI in a subprocess (python -m mirror) and returns the completed process."""
-    return subprocess.run(
-        [sys.executable, "-m", "mirror", *args],
-        capture_output=True,
-        text=True,
-        env=mirror_env(data_dir, env),
-        cwd=cwd or REPO,
-        timeout=timeout,
-        input=input,
-    )
+    """Runs the real `mirror` CLI in a subprocess (python -m mirror) and returns the completed process:
+    forked from a warm interpreter (tests/cli_forkserver.py) unless MIRROR_TEST_FORKSERVER=0."""
+    argv = [sys.executable, "-m", "mirror", *args]
+    full_env, where = mirror_env(data_dir, env), str(cwd or REPO)
+    if os.environ.get("MIRROR_TEST_FORKSERVER", "1") == "0" or not hasattr(socket, "send_fds"):
+        return subprocess.run(
+            argv, capture_output=True, text=True, env=full_env, cwd=where, timeout=timeout, input=input
+        )
+    return _run_forked(argv, full_env, where, timeout, input)
+
+
+_forkserver_lock = threading.Lock()
+_forkserver: tuple[subprocess.Popen, str] | None = None
+
+
+def _forkserver_path() -> str:
+    """The socket of this test process's fork server, started on first use (one per xdist worker)."""
+    global _forkserver
+    with _forkserver_lock:
+        if _forkserver is None or _forkserver[0].poll() is not None:
+            path = os.path.join(tempfile.mkdtemp(prefix="mirror-cli-"), "fork.sock")
+            # no thread may run in the server when it forks (see tests/cli_forkserver.py)
+            env = {
+                **caller_env(),
+                "OPENBLAS_NUM_THREADS": "1",
+                "JE_ARROW_MALLOC_CONF": "background_thread:false",
+            }
+            proc = subprocess.Popen(
+                [sys.executable, str(REPO / "tests" / "cli_forkserver.py"), path],
+                stdin=subprocess.PIPE,  # the server ends when this process (its stdin's writer) is gone
+                stdout=subprocess.PIPE,
+                env=env,
+                cwd=REPO,
+            )
+            if proc.stdout.readline().strip() != b"ready":
+                raise RuntimeError(f"the CLI fork server did not start (exit {proc.wait()})")
+            _forkserver = (proc, path)
+        return _forkserver[1]
+
+
+def _stop_forkserver() -> None:
+    if _forkserver is not None:
+        _forkserver[0].stdin.close()
+        _forkserver[0].wait(timeout=30)
+
+
+def _run_forked(argv: list[str], env: dict, cwd: str, timeout: float, input: str | None):
+    """run_mirror through the fork server: what subprocess.run(capture_output=True, text=True) returns."""
+    from cli_forkserver import HEADER
+
+    encoding = locale.getpreferredencoding(False)
+
+    def text(data: bytes) -> str:  # subprocess's text mode: locale encoding, universal newlines
+        return data.decode(encoding).replace("\r\n", "\n").replace("\r", "\n")
+
+    request = json.dumps({"args": argv[3:], "env": env, "cwd": cwd}).encode()
+    # pipes, as subprocess gives them (a program may open /dev/stdout, which on a file would be another
+    # offset), read and written by threads as subprocess.communicate does
+    stdin_r, stdin_w = os.pipe() if input is not None else (os.open(os.devnull, os.O_RDONLY), None)
+    (out_r, out_w), (err_r, err_w) = os.pipe(), os.pipe()
+    captured: dict[int, bytes] = {}
+
+    def drain(fd: int) -> None:
+        with open(fd, "rb") as pipe:
+            captured[fd] = pipe.read()
+
+    readers = [threading.Thread(target=drain, args=(fd,), daemon=True) for fd in (out_r, err_r)]
+    for reader in readers:
+        reader.start()
+    if stdin_w is not None:
+        threading.Thread(target=_feed, args=(stdin_w, input.encode(encoding)), daemon=True).start()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        try:
+            conn.connect(_forkserver_path())
+            socket.send_fds(conn, [HEADER.pack(len(request))], [stdin_r, out_w, err_w])
+        finally:
+            for fd in (stdin_r, out_w, err_w):  # the run holds them now
+                os.close(fd)
+        conn.sendall(request)
+        conn.settimeout(timeout)
+        answers = conn.makefile("rb")
+        pid = int(answers.readline())
+        try:
+            code = answers.readline()
+        except TimeoutError:
+            os.kill(pid, signal.SIGKILL)
+            for reader in readers:
+                reader.join()
+            raise subprocess.TimeoutExpired(
+                argv, timeout, text(captured[out_r]), text(captured[err_r])
+            ) from None
+    for reader in readers:
+        reader.join()
+    if not code.strip():
+        raise RuntimeError("the CLI fork server ended during a run")
+    return subprocess.CompletedProcess(argv, int(code), text(captured[out_r]), text(captured[err_r]))
+
+
+def _feed(fd: int, data: bytes) -> None:
+    with open(fd, "wb") as pipe:
+        try:
+            pipe.write(data)
+        except BrokenPipeError:  # the run did not read all its input
+            pass
 
 
 @pytest.fixture(autouse=True)
