@@ -225,6 +225,7 @@ def _stop_forkserver() -> None:
     if _forkserver is not None:
         _forkserver[0].stdin.close()
         _forkserver[0].wait(timeout=30)
+        shutil.rmtree(os.path.dirname(_forkserver[1]), ignore_errors=True)
 
 
 def _run_forked(argv: list[str], env: dict, cwd: str, timeout: float, input: str | None):
