@@ -61,6 +61,7 @@ def test_a_forked_run_answers_what_a_fresh_process_answers(name, loaded, tmp_pat
     assert forked.stdout or forked.stderr  # every case says something
 
 
+@pytest.mark.slow
 def test_a_run_past_its_timeout_is_killed_as_subprocess_kills_it(loaded, tmp_path):
     """A load paused at its build: TimeoutExpired with what it wrote, and the run is gone (its lock free:
     the next load completes)."""
