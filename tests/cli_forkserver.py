@@ -72,18 +72,19 @@ def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
 
 def _become_the_run(request: dict, fds: list[int]) -> None:
     """In the forked process: the run's descriptors, environment and directory, then `python -m mirror`,
-    then the interpreter's exit (see _exit). Never returns."""
+    then the interpreter's exit (see _exit). Never returns: whatever fails here ends this process, never
+    goes back into the server's loop."""
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
     for fd in fds:
         if fd > 2:
             os.close(fd)
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    sys.argv = ["-m", *request["args"]]  # runpy puts the module's path first, as `python -m`
-    sys.path[0] = request["cwd"]  # `python -m` puts the working directory first
     try:
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = ["-m", *request["args"]]  # runpy puts the module's path first, as `python -m`
+        sys.path[0] = request["cwd"]  # `python -m` puts the working directory first
         runpy.run_module("mirror", run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as stop:

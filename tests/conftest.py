@@ -263,10 +263,13 @@ def _run_forked(argv: list[str], env: dict, cwd: str, timeout: float, input: str
         conn.sendall(request)
         conn.settimeout(timeout)
         answers = conn.makefile("rb")
-        pid = int(answers.readline())
+        pid = None
         try:
+            pid = int(answers.readline())
             code = answers.readline()
         except TimeoutError:
+            if pid is None:  # the server never forked it: nothing was written
+                raise subprocess.TimeoutExpired(argv, timeout, "", "") from None
             os.kill(pid, signal.SIGKILL)
             for reader in readers:
                 reader.join()

@@ -11,14 +11,15 @@ from conftest import run_mirror
 
 
 def _both(monkeypatch, *args, **kwargs) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    monkeypatch.delenv("MIRROR_TEST_FORKSERVER", raising=False)
     forked = run_mirror(*args, **kwargs)
-    monkeypatch.setenv("MIRROR_TEST_FORKSERVER", "0")
-    fresh = run_mirror(*args, **kwargs)
-    monkeypatch.delenv("MIRROR_TEST_FORKSERVER")
+    with monkeypatch.context() as fresh_processes:
+        fresh_processes.setenv("MIRROR_TEST_FORKSERVER", "0")
+        fresh = run_mirror(*args, **kwargs)
     return forked, fresh
 
 
-def _case(name: str, loaded: object, tmp) -> tuple[tuple, dict]:
+def _case(name: str, loaded: dict, tmp) -> tuple[tuple, dict]:
     return {
         "help": (("--help",), {}),
         "usage-error": (("get",), {}),
