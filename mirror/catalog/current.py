@@ -46,6 +46,7 @@ from pathlib import Path
 
 import duckdb
 
+from mirror.core import ref_cache
 from mirror.core.datadir import (
     CURRENT_NAME,
     REF_PARQUET,
@@ -128,32 +129,50 @@ def _file_columns(con: duckdb.DuckDBPyConnection, data_dir: Path, layer: dict) -
     return present | set((layer.get("hive") or {}).get("columns", {}))
 
 
+# The ref tables' (columns, types) per reference version, described once per process (a sync's every day).
+_REF_DESCRIBED: dict[str, dict[str, list[tuple[str, str]]]] = {}
+
+
+def _write_ref_parquet(con: duckdb.DuckDBPyConnection, names: list[str], folder: Path) -> None:
+    for name in names:
+        con.execute(
+            f"COPY (SELECT * FROM {ident(name)}) TO {literal(folder / f'{name}.parquet')} "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        )
+
+
 def _ref_tables(con: duckdb.DuckDBPyConnection, data_dir: Path, version: str) -> dict[str, dict]:
-    """The catalog's ref_* tables as Parquet files in ref-parquet/<version>/ (written when missing)."""
+    """The catalog's ref_* tables as Parquet files in ref-parquet/<version>/ (written when missing: copied
+    from the machine's cache entry of that version, mirror.core.ref_cache, else written from `con`)."""
     names = [r[0] for r in con.execute(render("catalog/ref_tables.sql")).fetchall()]
     root = Path(data_dir) / REF_PARQUET
     folder = root / version
     if not folder.is_dir():
         stage = root / f"{STAGING_PREFIX}{version}-{os.getpid()}"
         shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir(parents=True)
-        for name in names:
-            con.execute(
-                f"COPY (SELECT * FROM {ident(name)}) TO {literal(stage / f'{name}.parquet')} "
-                "(FORMAT parquet, COMPRESSION zstd)"
-            )
+        root.mkdir(parents=True, exist_ok=True)
+        cached = ref_cache.entry("ref-parquet", version, lambda f: _write_ref_parquet(con, names, f))
+        wanted = {f"{name}.parquet" for name in names}
+        if cached is not None and wanted <= {p.name for p in cached.iterdir()}:
+            shutil.copytree(cached, stage, ignore=lambda _d, files: [f for f in files if f not in wanted])
+        else:  # no cache, or an entry that lacks a table
+            stage.mkdir()
+            _write_ref_parquet(con, names, stage)
         fsync_dir(stage)
         os.rename(stage, folder)
         fsync_dir(root)
-    out = {}
-    for name in names:
-        described = [r[:2] for r in con.execute(f"DESCRIBE {ident(name)}").fetchall()]
-        out[name] = {
+    described = _REF_DESCRIBED.get(version)
+    if described is None or set(described) != set(names):
+        described = {n: [tuple(r[:2]) for r in con.execute(f"DESCRIBE {ident(n)}").fetchall()] for n in names}
+        _REF_DESCRIBED[version] = described
+    return {
+        name: {
             "file": _rel(folder / f"{name}.parquet", data_dir),
-            "columns": [c for c, _t in described],
-            "types": dict(described),
+            "columns": [c for c, _t in described[name]],
+            "types": dict(described[name]),
         }
-    return out
+        for name in names
+    }
 
 
 def prepare(

@@ -176,3 +176,56 @@ def test_ref_template_of_every_data_directory_is_the_cached_one(monkeypatch, tmp
     (tmp_path / "d").mkdir()
     assert tables(build._ref_template(tmp_path / "d")) == expected
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
+
+
+def test_full_builds_from_the_views_template_equal_the_views_built_in_place(monkeypatch, tmp_path):
+    """A full build copies the machine's views template (placeholder base views, every sql/views view) and
+    re-creates its base views: every view then has the columns, types and rows of one built in place; a
+    damaged template is removed and the views built in place. The ref tables' Parquet files of
+    current.json copied from their cache entry equal the ones written in place."""
+    from stock_samples import write_sample_stock
+
+    from mirror.load.stock import load_snapshot
+
+    monkeypatch.setenv(CACHE_DIR_ENV, "off")
+    data = tmp_path / "data"
+    load_snapshot(data, [write_sample_stock(tmp_path / "stock")], month="2024-04")
+
+    def views() -> dict:
+        con = build.connect(data)
+        try:
+            names = [
+                r[0]
+                for r in con.execute(
+                    "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+                ).fetchall()
+            ]
+            return {
+                n: (
+                    con.execute(f'DESCRIBE "{n}"').fetchall(),
+                    sorted(map(repr, con.execute(f'SELECT * FROM "{n}"').fetchall())),
+                )
+                for n in names
+            }
+        finally:
+            con.close()
+
+    def ref_parquet() -> dict:
+        return {p.name: pq.read_table(p) for p in (data / "ref-parquet").glob("*/*.parquet")}
+
+    in_place, written = views(), ref_parquet()
+    assert len(in_place) > 20 and in_place["documents_v3_unites_legales"][1] and len(written) > 10
+    shutil.rmtree(data / "ref-parquet")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
+    for _ in range(2):  # the first build writes the template, the second copies it
+        build.rebuild(data, None)
+        assert views() == in_place
+    (entry,) = cache.glob("catalog-views-*")
+    assert [p.name for p in entry.iterdir()] == ["views.duckdb"]
+    assert len(list(cache.glob("ref-parquet-*"))) == 1 and ref_parquet() == written
+
+    (entry / "views.duckdb").write_bytes(b"not a DuckDB file")
+    build.rebuild(data, None)
+    assert views() == in_place
+    assert not (entry / "views.duckdb").exists() or (entry / "views.duckdb").read_bytes()[:4] != b"not "
