@@ -178,6 +178,7 @@ def test_ref_template_of_every_data_directory_is_the_cached_one(monkeypatch, tmp
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
 
 
+@pytest.mark.slow
 def test_full_builds_from_the_views_template_equal_the_views_built_in_place(monkeypatch, tmp_path):
     """A full build copies the machine's views template (placeholder base views, every sql/views view) and
     re-creates its base views: every view then has the columns, types and rows of one built in place; a
