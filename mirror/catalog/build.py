@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import duckdb
@@ -318,6 +319,9 @@ def _create_views(con: duckdb.DuckDBPyConnection, views: list[tuple[Path, str]])
             raise MirrorError(f"sql/views/{view_file.name}: {str(exc).splitlines()[0]}") from exc
 
 
+UNUSED_TEMPLATE_SECONDS = 30 * 86400
+
+
 class _NoPlaceholder(OSError):
     """A base view whose placeholder would not have its exact types: no template (ref_cache skips an
     entry whose writer raises OSError), the views are created in place."""
@@ -329,9 +333,10 @@ def _views_template(
     """A DuckDB file holding the ref tables, a typed placeholder of every base view (the columns and types
     `con`'s base views have, no file: sql/catalog/placeholder_view.sql) and the `views` created over them:
     a machine cache entry (mirror.core.ref_cache) per base-view schema, written by the first full build that
-    needs it. Binding the sql/views/*.sql views took 0.23 s of every full build (at any scale: a load, a
-    copied data directory); copying this file and re-creating the base views, the way a daily rebuild
-    re-points those of the previous catalog, takes a few milliseconds. None without a cache."""
+    needs it (the template of a schema no full build used for UNUSED_TEMPLATE_SECONDS is removed).
+    Binding the sql/views/*.sql views took 0.23 s of every full build (at any scale: a load, a copied
+    data directory); copying this file and re-creating the base views, the way a daily rebuild re-points
+    those of the previous catalog, takes a few milliseconds. None without a cache."""
     described = {
         name: [tuple(r[:2]) for r in con.execute(f"DESCRIBE {ident(name)}").fetchall()]
         for name in (*TABLES, SIRET_INDEX)
@@ -358,7 +363,14 @@ def _views_template(
             template.close()
 
     entry = ref_cache.entry(f"catalog-views-{schema}", key, write)
-    return entry / "views.duckdb" if entry is not None else None
+    if entry is None:
+        return None
+    with contextlib.suppress(OSError):  # the templates of schemas no build used for a month go
+        os.utime(entry)
+        for other in entry.parent.glob("catalog-views-*"):
+            if other != entry and time.time() - other.stat().st_mtime > UNUSED_TEMPLATE_SECONDS:
+                shutil.rmtree(other, ignore_errors=True)
+    return entry / "views.duckdb"
 
 
 def _etablissements_columns(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -219,9 +219,15 @@ def test_full_builds_from_the_views_template_equal_the_views_built_in_place(monk
     shutil.rmtree(data / "ref-parquet")
     cache = tmp_path / "cache"
     monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
+    unused, recent = cache / "catalog-views-0000-1111", cache / "catalog-views-2222-3333"
+    for folder in (unused, recent):  # the templates of other schemas, one unused for a month
+        folder.mkdir(parents=True)
+    os.utime(unused, (time.time() - build.UNUSED_TEMPLATE_SECONDS - 60,) * 2)
     for _ in range(2):  # the first build writes the template, the second copies it
         build.rebuild(data, None)
         assert views() == in_place
+    assert not unused.exists() and recent.exists()
+    recent.rmdir()
     (entry,) = cache.glob("catalog-views-*")
     assert [p.name for p in entry.iterdir()] == ["views.duckdb"]
     assert len(list(cache.glob("ref-parquet-*"))) == 1 and ref_parquet() == written
