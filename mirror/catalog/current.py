@@ -22,7 +22,8 @@ Why not Delta Lake or Iceberg: Spark needs their Maven jars at run time (no offl
 the one reader a cluster has could not read them here.
 
 Publication: `prepare` (on the connection building the new catalog) writes the reference tables as Parquet
-once per reference version (`ref-parquet/<version>/`, staged then renamed) and returns the manifest;
+once per reference version (`ref-parquet/<version>/`, staged then renamed; copied from the machine's cache
+entry of that version when there is one) and returns the manifest;
 `publish` replaces current.json in one os.replace right after the catalog's own switch. A reader sees the
 state before or after a day, never a mix.
 
