@@ -353,8 +353,11 @@ def _views_template(
         try:
             for name, columns in described.items():
                 typed = ", ".join(f"CAST(NULL AS {kind}) AS {ident(column)}" for column, kind in columns)
-                template.execute(render("catalog/placeholder_view.sql", name=ident(name), columns=typed))
-                got = [tuple(r[:2]) for r in template.execute(f"DESCRIBE {ident(name)}").fetchall()]
+                try:
+                    template.execute(render("catalog/placeholder_view.sql", name=ident(name), columns=typed))
+                    got = [tuple(r[:2]) for r in template.execute(f"DESCRIBE {ident(name)}").fetchall()]
+                except duckdb.Error as exc:  # a type its name does not cast to
+                    raise _NoPlaceholder(f"{name}: {first_line(exc)}") from exc
                 if got != columns:
                     raise _NoPlaceholder(f"{name}: {got} != {columns}")
             _create_views(template, views)

@@ -154,9 +154,12 @@ def _ref_tables(con: duckdb.DuckDBPyConnection, data_dir: Path, version: str) ->
         root.mkdir(parents=True, exist_ok=True)
         cached = ref_cache.entry("ref-parquet", version, lambda f: _write_ref_parquet(con, names, f))
         wanted = {f"{name}.parquet" for name in names}
-        if cached is not None and wanted <= {p.name for p in cached.iterdir()}:
+        try:
+            if cached is None or not wanted <= {p.name for p in cached.iterdir()}:
+                raise FileNotFoundError(f"no complete cache entry for {version}")
             shutil.copytree(cached, stage, ignore=lambda _d, files: [f for f in files if f not in wanted])
-        else:  # no cache, or an entry that lacks a table
+        except OSError:  # no cache, an entry that lacks a table or vanished during the copy
+            shutil.rmtree(stage, ignore_errors=True)
             stage.mkdir()
             _write_ref_parquet(con, names, stage)
         fsync_dir(stage)
