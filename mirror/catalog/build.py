@@ -460,8 +460,7 @@ def restricted(
                 con.execute(render(sql, name=ident(name), source=source))
                 if rows_from is not None:
                     con.unregister(f"{name}_superset")
-        for _path, sql in views_sql(_etablissements_columns(con)):
-            con.execute(sql)
+        _create_views(con, views_sql(_etablissements_columns(con)))
     except BaseException:
         con.close()
         raise
